@@ -1,0 +1,140 @@
+"""conv: N-d cross-correlation ("2d filtering = cross correlation" in the lectures).
+
+    y[n, o, i] = b[o] + sum_{c in group(o)} sum_j  x_pad[n, c, i*s + j*d] * w[o, c - g(o)*C_in/G, j]
+
+x: (N, C_in, *spatial), w: (C_out, C_in/groups, *kernel), b: (C_out,) or None.
+Output size per dim: floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from ._params import output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, windows, zero_like
+from .errors import ParameterError, ShapeError
+
+
+class ConvGeometry:
+    """Validated parameters of one convolution: everything conv, its backward and its adjoint share."""
+
+    def __init__(self, x_shape, w_shape, b_shape, *, stride, padding, dilation, groups, strict=False):
+        nd = len(x_shape) - 2
+        if len(w_shape) != nd + 2:
+            raise ShapeError("w", f"must have ndim {nd + 2} (C_out, C_in/groups, *kernel) to match x of shape {tuple(x_shape)}, got shape {tuple(w_shape)}")
+        if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+            raise ParameterError("groups", f"must be an int >= 1, got {groups!r}")
+        n, c_in = x_shape[0], x_shape[1]
+        c_out, cg = w_shape[0], w_shape[1]
+        if c_in % groups:
+            raise ParameterError("groups", f"groups={groups} must divide the input channels C_in={c_in}")
+        if c_out % groups:
+            raise ParameterError("groups", f"groups={groups} must divide the output channels C_out={c_out} (w.shape[0])")
+        if cg * groups != c_in:
+            raise ShapeError("x", f"channel mismatch: x has {c_in} input channels but w expects {cg * groups} (w.shape[1]={cg} * groups={groups})")
+        if b_shape is not None and tuple(b_shape) != (c_out,):
+            raise ShapeError("b", f"must have shape (C_out,) = ({c_out},), got {tuple(b_shape)}")
+        self.nd, self.groups, self.n, self.c_in, self.c_out = nd, int(groups), n, c_in, c_out
+        self.kernel = tuple(w_shape[2:])
+        for k in self.kernel:
+            if k < 1:
+                raise ShapeError("w", f"kernel sizes must be >= 1, got {self.kernel}")
+        self.stride = tuple_param("stride", stride, nd, minimum=1)
+        self.dilation = tuple_param("dilation", dilation, nd, minimum=1)
+        self.in_sizes = tuple(x_shape[2:])
+        self.pads = resolve_padding("padding", padding, self.in_sizes, self.kernel, self.stride, self.dilation)
+        self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, strict=strict)
+
+    def products_per_output(self) -> int:
+        """How many products one output element sums (for the error bound)."""
+        return (self.c_in // self.groups) * int(np.prod(self.kernel))
+
+
+def _subscripts(nd: int):
+    """einsum letters: spatial output dims and kernel dims."""
+    letters = iter(string.ascii_lowercase[8:])  # i, j, k, ...
+    out = "".join(next(letters) for _ in range(nd))
+    ker = "".join(next(letters) for _ in range(nd))
+    return out, ker
+
+
+def grouped_windows(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """(N, G, C_in/G, *out, *kernel) view of the padded input's receptive fields."""
+    xp = pad_array(x, geo.pads, zero_like(x))
+    win = windows(xp, geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
+    return win.reshape((geo.n, geo.groups, geo.c_in // geo.groups) + win.shape[2:])
+
+
+def conv_core(x: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """The sum of products, without bias."""
+    o, k = _subscripts(geo.nd)
+    win = grouped_windows(x, geo)
+    wg = w.reshape((geo.groups, geo.c_out // geo.groups) + w.shape[1:])
+    y = np.einsum(f"zgc{o}{k},gfc{k}->zgf{o}", win, wg, optimize=x.dtype != object)
+    return y.reshape((geo.n, geo.c_out) + geo.out_sizes)
+
+
+def conv_weight_grad(g: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d]."""
+    o, k = _subscripts(geo.nd)
+    win = grouped_windows(x, geo)
+    gg = g.reshape((geo.n, geo.groups, geo.c_out // geo.groups) + geo.out_sizes)
+    dw = np.einsum(f"zgc{o}{k},zgf{o}->gfc{k}", win, gg, optimize=x.dtype != object)
+    return dw.reshape((geo.c_out, geo.c_in // geo.groups) + geo.kernel)
+
+
+def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dL/dx: scatter each output's gradient back through its window (the adjoint of conv_core)."""
+    o, k = _subscripts(geo.nd)
+    gg = g.reshape((geo.n, geo.groups, geo.c_out // geo.groups) + geo.out_sizes)
+    wg = w.reshape((geo.groups, geo.c_out // geo.groups) + w.shape[1:])
+    cols = np.einsum(f"zgf{o},gfc{k}->zgc{o}{k}", gg, wg, optimize=g.dtype != object)
+    cols = cols.reshape((geo.n, geo.c_in) + geo.out_sizes + geo.kernel)
+    padded = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
+    dxp = np.full((geo.n, geo.c_in) + padded, zero_like(cols), dtype=cols.dtype)
+    # One strided add per kernel tap: input position i*s + j*d receives cols[..., i, j].
+    for j in np.ndindex(*geo.kernel):
+        dst = tuple(slice(jj * d, jj * d + (oo - 1) * s + 1, s) for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
+        dxp[(Ellipsis,) + dst] += cols[(Ellipsis,) + j]
+    crop = tuple(slice(b, b + n) for n, (b, _) in zip(geo.in_sizes, geo.pads))
+    return dxp[(slice(None), slice(None)) + crop]
+
+
+def bias_shape(nd: int, b: np.ndarray) -> np.ndarray:
+    return b.reshape((1, -1) + (1,) * nd)
+
+
+def _inputs(x, w, b):
+    x = spatial_array("x", x)
+    from ._params import as_array
+
+    w = as_array("w", w)
+    b = None if b is None else as_array("b", b, ndim=1)
+    return x, w, b
+
+
+def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
+    x, w, b = _inputs(x, w, b)
+    geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+    y = conv_core(x, w, geo)
+    return y if b is None else y + bias_shape(geo.nd, b)
+
+
+def conv_backward(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
+    """-> (dx, dw, db); db is None when b is None."""
+    x, w, b = _inputs(x, w, b)
+    geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+    g = check_grad("grad_out", grad_out, (geo.n, geo.c_out) + geo.out_sizes)
+    dx = conv_input_grad(g, w, geo)
+    dw = conv_weight_grad(g, x, geo)
+    db = None if b is None else g.sum(axis=(0,) + tuple(range(2, 2 + geo.nd)))
+    return dx, dw, db
+
+
+def check_grad(name: str, g, shape) -> np.ndarray:
+    from ._params import as_array
+
+    g = as_array(name, g)
+    if tuple(g.shape) != tuple(shape):
+        raise ShapeError(name, f"must have the forward output's shape {tuple(shape)}, got {tuple(g.shape)}")
+    return g

@@ -1,0 +1,64 @@
+"""max_pool: y[n, c, i] = max_j x_pad[n, c, i*s + j*d], padding and ceil_mode overhang count as -inf.
+
+Ties go to the smaller index (the first in row-major window order, which is also the smaller flat
+input index). NaN propagates: a window holding NaN yields NaN, and the chosen element is the first NaN
+in row-major window order (its payload is returned unchanged). A window made only of padding is an
+error. max_pool_indices returns the flat per-plane (row-major, unpadded) index of each chosen input;
+the backward routes each window's gradient to that index, overlapping windows accumulate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._pool import PoolGeometry, pool_input
+from .conv import check_grad
+from .errors import ParameterError
+
+
+def _argmax_first(win: np.ndarray) -> np.ndarray:
+    """Index of the maximum along the last axis: the first NaN if any, else the first maximum."""
+    if win.dtype == object:
+        nan = np.vectorize(lambda v: v != v, otypes=[bool])(win)
+        best = np.argmax(win, axis=-1)  # object argmax: first maximum (no NaN in Fractions)
+    else:
+        nan = np.isnan(win)
+        best = np.argmax(np.where(nan, -np.inf, win), axis=-1)
+    return np.where(nan.any(axis=-1), np.argmax(nan, axis=-1), best)
+
+
+def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
+    x = pool_input(x)
+    geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    win = geo.window_view(x, -np.inf if x.dtype != object else float("-inf"))
+    arg = _argmax_first(win)  # (N, C, *out)
+    pos = geo.window_positions()  # (*out, K, nd)
+    chosen = np.take_along_axis(pos[None, None], arg[..., None, None], axis=-2)[..., 0, :]  # (N, C, *out, nd)
+    if not geo.inside(chosen).all():
+        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+    values = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    return x, geo, values, geo.flat_index(chosen)
+
+
+def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    return _choose(x, kernel_size, stride, padding, dilation, ceil_mode)[2]
+
+
+def max_pool_indices(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    return _choose(x, kernel_size, stride, padding, dilation, ceil_mode)[3]
+
+
+def max_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """-> (dx,): each window's gradient added at its chosen input."""
+    x, geo, values, idx = _choose(x, kernel_size, stride, padding, dilation, ceil_mode)
+    g = check_grad("grad_out", grad_out, values.shape)
+    return (scatter_add(g, idx, x.shape),)
+
+
+def scatter_add(g: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
+    """dx[n, c, idx[n, c, i]] += g[n, c, i] over every output i (flat per-plane indices)."""
+    n, c = shape[:2]
+    plane = int(np.prod(shape[2:]))
+    dx = np.zeros((n * c, plane), dtype=g.dtype)
+    rows = np.repeat(np.arange(n * c), idx[0, 0].size if idx.size else 0)
+    np.add.at(dx, (rows, idx.reshape(-1)), g.reshape(-1))
+    return dx.reshape(shape)

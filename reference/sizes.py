@@ -1,0 +1,54 @@
+"""The size arithmetic the lectures do by hand: output sizes, parameter counts, receptive fields."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._params import output_sizes, resolve_padding, tuple_param
+from .errors import ParameterError
+
+
+def output_size(n, k, *, stride=1, padding=0, dilation=1, ceil_mode=False, strict=False):
+    """Output length of a conv/pool along one dim: floor((n + p_b + p_e - d*(k-1) - 1)/s) + 1.
+
+    n, k, stride, dilation: ints; padding: an int, a (begin, end) pair or 'valid'/'same'/'full'.
+    Raises ParameterError for a stride that does not fit when strict=True."""
+    for name, v in (("n", n), ("k", k)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ParameterError(name, f"must be an int >= 1, got {v!r}")
+    s = tuple_param("stride", stride, 1, minimum=1)
+    d = tuple_param("dilation", dilation, 1, minimum=1)
+    if isinstance(padding, tuple) and len(padding) == 2:
+        padding = (padding,)
+    pads = resolve_padding("padding", padding, (n,), (k,), s, d)
+    return output_sizes((n,), (k,), s, d, pads, ceil_mode=ceil_mode, strict=strict)[0]
+
+
+def param_count(c_in, c_out, kernel_size, *, groups=1, bias=True):
+    """Learnable parameters of a conv layer: c_out * (c_in/groups) * prod(kernel) (+ c_out biases).
+    kernel_size is a tuple (one entry per spatial dim, e.g. (5, 5)); an int means a 1-D kernel.
+    A fully connected layer is kernel_size=1 with c_in the flattened input size."""
+    kernel = (kernel_size,) if isinstance(kernel_size, (int, np.integer)) else tuple(kernel_size)
+    for name, v in (("c_in", c_in), ("c_out", c_out), ("groups", groups)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ParameterError(name, f"must be an int >= 1, got {v!r}")
+    if c_in % groups or c_out % groups:
+        raise ParameterError("groups", f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    return c_out * (c_in // groups) * int(np.prod(kernel)) + (c_out if bias else 0)
+
+
+def receptive_field(kernel_sizes, strides=1, dilations=1):
+    """Side length, in input pixels, seen by one unit after the listed layers:
+    r = 1 + sum_l (k_l - 1) * d_l * prod_{i<l} s_i."""
+    ks = list(kernel_sizes)
+    n = len(ks)
+    ss = [strides] * n if isinstance(strides, (int, np.integer)) else list(strides)
+    ds = [dilations] * n if isinstance(dilations, (int, np.integer)) else list(dilations)
+    if not (len(ss) == len(ds) == n):
+        raise ParameterError("strides", f"strides and dilations need one value per layer ({n})")
+    r, jump = 1, 1
+    for k, s, d in zip(ks, ss, ds):
+        if min(k, s, d) < 1:
+            raise ParameterError("kernel_sizes", f"kernel sizes, strides and dilations must be >= 1, got k={k}, s={s}, d={d}")
+        r += (k - 1) * d * jump
+        jump *= s
+    return r

@@ -1,0 +1,3 @@
+from convspec.conformance.cli import main
+
+main()
