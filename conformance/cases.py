@@ -1,0 +1,127 @@
+"""A conformance case: one op, its parameters, a dtype and a recipe for its input data.
+
+A case is plain data and serialises to one line of JSON; `convspec run --backend B --case '<json>'`
+re-creates exactly the same inputs, so every failure carries a one-line reproduction.
+
+Data recipes (`data`):
+- ``normal``: standard-normal values (scaled by ``scale``) from ``seed``;
+- ``ints``: small integers in [-3, 3] from ``seed``, for exact cases (every partial sum representable);
+- ``ties``: integers in [0, 2] from ``seed``, so pooling windows often hold equal maxima;
+- ``nan``: like ``normal`` with about a quarter of the values NaN;
+- ``explicit``: the arrays are given in ``values`` (lecture examples, crafted corner cases).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .ops import OPS
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str
+    shapes: dict  # input name -> shape (list of ints), or None for an absent optional input (bias)
+    params: dict
+    dtype: str = "float64"
+    data: str = "normal"
+    seed: int = 0
+    scale: float = 1.0
+    values: dict | None = None  # explicit data: input name -> nested list
+    exact: bool = False  # forward and backward must match the reference bit for bit
+    source: str = "property"
+    name: str = ""  # a readable label (golden/corner id)
+
+    # -- identity -------------------------------------------------------------------------------
+    def spec(self) -> dict:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if v not in (None, "", False) or k in ("shapes",)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.spec(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Case":
+        d = json.loads(text)
+        d["params"] = _untuple(d.get("params", {}))
+        return cls(**d)
+
+    @property
+    def id(self) -> str:
+        """Readable and unique: op[dims, key params, dtype, data]#hash."""
+        p = self.params
+        bits = []
+        x = self.shapes.get(OPS[self.op].arrays[0])
+        if self.op in ("conv", "convolve", "conv_transpose", "max_pool", "avg_pool") and x:
+            bits.append(f"{len(x) - 2}d")
+        for k in ("kernel_size", "stride", "padding", "dilation", "groups", "output_padding", "ceil_mode", "count_include_pad", "k"):
+            if k in p:
+                bits.append(f"{k}={_short(p[k])}")
+        bits += [self.dtype, self.data]
+        digest = hashlib.sha1(self.to_json().encode()).hexdigest()[:8]
+        label = f"{self.source}:{self.name}:" if self.name else f"{self.source}:"
+        return f"{label}{self.op}[{','.join(bits)}]#{digest}"
+
+    # -- data -----------------------------------------------------------------------------------
+    def inputs(self) -> list:
+        """The op's positional inputs as NumPy arrays in the case dtype (None for an absent bias)."""
+        info = OPS[self.op]
+        rng = np.random.default_rng(self.seed)
+        out = []
+        for name in info.arrays:
+            shape = self.shapes.get(name)
+            if name == "labels":
+                out.append(self._labels(rng))
+                continue
+            if shape is None:
+                out.append(None)
+                continue
+            if self.values is not None:
+                a = np.asarray(self.values[name], dtype=np.float64).reshape(shape)
+            else:
+                a = _draw(rng, self.data, tuple(shape), self.scale)
+            out.append(a.astype(self.dtype))
+        return out
+
+    def _labels(self, rng):
+        if self.values is not None and "labels" in self.values:
+            return np.asarray(self.values["labels"], dtype=np.int64)
+        n, k = self.shapes["logits"]
+        return rng.integers(0, k, size=n).astype(np.int64)
+
+    def grad_output(self, shape) -> np.ndarray:
+        """The incoming gradient for the backward check (integers for exact cases)."""
+        rng = np.random.default_rng(self.seed + 1_000_003)
+        if self.values is not None and "grad_out" in self.values:
+            return np.asarray(self.values["grad_out"], dtype=np.float64).reshape(shape).astype(self.dtype)
+        kind = "ints" if self.exact or self.data == "ties" else "normal"
+        return _draw(rng, kind, tuple(shape), 1.0).astype(self.dtype)
+
+
+def _draw(rng, kind, shape, scale):
+    if kind == "ints":
+        return rng.integers(-3, 4, size=shape).astype(np.float64)
+    if kind == "ties":
+        return rng.integers(0, 3, size=shape).astype(np.float64)
+    a = rng.standard_normal(shape) * scale
+    if kind == "nan":
+        a[rng.random(shape) < 0.25] = np.nan
+    return a
+
+
+def _short(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "(" + ",".join(_short(x) for x in v) + ")"
+    return str(v)
+
+
+def _untuple(p):
+    """JSON turns tuples into lists; the spec's parameters are tuples (pairs of pads etc.)."""
+    if isinstance(p, dict):
+        return {k: _untuple(v) for k, v in p.items()}
+    if isinstance(p, list):
+        return tuple(_untuple(v) for v in p)
+    return p

@@ -1,0 +1,192 @@
+"""The command line: `convspec backends`, `convspec run`, and the commands later issues add."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+
+import click
+
+from convspec import reference as R
+
+from . import plugins as plugin_loader
+from .cases import Case
+from .results import ResultWriter, run_record
+from .run import BAD, Plan, execute, plan_cases
+
+
+def _registry(plugin):
+    reg = plugin_loader.load(plugin)
+    for err in reg.load_errors:
+        click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
+    return reg
+
+
+def _availability(backend) -> str | None:
+    try:
+        return backend.availability()
+    except Exception as exc:  # a backend whose availability check itself breaks is unavailable
+        return f"availability check raised {exc!r}"
+
+
+def backend_rows(reg) -> list:
+    rows = []
+    for name, b in reg.backends.items():
+        reason = _availability(b)
+        rows.append({
+            "name": name, "available": reason is None, "reason": reason, "version": str(getattr(b, "version", "")),
+            "device": getattr(b, "device", ""), "dtypes": list(getattr(b, "dtypes", ())), "plugin": reg.origins[name],
+        })
+    return rows
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """convspec: an executable specification of CNN layers and a conformance suite for backends."""
+
+
+plugin_option = click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
+
+
+@main.command()
+@plugin_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def backends(plugin, as_json):
+    """List every backend found, available or not, with its version and plugin."""
+    reg = _registry(plugin)
+    rows = backend_rows(reg)
+    if as_json:
+        click.echo(json.dumps({"backends": rows, "plugin_errors": [vars(e) for e in reg.load_errors]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("backend", "status", "version", "device", "dtypes", "plugin")
+    for r in rows:
+        status = "available" if r["available"] else f"unavailable: {r['reason']}"
+        t.add_row(r["name"], status, r["version"], r["device"], ",".join(r["dtypes"]), r["plugin"])
+    Console().print(t)
+
+
+def _parse_shard(value: str) -> tuple:
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"must look like I/N (e.g. 2/4), got {value!r}", param_hint="--shard") from None
+    if not 1 <= i <= n:
+        raise click.BadParameter(f"needs 1 <= I <= N, got {value!r}", param_hint="--shard")
+    return i, n
+
+
+@main.command()
+@click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to check (repeatable; default: every available one).")
+@click.option("--op", "ops", multiple=True, metavar="OP", help="Restrict to these ops (repeatable).")
+@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the property-based and random cases.")
+@click.option("--out", type=click.Path(dir_okay=False), default="results.jsonl", show_default=True, help="Results file (JSON Lines).")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes (backends x case shards).")
+@click.option("--shard", default="1/1", show_default=True, help="Run shard I of N (split a run across machines).")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Per-case timeout in seconds.")
+@click.option("--resume", is_flag=True, help="Append to --out, skipping cases already recorded there.")
+@click.option("--case", "case_json", metavar="JSON", help="Run exactly one case (the repro command of a failure).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@plugin_option
+def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json, no_progress, plugin):
+    """Check backends against the reference; exit status 1 on any failure."""
+    reg = _registry(plugin)
+    known = list(reg.backends)
+    for n in names:
+        if n not in reg.backends:
+            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(known) or '(none found)'}", param_hint="--backend")
+    for op in ops:
+        if op not in R.OPS:
+            raise click.BadParameter(f"unknown op {op!r}; valid ops: {', '.join(R.OPS)}", param_hint="--op")
+    only = None
+    if case_json:
+        try:
+            only = Case.from_json(case_json)
+        except (ValueError, TypeError) as exc:
+            raise click.BadParameter(f"not a case: {exc}", param_hint="--case") from None
+        if only.op not in R.OPS:
+            raise click.BadParameter(f"unknown op {only.op!r} in the case", param_hint="--case")
+    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources)
+
+    selected = [reg.backends[n] for n in (names or known)]
+    writer = ResultWriter(out, resume=resume)
+    if writer.header is None:
+        writer.write(run_record(profile=profile, seed=seed, shard=plan.shard, ops=plan.ops, backends=[b.name for b in selected], argv=sys.argv[1:]))
+    for err in reg.load_errors:
+        writer.write({"record": "plugin_error", "plugin": err.plugin, "error": err.error})
+    available = []
+    for row in backend_rows(reg):
+        if row["name"] in {b.name for b in selected}:
+            writer.write({"record": "backend", **row})
+            if row["available"]:
+                available.append(reg.backends[row["name"]])
+            else:
+                click.echo(f"convspec: backend {row['name']} unavailable: {row['reason']}", err=True)
+    if not available:
+        writer.close()
+        raise click.ClickException("no available backend to run")
+
+    cases = plan_cases(plan)
+    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done] for b in available}
+    counts: dict = defaultdict(Counter)
+    failures = []
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=no_progress)
+    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name])) for b in available}
+
+    def emit(result):
+        writer.write(result)
+        counts[(result["backend"], result["op"])][result["status"]] += 1
+        if result["status"] in BAD:
+            failures.append(result)
+        progress.advance(tasks[result["backend"]])
+
+    with progress:
+        execute(plan, available, lambda b: todo[b.name], emit)
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    writer.write({"record": "summary", "counts": dict(total), "finished": True})
+    writer.close()
+
+    _print_summary(console, available, counts, failures)
+    click.echo(f"results: {out}", err=True)
+    if failures:
+        sys.exit(1)
+
+
+def _print_summary(console, backends, counts, failures):
+    from rich.table import Table
+
+    statuses = ("pass", "fail", "error", "deviation", "unsupported", "timeout", "crashed", "invalid")
+    t = Table(title="convspec conformance", show_lines=False)
+    t.add_column("op")
+    for b in backends:
+        t.add_column(b.name)
+    for op in R.OPS:
+        cells = []
+        for b in backends:
+            c = counts.get((b.name, op))
+            cells.append("-" if not c else " ".join(f"{s}:{c[s]}" for s in statuses if c[s]))
+        if any(cell != "-" for cell in cells):
+            t.add_row(op, *cells)
+    console.print(t)
+    for r in failures[:20]:
+        first = next((c for c in r.get("checks", []) if c["status"] != "pass"), {})
+        detail = first.get("mismatch") or _last_line(first.get("message", "")) if first else _last_line(r.get("message", ""))
+        where = f" {first.get('what')}: {detail}" if first else f" {detail}"
+        console.print(f"[red]{r['status'].upper()}[/red] {r['backend']} {r['case_id']}{where}\n    repro: {r['repro']}", soft_wrap=True)
+    if len(failures) > 20:
+        console.print(f"... and {len(failures) - 20} more failures in the results file")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,106 @@
+"""Result files: JSON Lines, one record per line, written and flushed as results arrive, so a crash
+loses nothing and `--resume` can skip what is already there.
+
+Records (field "record"): "run" (first line: schema, spec version, profile, seed, shard, environment),
+"plugin_error", "backend" (availability, version, device, plugin), "case" (one case on one backend),
+"summary" (last line of a finished run). The schema is conformance/schema/results.schema.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import convspec
+
+SCHEMA = "convspec-results/1"
+
+
+def environment() -> dict:
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "host": socket.gethostname(),
+        "convspec": getattr(convspec, "__version__", "0.1.0"),
+    }
+
+
+class ResultWriter:
+    """Appends records to a JSON Lines file, flushing each one."""
+
+    def __init__(self, path, *, resume: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done: set = set()
+        self.header = None
+        if resume and self.path.exists():
+            for rec in read(self.path, strict=False):
+                if rec.get("record") == "run" and self.header is None:
+                    self.header = rec
+                if rec.get("record") == "case":
+                    self.done.add((rec["backend"], rec["case_id"]))
+        self._f = open(self.path, "a" if resume else "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(record, separators=(",", ":"), default=_default) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def run_record(*, profile, seed, shard, ops, backends, argv) -> dict:
+    return {
+        "record": "run", "schema": SCHEMA, "spec_version": convspec.SPEC_VERSION, "profile": profile, "seed": seed,
+        "shard": list(shard), "ops": list(ops), "backends": list(backends), "argv": list(argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
+    }
+
+
+class ResultFileError(convspec.SpecError):
+    """A results file that cannot be read: truncated, hand-edited, or of another schema."""
+
+
+def read(path, *, strict: bool = True) -> list:
+    """All records of a results file. strict: a malformed line is an error naming the line;
+    otherwise a truncated last line (a crash mid-write) is skipped."""
+    out = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if not strict and i == len(lines):
+                break
+            raise ResultFileError(str(path), f"line {i} is not valid JSON ({exc.msg}); the file is truncated or was edited") from None
+        if not isinstance(rec, dict) or "record" not in rec:
+            raise ResultFileError(str(path), f"line {i} is not a convspec record (no 'record' field)")
+        out.append(rec)
+    if strict:
+        if not out or out[0].get("record") != "run":
+            raise ResultFileError(str(path), "does not start with a 'run' record: not a convspec results file")
+        if out[0].get("schema") != SCHEMA:
+            raise ResultFileError(str(path), f"schema {out[0].get('schema')!r} is not {SCHEMA!r}: written by another convspec version")
+    return out

@@ -1,0 +1,20 @@
+"""Exact cases: small-integer data (values in [-3, 3]) on which every partial sum is exactly
+representable in float32 and float64, so forward and backward must equal the reference bit for bit,
+whatever the summation order."""
+from __future__ import annotations
+
+import dataclasses
+
+from . import properties
+
+#: ops whose forward and backward only add and multiply (or select): exact on small integers
+EXACT_OPS = ("conv", "convolve", "conv_transpose", "linear", "max_pool", "global_max_pool", "kmax_pool", "relu", "flatten", "add")
+
+
+def source(profile, run_seed, ops):
+    n = {"quick": 3, "full": 20}[profile]
+    for op in ops:
+        if op not in EXACT_OPS:
+            continue
+        for case in properties.draw_cases(op, n, run_seed + 17):
+            yield dataclasses.replace(case, data="ints", scale=1.0, exact=True, source="exact")

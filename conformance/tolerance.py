@@ -1,0 +1,200 @@
+"""Principled error bounds: how far a correct floating-point backend may be from the exact result.
+
+For an output that sums n products, a backend accumulating in working precision u is within
+(Higham, *Accuracy and Stability of Numerical Algorithms*, Lemma 3.1 and eq. 3.5)
+
+    |computed - exact| <= gamma_n * (|x| conv |w|),     gamma_n = n*u / (1 - n*u),
+
+in any summation order. The magnitude term is computed by running the reference on |x| and |w| (and
+|b|, |g|). The reference computes in float64 with the same kind of error, so the bound charges both:
+gamma_n(u_dtype) + gamma_n(u_float64). Ops that only select or move values (max-pool forward, relu,
+flatten, k-max) get a bound of 0; index outputs must match exactly.
+
+Transcendental ops (sigmoid, tanh, softmax, cross_entropy) have no summation bound; their bound is
+C_FN * u relative to the value, with C_FN = 8 ulps covering the libraries' documented accuracy of
+exp/log/tanh (glibc, SLEEF, CUDA: <= 4 ulps) plus the few roundings of the formula; where the formula
+evaluates 1 - s from a rounded s (the backward of sigmoid and tanh, the softmax shift z - max z), the
+absolute error of that step is charged, not a relative one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from convspec import reference as R
+
+from .ops import OPS
+
+C_FN = 8
+
+
+def unit_roundoff(dtype) -> float:
+    return float(np.finfo(np.dtype(dtype)).eps) / 2
+
+
+def gamma(n: int, dtype) -> float:
+    nu = n * unit_roundoff(dtype)
+    return nu / (1 - nu) if nu < 1 else np.inf
+
+
+def _both(n, dtype):
+    return gamma(n, dtype) + gamma(n, np.float64)
+
+
+def _abs(a):
+    return None if a is None else np.abs(a)
+
+
+def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str):
+    """(forward bound, [bound per gradient]) for float64 inputs `inputs` and incoming gradient g.
+
+    With gradual underflow every operation may also add an absolute error of half the smallest
+    subnormal (Higham eq. 2.8: fl(x op y) = (x op y)(1 + d) + e, |e| <= eta/2); a non-zero bound is
+    charged UNDERFLOW_OPS of those (results far below the subnormal range round to 0 or a subnormal)."""
+    f = BOUNDS.get(op)
+    if f is None:
+        raise KeyError(f"no error model for op {op!r}")
+    fwd, grads = f(inputs, params, g, dtype)
+    eta = UNDERFLOW_OPS * float(np.finfo(np.dtype(dtype)).smallest_subnormal)
+    return _with_underflow(fwd, eta), [_with_underflow(b, eta) for b in grads]
+
+
+UNDERFLOW_OPS = 64
+
+
+def _with_underflow(bound, eta):
+    return bound if np.isscalar(bound) and bound == 0 else np.asarray(bound) + eta
+
+
+def _prod(t):
+    return int(np.prod(t)) if len(t) else 1
+
+
+def _conv_like(fwd, bwd):
+    def model(inputs, params, g, dtype):
+        x, w, b = inputs
+        groups = params.get("groups", 1)
+        k = _prod(w.shape[2:])
+        # products per element: forward sums C_in/G * k (+ bias); dx sums C_out/G * k; dw and db sum
+        # N * prod(out) terms of the other side.
+        n_fwd = w.shape[1] * k + 1
+        n_dx = (w.shape[0] // groups) * k
+        n_dw = g.shape[0] * _prod(g.shape[2:])
+        n_db = g.shape[0] * _prod(g.shape[2:])
+        if fwd is R.conv_transpose:  # roles swap: the transposed conv's output is the conv's input
+            n_fwd, n_dx = n_dx + 1, w.shape[1] * k
+            n_dw = x.shape[0] * _prod(x.shape[2:])
+        mag = fwd(np.abs(x), np.abs(w), _abs(b), **params)
+        dx, dw, db = bwd(np.abs(g), np.abs(x), np.abs(w), _abs(b), **params)
+        grads = [_both(n_dx, dtype) * dx, _both(n_dw, dtype) * dw]
+        if b is not None:
+            grads.append(_both(n_db, dtype) * db)
+        return _both(n_fwd, dtype) * mag, grads
+
+    return model
+
+
+def _linear(inputs, params, g, dtype):
+    x, w, b = inputs
+    mag = R.linear(np.abs(x), np.abs(w), _abs(b))
+    dx, dw, db = R.linear_backward(np.abs(g), np.abs(x), np.abs(w), _abs(b))
+    grads = [_both(w.shape[0], dtype) * dx, _both(x.shape[0], dtype) * dw]
+    if b is not None:
+        grads.append(_both(x.shape[0], dtype) * db)
+    return _both(x.shape[1] + 1, dtype) * mag, grads
+
+
+def _max_pool(inputs, params, g, dtype):
+    (x,) = inputs
+    k = _prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
+    # forward selects (exact); the backward adds the gradients of the windows that chose the same
+    # input: at most prod(kernel) of them (stride >= 1).
+    (dx,) = R.max_pool_backward(np.abs(g), x, **params)
+    return np.zeros(g.shape), [_both(k, dtype) * dx]
+
+
+def _avg_pool(inputs, params, g, dtype):
+    (x,) = inputs
+    k = _prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
+    mag = R.avg_pool(np.abs(x), **params)
+    (dx,) = R.avg_pool_backward(np.abs(g), x, **params)
+    return _both(k + 1, dtype) * mag, [_both(k + 1, dtype) * dx]
+
+
+def _global_avg(inputs, params, g, dtype):
+    (x,) = inputs
+    n = _prod(x.shape[2:])
+    return _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)), [_both(1, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]]
+
+
+def _exact(inputs, params, g, dtype):
+    """Selection / data movement: forward and backward exact."""
+    info_grads = len(inputs)
+    return 0.0, [0.0] * info_grads
+
+
+def _add(inputs, params, g, dtype):
+    x, y = inputs
+    return _both(1, dtype) * (np.abs(x) + np.abs(y)), [0.0, 0.0]
+
+
+def _sigmoid(inputs, params, g, dtype):
+    (x,) = inputs
+    s = R.sigmoid(x)
+    u = unit_roundoff(dtype)
+    return C_FN * u * s, [C_FN * u * np.abs(g) * s]
+
+
+def _tanh(inputs, params, g, dtype):
+    (x,) = inputs
+    t = np.abs(R.tanh(x))
+    u = unit_roundoff(dtype)
+    return C_FN * u * t, [C_FN * u * np.abs(g) * np.maximum(t * t, 1 - t * t) + 2 * u * np.abs(g)]
+
+
+def _shift(z):
+    """max_j |z_j - max z| per row: exp amplifies the absolute error of the shifted argument."""
+    return (z.max(axis=-1, keepdims=True) - z.min(axis=-1, keepdims=True))
+
+
+def _softmax(inputs, params, g, dtype):
+    (z,) = inputs
+    p = R.softmax(z)
+    u = unit_roundoff(dtype)
+    rel = u * (C_FN + z.shape[-1] + 2 * _shift(z))
+    ag = np.abs(g)
+    return rel * p, [rel * p * (ag + (ag * p).sum(axis=-1, keepdims=True)) * 2]
+
+
+def _cross_entropy(inputs, params, g, dtype):
+    z, labels = inputs
+    u = unit_roundoff(dtype)
+    n, k = z.shape
+    m = z.max(axis=1)
+    lse = np.log(np.exp(z - m[:, None]).sum(axis=1)) + m
+    rel = u * (C_FN + k + n + 2 * _shift(z))
+    fwd = (rel[:, 0] * (np.abs(lse) + np.abs(z[np.arange(n), labels]) + np.abs(m))).mean()
+    p = R.softmax(z)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(n), labels] = 1
+    return fwd, [rel * (p + onehot) * np.abs(np.asarray(g).reshape(())) / n]
+
+
+BOUNDS = {
+    "conv": _conv_like(R.conv, R.conv_backward),
+    "convolve": _conv_like(R.convolve, R.convolve_backward),
+    "conv_transpose": _conv_like(R.conv_transpose, R.conv_transpose_backward),
+    "linear": _linear,
+    "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
+    "global_max_pool": _exact,
+    "global_avg_pool": _global_avg,
+    "kmax_pool": _exact,
+    "relu": _exact,
+    "flatten": _exact,
+    "add": _add,
+    "sigmoid": _sigmoid,
+    "tanh": _tanh,
+    "softmax": _softmax,
+    "cross_entropy": _cross_entropy,
+}
+assert set(BOUNDS) == set(OPS)

@@ -1,0 +1,77 @@
+"""Running a backend in a child process, so a backend that crashes (segfault, abort) or hangs costs one
+case, not the run: the child is killed at the per-case timeout and a fresh one takes over."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+from .cases import Case
+from .evaluate import evaluate, repro
+
+
+def _serve(conn, backend):
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        case = Case.from_json(msg)
+        conn.send(evaluate(backend, case))
+
+
+class Worker:
+    """A forked child that evaluates cases for one backend. Fork keeps backends a test registered
+    in-process (not importable by name) usable in the child."""
+
+    def __init__(self, backend, timeout: float):
+        self.backend, self.timeout = backend, timeout
+        self._ctx = mp.get_context("fork")
+        self.proc = None
+        self.conn = None
+
+    def _start(self):
+        parent, child = self._ctx.Pipe()
+        self.proc = self._ctx.Process(target=_serve, args=(child, self.backend), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+
+    def run(self, case: Case) -> dict:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        t0 = time.perf_counter()
+        try:
+            self.conn.send(case.to_json())
+            if self.conn.poll(self.timeout):
+                return self.conn.recv()
+            self.kill()
+            return _failure(self.backend, case, "timeout", f"no result within the per-case timeout of {self.timeout:g} s", t0)
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            code = self.proc.exitcode if self.proc is not None else None
+            self.kill()
+            return _failure(self.backend, case, "crashed", f"the backend process died (exit code {code})", t0)
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join(5)
+        self.proc = None
+
+    def close(self):
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(2)
+        self.kill()
+
+
+def _failure(backend, case, status, message, t0):
+    return {
+        "case_id": case.id, "op": case.op, "source": case.source, "dtype": case.dtype, "case": case.spec(),
+        "repro": repro(backend.name, case), "status": status, "message": message, "checks": [],
+        "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6),
+    }
