@@ -89,9 +89,10 @@ def _parse_shard(value: str) -> tuple:
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Per-case timeout in seconds.")
 @click.option("--resume", is_flag=True, help="Append to --out, skipping cases already recorded there.")
 @click.option("--case", "case_json", metavar="JSON", help="Run exactly one case (the repro command of a failure).")
+@click.option("--shrink-seconds", type=float, default=30.0, show_default=True, help="Time to minimise a failing property case (per op and backend; 0: off).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @plugin_option
-def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json, no_progress, plugin):
+def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json, shrink_seconds, no_progress, plugin):
     """Check backends against the reference; exit status 1 on any failure."""
     reg = _registry(plugin)
     known = list(reg.backends)
@@ -109,7 +110,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
             raise click.BadParameter(f"not a case: {exc}", param_hint="--case") from None
         if only.op not in R.OPS:
             raise click.BadParameter(f"unknown op {only.op!r} in the case", param_hint="--case")
-    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources)
+    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds)
 
     selected = [reg.backends[n] for n in (names or known)]
     writer = ResultWriter(out, resume=resume)
@@ -164,6 +165,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
 
 def _print_summary(console, backends, counts, failures):
     from rich.table import Table
+    from rich.text import Text
 
     statuses = ("pass", "fail", "error", "deviation", "unsupported", "timeout", "crashed", "invalid")
     t = Table(title="convspec conformance", show_lines=False)
@@ -182,11 +184,18 @@ def _print_summary(console, backends, counts, failures):
         first = next((c for c in r.get("checks", []) if c["status"] != "pass"), {})
         detail = first.get("mismatch") or _last_line(first.get("message", "")) if first else _last_line(r.get("message", ""))
         where = f" {first.get('what')}: {detail}" if first else f" {detail}"
-        console.print(f"[red]{r['status'].upper()}[/red] {r['backend']} {r['case_id']}{where}\n    repro: {r['repro']}", soft_wrap=True)
+        console.print(Text.assemble((r["status"].upper(), "bold red"), f" {r['backend']} {r['case_id']}{where}\n    repro: {r['repro']}"), soft_wrap=True)
+        if r.get("minimal"):
+            console.print(Text(f"    minimal failing config: {r['minimal']['case_id']}\n    minimal repro: {r['minimal']['repro']}"), soft_wrap=True)
     if len(failures) > 20:
-        console.print(f"... and {len(failures) - 20} more failures in the results file")
+        console.print(Text(f"... and {len(failures) - 20} more failures in the results file"))
 
 
 def _last_line(text: str) -> str:
     lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
+
+
+from .commands import register_commands  # noqa: E402  (sub-commands of other modules)
+
+register_commands(main)

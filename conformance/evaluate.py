@@ -19,8 +19,10 @@ from .ops import OPS
 STATUS_ORDER = ("pass", "deviation", "unsupported", "fail", "error", "timeout", "crashed")
 
 
-def repro(backend_name: str, case: Case) -> str:
-    return f"convspec run --backend {backend_name} --case '{case.to_json()}'"
+def repro(backend_name: str, case: Case, plugins=()) -> str:
+    """The one-line command that re-runs exactly this case (with the -p plugins the run loaded)."""
+    opts = "".join(f" -p {p}" for p in plugins)
+    return f"convspec run{opts} --backend {backend_name} --case '{case.to_json()}'"
 
 
 def reference_result(case: Case):

@@ -44,11 +44,17 @@ class ResultWriter:
         self.done: set = set()
         self.header = None
         if resume and self.path.exists():
-            for rec in read(self.path, strict=False):
+            records = read(self.path, strict=False)
+            for rec in records:
                 if rec.get("record") == "run" and self.header is None:
                     self.header = rec
                 if rec.get("record") == "case":
                     self.done.add((rec["backend"], rec["case_id"]))
+            # drop a torn last line (a crash mid-write) and the old summary before appending
+            kept = [json.dumps(r, separators=(",", ":")) for r in records if r.get("record") != "summary"]
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, self.path)
         self._f = open(self.path, "a" if resume else "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:

@@ -3,6 +3,7 @@ processes, optionally in parallel), shrink property failures, and stream results
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
@@ -10,10 +11,10 @@ from dataclasses import dataclass, field
 from convspec import reference as R
 
 from .cases import Case
+from .evaluate import repro
 from .worker import Worker
 
 BAD = ("fail", "error", "timeout", "crashed")
-SHRINK_SECONDS = 30.0
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Plan:
     jobs: int = 1
     only_case: Case | None = None
     sources: dict = field(default_factory=dict)
+    plugins: tuple = ()  # -p modules, repeated in every repro command
+    shrink_seconds: float = 30.0  # time budget to minimise one failing op on one backend
 
 
 def plan_cases(plan: Plan) -> list:
@@ -41,42 +44,48 @@ def plan_cases(plan: Plan) -> list:
     return cases
 
 
-def _shrink(plan: Plan, worker: Worker, backend, result: dict, case: Case) -> dict:
-    """Minimise a failing property case with hypothesis; the minimal case's result replaces it."""
-    source = plan.sources.get(case.source)
-    shrink = getattr(source, "shrink", None)
+def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
+    """The minimal failing configuration hypothesis finds for this op on this backend, as a
+    {case_id, case, repro, checks} record, or None."""
+    shrink = getattr(plan.sources.get(case.source), "shrink", None)
     if shrink is None:
-        return result
-    deadline = time.monotonic() + SHRINK_SECONDS
-    last = {}
+        return None
+    deadline = time.monotonic() + plan.shrink_seconds
+    seen = {}
 
     def fails(c):
         if time.monotonic() > deadline:
             return False
         r = worker.run(c)
         if r["status"] in ("fail", "error"):
-            last[c.to_json()] = r
+            seen[c.to_json()] = r
             return True
         return False
 
     minimal = shrink(case.op, fails, plan.seed)
-    if minimal is None or minimal.to_json() not in last:
-        return result
-    small = last[minimal.to_json()]
-    small["found_as"] = result["case_id"]
-    return small
+    r = None if minimal is None else seen.get(minimal.to_json())
+    if r is None:
+        return None
+    return {"case_id": r["case_id"], "case": r["case"], "repro": repro(worker.backend.name, minimal, plan.plugins), "checks": r["checks"], "message": r.get("message", "")}
 
 
 def run_unit(plan: Plan, backend, cases, emit) -> None:
-    """Evaluate `cases` on one backend, calling emit(result) for each."""
+    """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
+    the minimal failing configuration of its op (shrunk once per op and backend)."""
     worker = Worker(backend, plan.timeout)
+    minimal: dict = {}
     try:
         for case in cases:
             r = worker.run(case)
-            if r["status"] in ("fail", "error") and case.source == "property":
-                r = _shrink(plan, worker, backend, r, case)
+            if r["status"] in ("fail", "error") and case.source == "property" and plan.shrink_seconds > 0:
+                if case.op not in minimal:
+                    minimal[case.op] = _shrink(plan, worker, case)
+                if minimal[case.op]:
+                    r["minimal"] = minimal[case.op]
             r["backend"] = backend.name
             r["record"] = "case"
+            if plan.plugins:
+                r["repro"] = repro(backend.name, case, plan.plugins)
             emit(r)
     finally:
         worker.close()

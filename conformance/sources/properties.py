@@ -189,3 +189,6 @@ def source(profile: str, run_seed: int, ops):
     for op in ops:
         for case in draw_cases(op, n, run_seed):
             yield case
+
+
+source.shrink = shrink  # the engine minimises failing property cases through this

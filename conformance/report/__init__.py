@@ -1,0 +1,61 @@
+"""Compatibility reports: `convspec report RESULTS.jsonl ... --out reports/` merges results files (from
+one machine or several, or the shards of a split run) and writes reports/<name>.md (readable on GitHub)
+and reports/<name>.html (one self-contained file with the plots).
+
+    load.py      read, validate and merge results files
+    schema.py    the published JSON Schema (conformance/schema/results.schema.json) and validation
+    model.py     the matrix, features, bound ratios, deviations, failures, training curves
+    markdown.py / html.py / plots.py   the renderings
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .load import MergeError, load
+from .model import Report, build
+
+__all__ = ["MergeError", "Report", "atomic_write", "build", "load", "render", "write_reports"]
+
+
+def render(report: Report) -> dict:
+    """{'md': text, 'html': text}: both renderings, complete, before anything is written."""
+    from . import html, markdown, plots
+
+    pics = plots.all_plots(report)
+    return {"md": markdown.render(report, {a: cap for a, cap, _ in pics}), "html": html.render(report, pics)}
+
+
+def atomic_write(path, text: str) -> None:
+    """Write `text` to `path` so that a reader sees either the old file or the whole new one, never a
+    part: write a temporary file beside it, flush it to disk, then rename it over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_reports(paths, out_dir, name: str = "compatibility", title: str = "convspec compatibility report") -> list:
+    """Load, merge and render the results files, then write <out_dir>/<name>.md and .html.
+    Returns the paths written. Nothing is written unless both renderings succeeded."""
+    report = build(load(paths), title=title)
+    texts = render(report)
+    out = []
+    for ext in ("md", "html"):
+        target = Path(out_dir) / f"{name}.{ext}"
+        atomic_write(target, texts[ext])
+        out.append(target)
+    return out

@@ -1,0 +1,193 @@
+"""The conformance engine itself: it must catch real semantic bugs, survive backends that raise, hang
+or crash, record everything it computed, and find plugins the ways the docs say."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from convspec.conformance import plugins
+from convspec.conformance.backend import Backend
+from convspec.conformance.cases import Case
+from convspec.conformance.cli import main
+from convspec.conformance.evaluate import evaluate
+
+import engine_plugins
+
+
+def run_cli(tmp_path, *args, name="r.jsonl"):
+    out = tmp_path / name
+    result = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "--no-progress", "--out", str(out), *args], catch_exceptions=False)
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return result, records
+
+
+def cases_of(records, backend=None):
+    return [r for r in records if r["record"] == "case" and (backend is None or r["backend"] == backend)]
+
+
+EXPECTED_CATCH = {
+    "bug-ties-larger": {"max_pool", "kmax_pool"},
+    "bug-ceil-sizing": {"conv"},
+    "bug-same-pad-start": {"conv"},
+    "bug-flipped-kernel": {"conv"},
+    "bug-relu-grad-at-0": {"relu"},
+    "bug-bias-grad": {"conv"},
+}
+
+
+def test_quick_profile_catches_each_semantic_bug(tmp_path):
+    args = ["-j", "2", "--shrink-seconds", "2", "-b", "ref"] + [a for name in EXPECTED_CATCH for a in ("-b", name)]
+    result, records = run_cli(tmp_path, *args)
+    assert result.exit_code == 1, result.output
+    assert {r["status"] for r in cases_of(records, "ref")} == {"pass"}, "the reference as a backend must pass everything"
+    for name, ops in EXPECTED_CATCH.items():
+        failed = {r["op"] for r in cases_of(records, name) if r["status"] == "fail"}
+        assert ops <= failed, f"{name}: expected failures in {ops}, got {failed}"
+        assert failed <= ops, f"{name}: unexpected failures in {failed - ops}"
+    relu = [r for r in cases_of(records, "bug-relu-grad-at-0") if r["status"] == "fail"]
+    assert any(c["what"] == "grad x" and c["status"] == "fail" for r in relu for c in r["checks"])
+    bias = [r for r in cases_of(records, "bug-bias-grad") if r["status"] == "fail"]
+    assert all({c["what"] for c in r["checks"] if c["status"] == "fail"} == {"grad b"} for r in bias)
+    assert records[-1]["record"] == "summary"
+
+
+def test_failure_records_first_mismatch_minimal_config_and_repro(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "bug-flipped-kernel", "--op", "conv")
+    fails = [r for r in cases_of(records) if r["status"] == "fail"]
+    assert fails
+    prop = next(r for r in fails if r["source"] == "property")
+    small = prop["minimal"]["case"]["shapes"]
+    assert small["x"][:2] == [1, 1] and max(small["x"][2:]) <= 3 and max(small["w"][2:]) == 2, small  # hypothesis shrank it
+    exact = next(r for r in fails if r["source"] in ("corner", "exact") and any(c.get("mismatch") for c in r["checks"]))
+    mismatch = next(c["mismatch"] for c in exact["checks"] if c.get("mismatch"))
+    assert {"index", "expected", "got", "bound"} <= set(mismatch)
+    # the repro command re-runs exactly that case
+    case_json = prop["repro"].split("--case ", 1)[1].strip("'")
+    again, rec2 = run_cli(tmp_path, "-b", "bug-flipped-kernel", "--case", case_json, name="again.jsonl")
+    assert again.exit_code == 1
+    (only,) = cases_of(rec2)
+    assert only["case_id"] == prop["case_id"] and only["status"] == "fail" and only["checks"] == prop["checks"]
+
+
+def test_raising_hanging_and_crashing_backends_are_recorded_and_the_run_completes(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "raises", "-b", "hangs", "-b", "crashes", "-b", "ref", "--op", "relu", "--timeout", "2")
+    assert result.exit_code == 1
+    by = {b: {r["status"] for r in cases_of(records, b)} for b in ("raises", "hangs", "crashes", "ref")}
+    assert by["raises"] == {"error"}
+    assert by["hangs"] == {"timeout", "pass"}  # the other cases still ran after a hang
+    assert by["crashes"] == {"crashed", "pass"}
+    assert by["ref"] == {"pass"}
+    err = next(r for r in cases_of(records, "raises"))
+    assert "backend exploded" in err["message"] and "Traceback" in err["message"]
+    assert records[-1]["record"] == "summary"
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path):
+    result = CliRunner().invoke(main, ["run", "-b", "nope", "--out", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2 and "unknown backend 'nope'" in result.output and "numpy" in result.output
+    result = CliRunner().invoke(main, ["run", "--op", "convolution", "--out", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2 and "unknown op 'convolution'" in result.output and "conv_transpose" in result.output
+
+
+def test_unavailable_backend_is_recorded_with_its_reason(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "unavailable", "-b", "ref", "--op", "relu")
+    assert result.exit_code == 0, result.output
+    (rec,) = [r for r in records if r["record"] == "backend" and r["name"] == "unavailable"]
+    assert rec["available"] is False and rec["reason"] == "no such device"
+    assert not cases_of(records, "unavailable")
+
+
+def test_resume_skips_recorded_cases_after_a_crash_mid_write(tmp_path):
+    result, full = run_cli(tmp_path, "-b", "ref", "--op", "kmax_pool", name="full.jsonl")
+    ids = [r["case_id"] for r in cases_of(full)]
+    lines = (tmp_path / "full.jsonl").read_text().splitlines()
+    first_case = next(i for i, line in enumerate(lines) if '"record":"case"' in line)
+    cut = lines[: first_case + 5] + [lines[first_case + 5][:40]]  # a torn last line
+    (tmp_path / "part.jsonl").write_text("\n".join(cut))
+    result, resumed = run_cli(tmp_path, "-b", "ref", "--op", "kmax_pool", "--resume", name="part.jsonl")
+    got = [r["case_id"] for r in cases_of(resumed)]
+    assert sorted(got) == sorted(ids) and len(set(got)) == len(got)
+
+
+def test_shards_partition_the_cases(tmp_path):
+    _, a = run_cli(tmp_path, "-b", "ref", "--op", "add", "--shard", "1/2", name="a.jsonl")
+    _, b = run_cli(tmp_path, "-b", "ref", "--op", "add", "--shard", "2/2", name="b.jsonl")
+    _, full = run_cli(tmp_path, "-b", "ref", "--op", "add", name="full.jsonl")
+    ia, ib = {r["case_id"] for r in cases_of(a)}, {r["case_id"] for r in cases_of(b)}
+    assert ia and ib and not ia & ib and ia | ib == {r["case_id"] for r in cases_of(full)}
+
+
+class _Partial(engine_plugins.ReferenceBackend):
+    name = "partial"
+    relu = None  # lacks relu entirely
+
+    def deviation(self, case):
+        return "flips every sign on purpose" if case.op == "tanh" else None
+
+    def tanh(self, x):
+        return -super().__getattr__("tanh")(x)
+
+
+def test_missing_op_is_unsupported_and_declared_deviation_is_reported():
+    b = _Partial()
+    relu = Case(op="relu", shapes={"x": [2, 3]}, params={})
+    tanh = Case(op="tanh", shapes={"x": [2, 3]}, params={})
+    assert evaluate(b, relu)["status"] == "unsupported"
+    r = evaluate(b, tanh)
+    assert r["status"] == "deviation" and r["deviation"] == "flips every sign on purpose"
+    ok = evaluate(b, Case(op="sigmoid", shapes={"x": [2, 3]}, params={}, dtype="float32"))
+    assert ok["status"] == "pass" and 0 <= ok["bound_ratio"] < 1
+
+
+def _install_fake_distribution(root, name, module_src, ep_target):
+    pkg = root / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent(module_src))
+    dist = root / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[convspec]\n{name} = {ep_target}\n")
+
+
+PLUGIN_SRC = """
+from convspec import hookimpl
+from convspec.conformance.backend import Backend
+
+class Mine(Backend):
+    name = "from-entry-point"
+
+@hookimpl
+def register_backends(register):
+    register(Mine())
+"""
+
+
+def test_entry_point_discovery_autoload_switch_and_broken_plugins(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, "convspec_ep_plugin", PLUGIN_SRC, "convspec_ep_plugin")
+    _install_fake_distribution(tmp_path, "convspec_broken_plugin", "import no_such_module_anywhere\n", "convspec_broken_plugin")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(plugins.AUTOLOAD_ENV, raising=False)
+    reg = plugins.load()
+    assert reg.origins["from-entry-point"] == "convspec_ep_plugin"
+    assert "numpy" in reg.backends  # the other plugins still load
+    (err,) = [e for e in reg.load_errors if e.plugin == "convspec_broken_plugin"]
+    assert "no_such_module_anywhere" in err.error
+    monkeypatch.setenv(plugins.AUTOLOAD_ENV, "1")
+    reg = plugins.load()
+    assert "from-entry-point" not in reg.backends and "numpy" in reg.backends
+    # `convspec backends` reports the broken plugin and still lists the rest
+    monkeypatch.delenv(plugins.AUTOLOAD_ENV)
+    out = CliRunner().invoke(main, ["backends", "--json"])
+    data = json.loads(out.stdout)
+    assert {"from-entry-point", "numpy"} <= {b["name"] for b in data["backends"]}
+    assert any(e["plugin"] == "convspec_broken_plugin" for e in data["plugin_errors"])
+
+
+def test_parallel_jobs_give_the_same_results_as_serial(tmp_path):
+    _, serial = run_cli(tmp_path, "-b", "ref", "-b", "numpy", "--op", "avg_pool", name="s.jsonl")
+    _, par = run_cli(tmp_path, "-b", "ref", "-b", "numpy", "--op", "avg_pool", "-j", "2", name="p.jsonl")
+    key = lambda recs: sorted((r["backend"], r["case_id"], r["status"]) for r in cases_of(recs))  # noqa: E731
+    assert key(serial) == key(par) and len(key(par)) > 20
