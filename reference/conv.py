@@ -7,8 +7,6 @@ Output size per dim: floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1.
 """
 from __future__ import annotations
 
-import string
-
 import numpy as np
 
 from ._params import output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, windows, zero_like
@@ -50,46 +48,54 @@ class ConvGeometry:
         return (self.c_in // self.groups) * int(np.prod(self.kernel))
 
 
-def _subscripts(nd: int):
-    """einsum letters: spatial output dims and kernel dims."""
-    letters = iter(string.ascii_lowercase[8:])  # i, j, k, ...
-    out = "".join(next(letters) for _ in range(nd))
-    ker = "".join(next(letters) for _ in range(nd))
-    return out, ker
+def im2col(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """The receptive fields as rows: (G, N*prod(out), C_in/G * prod(kernel)).
 
-
-def grouped_windows(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """(N, G, C_in/G, *out, *kernel) view of the padded input's receptive fields."""
+    Row (n, i) of group g holds x_pad[n, c, i*s + j*d] for every (c, j) of the group, so a
+    convolution is one matrix product per group: y = im2col(x) @ w^T."""
     xp = pad_array(x, geo.pads, zero_like(x))
-    win = windows(xp, geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
-    return win.reshape((geo.n, geo.groups, geo.c_in // geo.groups) + win.shape[2:])
+    win = windows(xp, geo.kernel, geo.stride, geo.dilation, geo.out_sizes)  # (N, C, *out, *kernel)
+    nd, G = geo.nd, geo.groups
+    win = win.reshape((geo.n, G, geo.c_in // G) + win.shape[2:])  # (N, G, Cg, *out, *kernel)
+    order = (1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))
+    return win.transpose(order).reshape(G, geo.n * int(np.prod(geo.out_sizes)), -1)
+
+
+def _w_matrix(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """w as (G, C_in/G * prod(kernel), C_out/G)."""
+    G = geo.groups
+    return w.reshape(G, geo.c_out // G, -1).transpose(0, 2, 1)
+
+
+def _g_matrix(g: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """An output-shaped array as (G, N*prod(out), C_out/G)."""
+    G, nd = geo.groups, geo.nd
+    g = g.reshape((geo.n, G, geo.c_out // G) + geo.out_sizes)
+    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, -1, geo.c_out // G)
 
 
 def conv_core(x: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The sum of products, without bias."""
-    o, k = _subscripts(geo.nd)
-    win = grouped_windows(x, geo)
-    wg = w.reshape((geo.groups, geo.c_out // geo.groups) + w.shape[1:])
-    y = np.einsum(f"zgc{o}{k},gfc{k}->zgf{o}", win, wg, optimize=x.dtype != object)
-    return y.reshape((geo.n, geo.c_out) + geo.out_sizes)
+    """The sum of products, without bias: y = im2col(x) @ w^T, group by group."""
+    y = im2col(x, geo) @ _w_matrix(w, geo)  # (G, N*out, Og)
+    y = y.reshape((geo.groups, geo.n) + geo.out_sizes + (geo.c_out // geo.groups,))
+    order = (1, 0, 2 + geo.nd) + tuple(range(2, 2 + geo.nd))
+    return y.transpose(order).reshape((geo.n, geo.c_out) + geo.out_sizes)
 
 
 def conv_weight_grad(g: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d]."""
-    o, k = _subscripts(geo.nd)
-    win = grouped_windows(x, geo)
-    gg = g.reshape((geo.n, geo.groups, geo.c_out // geo.groups) + geo.out_sizes)
-    dw = np.einsum(f"zgc{o}{k},zgf{o}->gfc{k}", win, gg, optimize=x.dtype != object)
+    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d] = (g^T @ im2col(x))."""
+    dw = _g_matrix(g, geo).transpose(0, 2, 1) @ im2col(x, geo)  # (G, Og, Cg*K)
     return dw.reshape((geo.c_out, geo.c_in // geo.groups) + geo.kernel)
 
 
 def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dL/dx: scatter each output's gradient back through its window (the adjoint of conv_core)."""
-    o, k = _subscripts(geo.nd)
-    gg = g.reshape((geo.n, geo.groups, geo.c_out // geo.groups) + geo.out_sizes)
-    wg = w.reshape((geo.groups, geo.c_out // geo.groups) + w.shape[1:])
-    cols = np.einsum(f"zgf{o},gfc{k}->zgc{o}{k}", gg, wg, optimize=g.dtype != object)
-    cols = cols.reshape((geo.n, geo.c_in) + geo.out_sizes + geo.kernel)
+    """dL/dx: each output's gradient spread back over its window (col2im of g @ w), the adjoint of
+    conv_core."""
+    G, nd = geo.groups, geo.nd
+    cols = _g_matrix(g, geo) @ _w_matrix(w, geo).transpose(0, 2, 1)  # (G, N*out, Cg*K)
+    cols = cols.reshape((G, geo.n) + geo.out_sizes + (geo.c_in // G,) + geo.kernel)
+    order = (1, 0, 2 + nd) + tuple(range(2, 2 + nd)) + tuple(range(3 + nd, 3 + 2 * nd))
+    cols = cols.transpose(order).reshape((geo.n, geo.c_in) + geo.out_sizes + geo.kernel)
     padded = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
     dxp = np.full((geo.n, geo.c_in) + padded, zero_like(cols), dtype=cols.dtype)
     # One strided add per kernel tap: input position i*s + j*d receives cols[..., i, j].

@@ -22,6 +22,8 @@ def _argmax_first(win: np.ndarray) -> np.ndarray:
         best = np.argmax(win, axis=-1)  # object argmax: first maximum (no NaN in Fractions)
     else:
         nan = np.isnan(win)
+        if not nan.any():
+            return np.argmax(win, axis=-1)  # np.argmax returns the first maximum
         best = np.argmax(np.where(nan, -np.inf, win), axis=-1)
     return np.where(nan.any(axis=-1), np.argmax(nan, axis=-1), best)
 
@@ -58,7 +60,10 @@ def scatter_add(g: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
     """dx[n, c, idx[n, c, i]] += g[n, c, i] over every output i (flat per-plane indices)."""
     n, c = shape[:2]
     plane = int(np.prod(shape[2:]))
-    dx = np.zeros((n * c, plane), dtype=g.dtype)
-    rows = np.repeat(np.arange(n * c), idx[0, 0].size if idx.size else 0)
-    np.add.at(dx, (rows, idx.reshape(-1)), g.reshape(-1))
+    flat = (np.arange(n * c).reshape(n, c, *([1] * (idx.ndim - 2))) * plane + idx).reshape(-1)
+    if g.dtype == object:
+        dx = np.zeros(n * c * plane, dtype=object)
+        np.add.at(dx, flat, g.reshape(-1))
+    else:  # bincount sums the weights that land on the same index, like np.add.at but fast
+        dx = np.bincount(flat, weights=g.reshape(-1).astype(np.float64), minlength=n * c * plane).astype(g.dtype)
     return dx.reshape(shape)
