@@ -34,8 +34,14 @@ def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
     win = geo.window_view(x, -np.inf if x.dtype != object else float("-inf"))
     arg = _argmax_first(win)  # (N, C, *out)
     pos = geo.window_positions()  # (*out, K, nd)
+    inside = geo.inside(pos)  # (*out, K)
+    # padding is -inf but never chosen over a real input: where the maximum is -inf, the first real
+    # input of the window (also -inf) is the first maximum among the inputs
+    at_padding = ~np.take_along_axis(np.broadcast_to(inside, win.shape), arg[..., None], axis=-1)[..., 0]
+    if at_padding.any():
+        arg = np.where(at_padding, np.argmax(inside, axis=-1), arg)
     chosen = np.take_along_axis(pos[None, None], arg[..., None, None], axis=-2)[..., 0, :]  # (N, C, *out, nd)
-    if not geo.inside(chosen).all():
+    if not inside.any(axis=-1).all():
         raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
     values = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
     return x, geo, values, geo.flat_index(chosen)
