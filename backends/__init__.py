@@ -1,0 +1,1 @@
+"""convspec's built-in backends: independent implementations checked against the reference spec."""
