@@ -360,7 +360,9 @@ def train_table(report: Report) -> tuple:
         for k in c.scalars:
             if k not in extra:
                 extra.append(k)
-    header = ["backend", "steps", "first loss", "final loss", "reference final loss", "max weight diff"] + extra
+    fixed = ["backend", "steps", "first loss", "final loss", "reference final loss", "max weight diff"]
+    extra = [k for k in extra if k not in fixed]  # e.g. a record's own 'steps' count
+    header = fixed + extra
     ref_final = report.reference_train[-1][1] if report.reference_train else None
     rows = []
     for c in report.trains:

@@ -48,7 +48,7 @@ def bound_ratios(report: Report) -> str | None:
     """Per op, one box per backend: the spread of max |got - expected| / bound over the op's cases
     (whiskers from the smallest to the largest case). 1 is the error bound."""
     matplotlib, Figure = _mpl()
-    _HORIZONTAL = _horizontal()
+    horizontal = _horizontal()
     ops = [op for _, rows in report.matrix for op, _ in rows if report.ratios.get(op)]
     backends = [b for b in report.columns if any(report.ratios.get(op, {}).get(b) for op in ops)]
     if not ops or not backends:
@@ -67,7 +67,7 @@ def bound_ratios(report: Report) -> str | None:
                     pos.append(i + (k - (n - 1) / 2) * height)
             c = color(report, b)
             ax.boxplot(
-                data, positions=pos, widths=height * 0.85, **_HORIZONTAL, whis=(0, 100), patch_artist=True, manage_ticks=False,
+                data, positions=pos, widths=height * 0.85, **horizontal, whis=(0, 100), patch_artist=True, manage_ticks=False,
                 boxprops={"facecolor": c, "alpha": 0.55, "edgecolor": c}, medianprops={"color": "black"},
                 whiskerprops={"color": c}, capprops={"color": c}, flierprops={"marker": ""},
             )

@@ -1,0 +1,468 @@
+"""Compatibility reports: the results JSON Schema, merging results files, the Markdown and HTML
+renderings, bad input, atomic writes, and the HTML in a real (headless) browser.
+
+The results files are real: a module fixture runs the suite (`convspec run`) on a few ops with the
+numpy backend and three small plugin backends written here: one that declares a deviation, one with a
+bug, and one that is unavailable."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from convspec.conformance import report as rep
+from convspec.conformance.cli import main
+from convspec.conformance.report import html as report_html
+from convspec.conformance.report import schema as S
+from convspec.conformance.report.load import MergeError, load, load_file
+from convspec.conformance.report.model import build, features
+from convspec.conformance.results import ResultFileError
+
+PLUGIN = textwrap.dedent('''
+    """Backends for the report tests: -p report_test_plugins."""
+    from convspec import hookimpl
+    from convspec import reference as R
+    from convspec.conformance.backend import Backend
+
+
+    class Ref(Backend):
+        name = "rep-ref"
+        version = "spec"
+
+        def __getattr__(self, op):
+            if op.startswith("_"):
+                raise AttributeError(op)
+            return getattr(R, op)
+
+
+    class Deviant(Ref):
+        """tanh with the sign flipped, declared as a known deviation."""
+        name = "rep-deviant"
+
+        def deviation(self, case):
+            return "tanh sign flipped on purpose" if case.op == "tanh" else None
+
+        def tanh(self, x):
+            return -R.tanh(x)
+
+
+    class Broken(Ref):
+        """relu that lets negative values through: an undeclared bug."""
+        name = "rep-broken"
+
+        def relu(self, x):
+            return x.copy()
+
+
+    class Gone(Ref):
+        name = "rep-gone"
+
+        def availability(self):
+            return "needs a device this machine lacks"
+
+
+    @hookimpl
+    def register_backends(register):
+        for cls in (Deviant, Broken, Gone):
+            register(cls())
+''')
+
+OPS = ("relu", "tanh", "max_pool")
+
+
+def _run(out: Path, *args) -> None:
+    result = CliRunner().invoke(main, ["run", "--no-progress", "--out", str(out), *args], catch_exceptions=False)
+    assert result.exit_code in (0, 1), result.output
+    assert out.exists()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Real results files: a mixed run (four backends, failures, a deviation, an unavailable one), and a
+    numpy run on two ops in full and as two shards."""
+    d = tmp_path_factory.mktemp("runs")
+    (d / "report_test_plugins.py").write_text(PLUGIN)
+    sys.path.insert(0, str(d))
+    try:
+        ops = [a for op in OPS for a in ("--op", op)]
+        _run(d / "mixed.jsonl", "-p", "report_test_plugins", "-b", "numpy", "-b", "rep-deviant", "-b", "rep-broken", "-b", "rep-gone", *ops)
+        two = ["-b", "numpy", "--op", "relu", "--op", "max_pool"]
+        _run(d / "full.jsonl", *two)
+        _run(d / "shards" / "s1.jsonl", *two, "--shard", "1/2")
+        _run(d / "shards" / "s2.jsonl", *two, "--shard", "2/2")
+    finally:
+        sys.path.remove(str(d))
+        sys.modules.pop("report_test_plugins", None)
+    return d
+
+
+def records(path) -> list:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def cases(path) -> list:
+    return [r for r in records(path) if r["record"] == "case"]
+
+
+# ------------------------------------------------------------------------------------------ the schema
+
+
+def test_schema_is_a_valid_2020_12_schema_loaded_as_package_data():
+    import jsonschema
+
+    doc = S.schema()
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(doc)
+    assert isinstance(S.validator(), jsonschema.Draft202012Validator)
+    assert set(doc["properties"]["record"]["enum"]) == {"run", "plugin_error", "backend", "case", "summary", "train"}
+
+
+def test_every_record_the_suite_writes_validates(runs):
+    for f in sorted(runs.rglob("*.jsonl")):
+        recs = records(f)
+        for i, r in enumerate(recs, 1):
+            assert S.problems(r) == [], f"{f.name} line {i}"
+        assert S.validate_file(f) == len(recs)
+        kinds = Counter(r["record"] for r in recs)
+        assert kinds["run"] == 1 and kinds["summary"] == 1 and kinds["case"] > 0
+    mixed = records(runs / "mixed.jsonl")
+    assert {r["status"] for r in mixed if r["record"] == "case"} >= {"pass", "fail", "deviation"}
+    (gone,) = [r for r in mixed if r["record"] == "backend" and r["name"] == "rep-gone"]
+    assert gone["available"] is False
+
+
+def _edited(runs, status="fail"):
+    return dict(next(r for r in records(runs / "mixed.jsonl") if r["record"] == "case" and r["status"] == status))
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda r: r.update(status="passed"), "'passed' is not one of"),
+        (lambda r: r.pop("repro"), "'repro' is a required property"),
+        (lambda r: r.update(bound_ratio=-1.0), "-1.0 is less than the minimum of 0"),
+        (lambda r: r["checks"][0].update(status="ok"), "checks[0].status: 'ok' is not one of"),
+        (lambda r: r.update(status="deviation"), "'deviation' is a required property"),
+        (lambda r: r.update(record="cases"), "'cases' is not one of"),
+    ],
+)
+def test_schema_rejects_hand_edited_records_saying_where(runs, edit, expected):
+    rec = _edited(runs)
+    edit(rec)
+    found = S.problems(rec)
+    assert found and any(expected in p for p in found), found
+
+
+def test_unavailable_backend_must_say_why(runs):
+    rec = next(r for r in records(runs / "mixed.jsonl") if r["record"] == "backend" and r["name"] == "rep-gone")
+    assert S.problems(rec) == []
+    rec["reason"] = None
+    assert any("reason" in p for p in S.problems(rec))
+
+
+def test_train_records_are_provisional_but_need_a_backend():
+    assert S.problems({"record": "train", "backend": "numpy", "losses": [2.3, 1.1], "anything": {"x": 1}}) == []
+    assert any("'backend' is a required property" in p for p in S.problems({"record": "train", "losses": []}))
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_truncated_file_is_named_with_its_line(runs, tmp_path):
+    lines = (runs / "mixed.jsonl").read_text().splitlines()
+    bad = tmp_path / "cut.jsonl"
+    bad.write_text("\n".join(lines[:7]) + "\n" + lines[7][:50])
+    with pytest.raises(ResultFileError, match=r"cut\.jsonl: line 8 is not valid JSON .*truncated"):
+        load_file(bad)
+
+
+def test_hand_edited_file_is_refused_with_the_broken_rule(runs, tmp_path):
+    lines = (runs / "mixed.jsonl").read_text().splitlines()
+    edited = tmp_path / "edited.jsonl"
+    k = next(i for i, line in enumerate(lines) if '"record":"case"' in line)
+    assert '"status":"pass","checks"' in lines[k]
+    lines[k] = lines[k].replace('"status":"pass","checks"', '"status":"PASS","checks"')  # the case's status, not a check's
+    edited.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResultFileError, match=rf"edited\.jsonl: line {k + 1} \(case record\) breaks the results schema: status: 'PASS' is not one of"):
+        load_file(edited)
+    broken = tmp_path / "broken.jsonl"
+    lines[k + 1] = lines[k + 1][: len(lines[k + 1]) // 2]  # damage in the middle of the file
+    broken.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResultFileError, match=rf"line {k + 2} is not valid JSON .*edited or is corrupt"):
+        load_file(broken)
+
+
+def test_other_schema_version_is_refused(runs, tmp_path):
+    recs = records(runs / "full.jsonl")
+    recs[0]["schema"] = "convspec-results/2"
+    f = tmp_path / "v2.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(ResultFileError, match=r"schema 'convspec-results/2'; this convspec reads 'convspec-results/1'"):
+        load_file(f)
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs[1:]))  # no run header: not a results file
+    with pytest.raises(ResultFileError, match=r"line 1 is a 'backend' record, but a results file starts with a 'run' record"):
+        load_file(f)
+
+
+def test_empty_directory_empty_file_and_missing_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MergeError, match=r"empty: is a directory holding no results files \(\*\.jsonl\)"):
+        load([tmp_path / "empty"])
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(ResultFileError, match=r"e\.jsonl: is empty"):
+        load([tmp_path / "e.jsonl"])
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "holding no results files" in res.output
+    assert not (tmp_path / "out").exists()
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "nope.jsonl")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_merge_refuses_different_spec_versions(runs, tmp_path):
+    recs = records(runs / "full.jsonl")
+    recs[0]["spec_version"] = "2.0"
+    other = tmp_path / "newer.jsonl"
+    other.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(MergeError, match=r"different spec versions \(spec 1\.0: full\.jsonl; spec 2\.0: newer\.jsonl\)"):
+        load([runs / "full.jsonl", other])
+    res = CliRunner().invoke(main, ["report", str(runs / "full.jsonl"), str(other), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "report them separately" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ merging
+
+
+def test_two_shards_merge_into_the_full_run(runs):
+    full = load([runs / "full.jsonl"])
+    merged = load([runs / "shards"])  # a directory stands for its *.jsonl files
+    assert len(merged.runs) == 2
+    assert sorted(c["case_id"] for c in merged.cases) == sorted({c["case_id"] for c in full.cases})
+    a, b = build(full), build(merged)
+    assert {op: {k: v.counts for k, v in row.items()} for _, rows in a.matrix for op, row in rows} == {
+        op: {k: v.counts for k, v in row.items()} for _, rows in b.matrix for op, row in rows
+    }
+    assert not any("shards" in n for n in merged.notes)
+    one = load([runs / "shards" / "s1.jsonl"])
+    assert any("has 1 of 2 shards; missing: 2/2" in n for n in one.notes)
+
+
+def test_merging_the_same_results_twice_counts_each_case_once(runs, tmp_path):
+    shutil.copy(runs / "full.jsonl", tmp_path / "copy.jsonl")
+    merged = load([runs / "full.jsonl", tmp_path / "copy.jsonl"])
+    n = len({c["case_id"] for c in cases(runs / "full.jsonl")})
+    assert len(merged.cases) == n and merged.duplicates == n and not merged.conflicts
+
+
+def test_conflicting_outcomes_show_the_worse_and_are_listed(runs, tmp_path):
+    recs = records(runs / "full.jsonl")
+    k = next(i for i, r in enumerate(recs) if r["record"] == "case" and r["op"] == "relu")
+    recs[k]["status"] = "fail"
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    merged = load([runs / "full.jsonl", tmp_path / "b.jsonl"])
+    (conflict,) = merged.conflicts
+    assert conflict[1] == recs[k]["case_id"] and set(conflict[2]) == {"pass", "fail"}
+    cell = dict(dict(build(merged).matrix)["activations"])["relu"]["numpy"]
+    assert cell.counts["fail"] == 1 and cell.kind == "fail"
+
+
+# ------------------------------------------------------------------------------------------ content
+
+
+@pytest.fixture(scope="module")
+def mixed_report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    written = rep.write_reports([runs / "mixed.jsonl"], out, name="mixed")
+    assert [p.name for p in written] == ["mixed.md", "mixed.html"]
+    return out / "mixed.md", out / "mixed.html"
+
+
+def _row(md: str, first: str) -> list:
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"| {first} |"))
+    return [c.strip() for c in line.strip("|").split(" | ")]
+
+
+def _cell_text(counts: Counter) -> str:
+    order = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "pass")
+    return " · ".join(f"{s} {counts[s]}" for s in order if counts[s])
+
+
+def test_markdown_matrix_counts_every_case_of_every_backend(runs, mixed_report):
+    md = mixed_report[0].read_text()
+    header = _row(md, "op")
+    assert header == ["op", "numpy", "rep-deviant", "rep-broken", "rep-gone"]
+    got = Counter((c["op"], c["backend"], c["status"]) for c in cases(runs / "mixed.jsonl"))
+    for op in OPS:
+        row = _row(md, f"`{op}`")
+        for backend, cell in zip(header[1:], row[1:]):
+            if backend == "rep-gone":
+                assert cell == "⛔ unavailable"
+                continue
+            counts = Counter({s: n for (o, b, s), n in got.items() if o == op and b == backend})
+            assert counts, (op, backend)
+            assert cell.endswith(_cell_text(counts)), (op, backend, cell)
+    assert _row(md, "`relu`")[3].startswith("❌ fail")  # the undeclared relu bug
+    assert _row(md, "`tanh`")[2].startswith("⚠️ deviation")  # the declared tanh deviation
+    assert _row(md, "`tanh`")[1] == f"✅ pass {got['tanh', 'numpy', 'pass']}"
+    # grouped rows: pooling before activations, as in the op table
+    assert md.index("| **pooling** |") < md.index("| `max_pool` |") < md.index("| **activations** |") < md.index("| `relu` |")
+
+
+def test_markdown_detail_sections(runs, mixed_report):
+    md = mixed_report[0].read_text()
+    recs = cases(runs / "mixed.jsonl")
+    # per-feature rows count exactly the cases that have the feature
+    for feature in ("ceil_mode", "stride > 1", "dtype float32", "data: ties"):
+        have = Counter(c["status"] for c in recs if c["backend"] == "numpy" and feature in features(c))
+        assert have, feature
+        assert _row(md, feature)[1].endswith(_cell_text(have))
+    # deviations with their reason and count
+    devs = [c for c in recs if c["status"] == "deviation"]
+    assert _row(md, "`rep-deviant`")[1:4] == ["`tanh`", "tanh sign flipped on purpose", str(len(devs))]
+    # failures with the first mismatch and their repro command
+    fails = [c for c in recs if c["status"] == "fail"]
+    assert fails and all(c["backend"] == "rep-broken" and c["op"] == "relu" for c in fails)
+    section = md[md.index("## Failures"):md.index("## Environment")]
+    shown = re.findall(r"- \*\*FAIL\*\* `rep-broken` `([^`]+)`: forward: \d+ of \d+ elements off", section)
+    assert sorted(shown) == sorted(c["case_id"] for c in fails)
+    assert all(c["repro"] in section for c in fails)
+    # environment of the run, and the unavailable backend's reason
+    env = md[md.index("## Environment"):]
+    host = records(runs / "mixed.jsonl")[0]["environment"]["host"]
+    assert f"| host | {host} |" in env and "| profile | quick |" in env
+    assert "| rep-gone | unavailable: needs a device this machine lacks |" in env
+    # bound ratios: the numpy column holds the real largest ratio of its tanh cases
+    from convspec.conformance.report.model import fmt_ratio
+
+    tanh = [c["bound_ratio"] for c in recs if c["op"] == "tanh" and c["backend"] == "numpy"]
+    assert max(tanh) > 0
+    ratio_row = next(ln for ln in md[md.index("## Bound ratios"):].splitlines() if ln.startswith("| `tanh` |"))
+    assert ratio_row.split(" | ")[1].startswith(fmt_ratio(max(tanh)) + " / ")
+
+
+def test_html_is_self_contained_with_matrix_and_plot(runs, mixed_report):
+    page = mixed_report[1].read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "<script" not in page
+    refs = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert refs and all(r.startswith(("data:image/svg+xml;base64,", "#")) for r in refs), [r[:40] for r in refs if not r.startswith(("data:", "#"))]
+    assert not re.search(r"url\((?!#)", page) and "@import" not in page
+    assert '<table id="matrix"' in page and page.count('<tr class="op"') == len(OPS)
+    assert 'id="plot-bound-ratio"' in page
+    import base64
+
+    svg = base64.b64decode(re.search(r'id="plot-bound-ratio"><img [^>]*src="data:image/svg\+xml;base64,([^"]+)"', page).group(1)).decode()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    # nothing the SVG would fetch: every link is to a fragment inside it (namespace URIs are names, not fetched)
+    links = re.findall(r'(?:href|src)="([^"]*)"', svg) + re.findall(r"url\(([^)]*)\)", svg)
+    assert links and all(link.startswith("#") for link in links), [x for x in links if not x.startswith("#")][:5]
+
+
+def test_train_records_render_loss_and_weight_difference(runs, tmp_path):
+    recs = records(runs / "full.jsonl")
+    ref = [2.3 * 0.98**i for i in range(50)]
+    recs.insert(-1, {"record": "train", "backend": "reference", "losses": ref})
+    recs.insert(-1, {"record": "train", "backend": "numpy", "losses": [v * 1.001 for v in ref], "weight_diff": [{"step": i, "max_abs": 1e-9 * (i + 1)} for i in range(0, 50, 5)], "accuracy": 0.97,
+                     "steps": 50, "config": {"epochs": 1}})
+    recs.insert(-1, {"record": "case", "backend": "numpy", "case_id": "lenet:train[float32]", "op": "lenet", "source": "lenet", "dtype": "float32",
+                     "case": {"op": "lenet"}, "repro": "convspec train --backend numpy", "status": "pass", "checks": [], "bound_ratio": None, "seconds": 1.0})
+    f = tmp_path / "train.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    md_path, html_path = rep.write_reports([f], tmp_path / "out", name="t")
+    md = md_path.read_text()
+    assert _row(md, "**LeNet**") and _row(md, "`lenet`")[1] == "✅ pass 1"
+    row = _row(md, "numpy")
+    header = _row(md, "backend")
+    assert len(header) == len(set(header)) == len(row)
+    got = dict(zip(header, row))
+    assert got["steps"] == "50" and got["final loss"] == f"{ref[-1] * 1.001:.4g}" and got["reference final loss"] == f"{ref[-1]:.4g}"
+    assert got["max weight diff"] == "4.6e-08" and got["accuracy"] == "0.97"
+    page = html_path.read_text()
+    assert 'id="plot-loss"' in page and 'id="plot-weight-diff"' in page
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def test_report_is_written_atomically(runs, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    rep.write_reports([runs / "full.jsonl"], out, name="r")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"r.md", "r.html"}
+
+    def broken(*a, **k):
+        raise RuntimeError("renderer died")
+
+    monkeypatch.setattr(report_html, "render", broken)
+    with pytest.raises(RuntimeError):
+        rep.write_reports([runs / "mixed.jsonl"], out, name="r")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-written, nothing left over
+    monkeypatch.undo()
+
+    def no_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_disk)
+    with pytest.raises(OSError, match="No space left"):
+        rep.atomic_write(out / "r.md", "# new\n" * 1000)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_cli_writes_both_files_and_checks_the_name(runs, tmp_path):
+    res = CliRunner().invoke(main, ["report", str(runs / "shards"), "--out", str(tmp_path / "r"), "--name", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["cpu.html", "cpu.md"]
+    assert "report: " in res.output
+    res = CliRunner().invoke(main, ["report", str(runs / "full.jsonl"), "--name", "../x"])
+    assert res.exit_code == 2 and "--name" in res.output
+
+
+# ------------------------------------------------------------------------------------------ a browser
+
+CHROMIUM = "/usr/bin/chromium"
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  const box = document.querySelector("table#matrix").getBoundingClientRect();
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({
+    images: imgs.map(i => ({id: i.parentElement.id, ok: i.complete && i.naturalWidth > 100 && i.naturalHeight > 100})),
+    matrixRows: document.querySelectorAll("table#matrix tr.op").length,
+    matrixHeight: box.height,
+    cellsColoured: Array.from(document.querySelectorAll("table#matrix td")).filter(td => getComputedStyle(td).backgroundColor !== "rgba(0, 0, 0, 0)").length,
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Chromium not installed ({CHROMIUM} absent; Debian: apt-get install chromium): the HTML report is not checked in a browser")
+def test_html_report_renders_in_headless_chromium(mixed_report, tmp_path):
+    page = mixed_report[1].read_text().replace("</body>", PROBE + "\n</body>")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page)
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-extensions", "--disable-default-apps", "--no-first-run", "--mute-audio",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri(),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert m, res.stdout[-2000:]
+    import html as stdhtml
+
+    got = json.loads(stdhtml.unescape(m.group(1)))
+    assert got["matrixRows"] == len(OPS) and got["matrixHeight"] > 100
+    assert got["cellsColoured"] >= len(OPS) * 4  # every op x backend cell has its status colour
+    assert got["images"] == [{"id": "plot-bound-ratio", "ok": True}]
