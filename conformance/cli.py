@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter, defaultdict
 
 import click
@@ -142,7 +143,11 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
     progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=no_progress)
     tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name])) for b in available}
 
+    ref_seconds = [0.0]
+    t_start = time.perf_counter()
+
     def emit(result):
+        ref_seconds[0] += result.get("reference_seconds", 0.0)
         writer.write(result)
         counts[(result["backend"], result["op"])][result["status"]] += 1
         if result["status"] in BAD:
@@ -154,10 +159,13 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
     total = Counter()
     for c in counts.values():
         total.update(c)
-    writer.write({"record": "summary", "counts": dict(total), "finished": True})
+    wall = time.perf_counter() - t_start
+    writer.write({"record": "summary", "counts": dict(total), "finished": True, "seconds": round(wall, 3), "reference_seconds": round(ref_seconds[0], 3)})
     writer.close()
 
     _print_summary(console, available, counts, failures)
+    share = 100 * ref_seconds[0] / wall / max(1, plan.jobs) if wall else 0.0
+    console.print(f"{sum(total.values())} results in {wall:.1f} s; reference computations {ref_seconds[0]:.1f} s (~{share:.0f}% of the run, each case's reference computed once and cached)")
     click.echo(f"results: {out}", err=True)
     if failures:
         sys.exit(1)

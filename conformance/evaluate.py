@@ -54,8 +54,10 @@ def _to_numpy(backend, a):
 
 
 def evaluate(backend, case: Case, reference=None) -> dict:
-    """Run `case` on `backend`. `reference` may pass a precomputed reference_result(case)."""
+    """Run `case` on `backend`. `reference` may pass a precomputed reference_result(case) (or the
+    SpecError it raised); otherwise it is computed here and its time is recorded."""
     t0 = time.perf_counter()
+    ref_seconds = 0.0
     info = OPS[case.op]
     res = {"case_id": case.id, "op": case.op, "source": case.source, "dtype": case.dtype, "case": case.spec(), "repro": repro(backend.name, case)}
     checks: list[Check] = []
@@ -68,6 +70,7 @@ def evaluate(backend, case: Case, reference=None) -> dict:
         ratios = [c.bound_ratio for c in checks if c.bound_ratio is not None and np.isfinite(c.bound_ratio)]
         res["bound_ratio"] = max(ratios) if ratios else None
         res["seconds"] = round(time.perf_counter() - t0, 6)
+        res["reference_seconds"] = round(ref_seconds, 6)
         return res
 
     if case.dtype not in backend.dtypes:
@@ -75,7 +78,13 @@ def evaluate(backend, case: Case, reference=None) -> dict:
     if not callable(getattr(backend, case.op, None)):
         return done("unsupported", f"op {case.op} not implemented")
     try:
-        inputs, y, idx, g, grads, fb, gb = reference if reference is not None else reference_result(case)
+        if reference is None:
+            t_ref = time.perf_counter()
+            reference = reference_result(case)
+            ref_seconds = time.perf_counter() - t_ref
+        if isinstance(reference, SpecError):
+            raise reference
+        inputs, y, idx, g, grads, fb, gb = reference
     except SpecError as exc:
         return done("invalid", f"the spec rejects this case: {exc}")
 

@@ -8,10 +8,11 @@ import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 
+from convspec import SpecError
 from convspec import reference as R
 
 from .cases import Case
-from .evaluate import repro
+from .evaluate import reference_result, repro
 from .worker import Worker
 
 BAD = ("fail", "error", "timeout", "crashed")
@@ -69,6 +70,33 @@ def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
     return {"case_id": r["case_id"], "case": r["case"], "repro": repro(worker.backend.name, minimal, plan.plugins), "checks": r["checks"], "message": r.get("message", "")}
 
 
+class ReferenceCache:
+    """Reference results per case, computed once per process and shared by every backend that
+    runs the case after the first (the reference is written to be read, not to be fast)."""
+
+    def __init__(self, size: int = 4096):
+        self.size, self.store = size, {}
+
+    def get(self, case: Case):
+        """-> (reference_result or the SpecError it raised, seconds spent computing it now)."""
+        key = case.to_json()
+        if key in self.store:
+            return self.store[key], 0.0
+        t = time.perf_counter()
+        try:
+            ref = reference_result(case)
+        except SpecError as exc:
+            ref = exc
+        seconds = time.perf_counter() - t
+        if len(self.store) >= self.size:
+            self.store.pop(next(iter(self.store)))
+        self.store[key] = ref
+        return ref, seconds
+
+
+CACHE = ReferenceCache()
+
+
 def run_unit(plan: Plan, backend, cases, emit) -> None:
     """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
     the minimal failing configuration of its op (shrunk once per op and backend)."""
@@ -76,7 +104,9 @@ def run_unit(plan: Plan, backend, cases, emit) -> None:
     minimal: dict = {}
     try:
         for case in cases:
-            r = worker.run(case)
+            reference, ref_seconds = CACHE.get(case)
+            r = worker.run(case, reference)
+            r["reference_seconds"] = round(ref_seconds, 6)
             if r["status"] in ("fail", "error") and case.source == "property" and plan.shrink_seconds > 0:
                 if case.op not in minimal:
                     minimal[case.op] = _shrink(plan, worker, case)

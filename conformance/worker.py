@@ -17,8 +17,8 @@ def _serve(conn, backend):
             return
         if msg is None:
             return
-        case = Case.from_json(msg)
-        conn.send(evaluate(backend, case))
+        case_json, reference = msg
+        conn.send(evaluate(backend, Case.from_json(case_json), reference))
 
 
 class Worker:
@@ -38,12 +38,13 @@ class Worker:
         child.close()
         self.conn = parent
 
-    def run(self, case: Case) -> dict:
+    def run(self, case: Case, reference=None) -> dict:
+        """The result of `case` (with the precomputed reference_result, if given)."""
         if self.proc is None or not self.proc.is_alive():
             self._start()
         t0 = time.perf_counter()
         try:
-            self.conn.send(case.to_json())
+            self.conn.send((case.to_json(), reference))
             if self.conn.poll(self.timeout):
                 return self.conn.recv()
             self.kill()

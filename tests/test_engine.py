@@ -13,6 +13,7 @@ from convspec.conformance.backend import Backend
 from convspec.conformance.cases import Case
 from convspec.conformance.cli import main
 from convspec.conformance.evaluate import evaluate
+from convspec.conformance.report.schema import validate_file
 
 import engine_plugins
 
@@ -21,6 +22,8 @@ def run_cli(tmp_path, *args, name="r.jsonl"):
     out = tmp_path / name
     result = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "--no-progress", "--out", str(out), *args], catch_exceptions=False)
     records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    if records:
+        validate_file(out)  # every results file the engine writes follows the published schema
     return result, records
 
 
