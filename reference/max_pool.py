@@ -33,18 +33,18 @@ def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     win = geo.window_view(x, -np.inf if x.dtype != object else float("-inf"))
     arg = _argmax_first(win)  # (N, C, *out)
-    pos = geo.window_positions()  # (*out, K, nd)
+    pos = geo.window_positions()  # (*out, K, nd) input coordinates of every window element
     inside = geo.inside(pos)  # (*out, K)
+    if not inside.any(axis=-1).all():
+        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
     # padding is -inf but never chosen over a real input: where the maximum is -inf, the first real
     # input of the window (also -inf) is the first maximum among the inputs
     at_padding = ~np.take_along_axis(np.broadcast_to(inside, win.shape), arg[..., None], axis=-1)[..., 0]
     if at_padding.any():
         arg = np.where(at_padding, np.argmax(inside, axis=-1), arg)
-    chosen = np.take_along_axis(pos[None, None], arg[..., None, None], axis=-2)[..., 0, :]  # (N, C, *out, nd)
-    if not inside.any(axis=-1).all():
-        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+    flat = np.broadcast_to(geo.flat_index(pos), win.shape)  # flat per-plane index of each element
     values = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
-    return x, geo, values, geo.flat_index(chosen)
+    return x, geo, values, np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
 
 
 def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
