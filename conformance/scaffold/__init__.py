@@ -9,7 +9,6 @@ package installs, runs, and honestly reports every case "unsupported".
 from __future__ import annotations
 
 import inspect
-import keyword
 import re
 from pathlib import Path
 from string import Template

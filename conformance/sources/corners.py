@@ -70,8 +70,8 @@ def cases() -> list:
     out += recipe("convT-same", "conv_transpose", {"y": [1, 2, 4], "w": [2, 1, 4], "b": None}, {"stride": 2, "padding": "same"}, data="ints", exact=True)
     out += recipe("convT-pairs-groups", "conv_transpose", {"y": [2, 4, 3, 3], "w": [4, 1, 3, 3], "b": [2]}, {"stride": 2, "padding": ((1, 0), (0, 2)), "groups": 2}, data="ints", exact=True)
     # --- depthwise and grouped conv with every padding form
-    for pad in (1, (1, 0), ((0, 2), (1, 1)), "valid", "same", "full"):
-        out += recipe(f"grouped-pad-{pad}", "conv", {"x": [1, 4, 5, 5], "w": [4, 2, 3, 2], "b": [4]}, {"padding": pad, "groups": 2, "stride": (2, 1)}, data="ints", exact=True)
+    for label, pad in (("int", 1), ("per-dim", (1, 0)), ("pairs", ((0, 2), (1, 1))), ("valid", "valid"), ("same", "same"), ("full", "full")):
+        out += recipe(f"grouped-pad-{label}", "conv", {"x": [1, 4, 5, 5], "w": [4, 2, 3, 2], "b": [4]}, {"padding": pad, "groups": 2, "stride": (2, 1)}, data="ints", exact=True)
     # --- relu at exactly 0 (derivative 0 there) and at -0.0
     out += explicit("relu-at-zero", "relu", {}, x=[[0.0, -0.0, 1.0, -1.0, 0.0, 2.5]], grad_out=[[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
     # --- saturating activations and a loss with a huge logit spread
