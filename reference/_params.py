@@ -19,7 +19,10 @@ PADDING_MODES = ("valid", "same", "full")
 
 def as_array(name: str, a, *, min_ndim: int | None = None, ndim: int | tuple | None = None) -> np.ndarray:
     """Validate an array argument: numeric dtype (object arrays must hold numbers), ndim rule."""
-    a = np.asarray(a)
+    try:
+        a = np.asarray(a)
+    except ValueError as exc:  # a ragged nested list
+        raise ShapeError(name, f"must be a rectangular array; got a ragged nested sequence ({exc})") from None
     if a.dtype == object:
         for v in a.flat:
             if not isinstance(v, numbers.Number) or isinstance(v, (bool, np.bool_)) or isinstance(v, complex):
@@ -114,15 +117,15 @@ def ceil_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
     return out
 
 
-def output_sizes(sizes, kernel, stride, dilation, pads, *, ceil_mode=False, strict=False, what="input") -> tuple[int, ...]:
+def output_sizes(sizes, kernel, stride, dilation, pads, *, ceil_mode=False, strict=False, kernel_name="w") -> tuple[int, ...]:
     """Output size per spatial dim; checks kernel <= padded input and (strict) exact stride fit."""
     out = []
     for axis, (n, k, s, d, (pb, pe)) in enumerate(zip(sizes, kernel, stride, dilation, pads)):
         extent = d * (k - 1) + 1
         if extent > n + pb + pe:
             raise ShapeError(
-                "kernel_size" if what == "pool" else "w",
-                f"kernel extent {extent} (d*(k-1)+1 with k={k}, d={d}) is larger than the padded {what} "
+                kernel_name,
+                f"kernel extent {extent} (d*(k-1)+1 with k={k}, d={d}) is larger than the padded input "
                 f"{n + pb + pe} (n={n} + padding {pb}+{pe}) in spatial dim {axis}",
             )
         if strict and (n + pb + pe - extent) % s:

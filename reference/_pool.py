@@ -24,7 +24,7 @@ class PoolGeometry:
         self.pads = explicit_padding("padding", padding, nd)
         self.in_sizes = tuple(x_shape[2:])
         self.ceil_mode = bool(ceil_mode)
-        self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, ceil_mode=self.ceil_mode, what="pool")
+        self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, ceil_mode=self.ceil_mode, kernel_name="kernel_size")
         self.extra = tuple(
             max((o - 1) * s + d * (k - 1) + 1 - (n + b + e), 0)
             for o, s, d, k, n, (b, e) in zip(self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._params import zero_like
 from ._pool import pool_input
 from .conv import check_grad
 from .max_pool import _argmax_first
@@ -24,7 +25,7 @@ def global_max_pool_backward(grad_out, x):
     """-> (dx,): the gradient goes to the chosen element of each plane."""
     x, f = _flat(x)
     g = check_grad("grad_out", grad_out, x.shape[:2])
-    dx = np.zeros(f.shape, dtype=g.dtype)
+    dx = np.full(f.shape, zero_like(g), dtype=g.dtype)
     np.put_along_axis(dx, _argmax_first(f)[..., None], g[..., None], axis=-1)
     return (dx.reshape(x.shape),)
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._params import as_array
+from ._params import as_array, zero_like
 from .conv import check_grad
 from .errors import ParameterError
 
@@ -40,7 +40,7 @@ def kmax_pool_backward(grad_out, x, k):
     x = as_array("x", x, min_ndim=1)
     idx = kmax_pool_indices(x, k)
     g = check_grad("grad_out", grad_out, idx.shape)
-    dx = np.zeros(x.shape, dtype=g.dtype)
+    dx = np.full(x.shape, zero_like(g), dtype=g.dtype)
     np.put_along_axis(dx, idx, g, axis=-1)
     return (dx,)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._params import zero_like
 from ._pool import PoolGeometry, pool_input
 from .conv import check_grad
 from .errors import ParameterError
@@ -68,7 +69,7 @@ def scatter_add(g: np.ndarray, idx: np.ndarray, shape) -> np.ndarray:
     plane = int(np.prod(shape[2:]))
     flat = (np.arange(n * c).reshape(n, c, *([1] * (idx.ndim - 2))) * plane + idx).reshape(-1)
     if g.dtype == object:
-        dx = np.zeros(n * c * plane, dtype=object)
+        dx = np.full(n * c * plane, zero_like(g), dtype=object)
         np.add.at(dx, flat, g.reshape(-1))
     else:  # bincount sums the weights that land on the same index, like np.add.at but fast
         dx = np.bincount(flat, weights=g.reshape(-1).astype(np.float64), minlength=n * c * plane).astype(g.dtype)

@@ -20,7 +20,7 @@ def output_size(n, k, *, stride=1, padding=0, dilation=1, ceil_mode=False, stric
     if isinstance(padding, tuple) and len(padding) == 2:
         padding = (padding,)
     pads = resolve_padding("padding", padding, (n,), (k,), s, d)
-    return output_sizes((n,), (k,), s, d, pads, ceil_mode=ceil_mode, strict=strict)[0]
+    return output_sizes((n,), (k,), s, d, pads, ceil_mode=ceil_mode, strict=strict, kernel_name="k")[0]
 
 
 def param_count(c_in, c_out, kernel_size, *, groups=1, bias=True):
