@@ -35,7 +35,7 @@ class PoolGeometry:
         """(N, C, *out, K) where K = prod(kernel), padding and overhang filled with `fill`."""
         xp = pad_array(x, [(b, e + x_) for (b, e), x_ in zip(self.pads, self.extra)], fill)
         win = windows(xp, self.kernel, self.stride, self.dilation, self.out_sizes)
-        return win.reshape(win.shape[: 2 + self.nd] + (-1,))
+        return win.reshape(win.shape[: 2 + self.nd] + (int(np.prod(self.kernel)),))
 
     def window_positions(self) -> np.ndarray:
         """(*out, K, nd) unpadded input coordinates of every window element (may be outside the input)."""

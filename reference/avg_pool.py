@@ -53,5 +53,5 @@ def avg_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilat
     contrib = np.broadcast_to(share[..., None], share.shape + (pos.shape[-2],))[..., inside]  # (N, C, M)
     n, c = x.shape[:2]
     dx = np.full((n * c, geo.plane), zero_like(g), dtype=g.dtype)
-    np.add.at(dx, (slice(None), flat), contrib.reshape(n * c, -1))
+    np.add.at(dx, (slice(None), flat), contrib.reshape(n * c, flat.size))
     return (dx.reshape(x.shape),)

@@ -58,7 +58,7 @@ def im2col(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     nd, G = geo.nd, geo.groups
     win = win.reshape((geo.n, G, geo.c_in // G) + win.shape[2:])  # (N, G, Cg, *out, *kernel)
     order = (1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))
-    return win.transpose(order).reshape(G, geo.n * int(np.prod(geo.out_sizes)), -1)
+    return win.transpose(order).reshape(G, geo.n * int(np.prod(geo.out_sizes)), geo.c_in // G * int(np.prod(geo.kernel)))
 
 
 def _w_matrix(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -71,7 +71,7 @@ def _g_matrix(g: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """An output-shaped array as (G, N*prod(out), C_out/G)."""
     G, nd = geo.groups, geo.nd
     g = g.reshape((geo.n, G, geo.c_out // G) + geo.out_sizes)
-    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, -1, geo.c_out // G)
+    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, geo.n * int(np.prod(geo.out_sizes)), geo.c_out // G)
 
 
 def conv_core(x: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:

@@ -16,6 +16,8 @@ def _inputs(logits, labels):
     z = _float("logits", logits)
     if z.ndim != 2:
         raise ShapeError("logits", f"must be (N, K), got shape {z.shape}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ShapeError("logits", f"needs N >= 1 and K >= 1 (the loss is a mean over the batch), got shape {z.shape}")
     y = np.asarray(labels)
     if y.dtype.kind not in "iu":
         raise DTypeError("labels", f"must be integers, got dtype {y.dtype}")

@@ -13,7 +13,7 @@ from .max_pool import _argmax_first
 
 def _flat(x):
     x = pool_input(x)
-    return x, x.reshape(x.shape[:2] + (-1,))
+    return x, x.reshape(x.shape[:2] + (int(np.prod(x.shape[2:])),))
 
 
 def global_max_pool(x):

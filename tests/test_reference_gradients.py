@@ -36,12 +36,20 @@ def _loss(fwd, inputs, kwargs, G):
     return float(np.sum(fwd(*inputs, **kwargs) * G))
 
 
-def _tolerances(fwd, inputs, kwargs, G, grad, v):
-    rounding = ROUNDING * float(np.sum(np.abs(fwd(*inputs, **kwargs) * G)))
-    return RTOL * float(np.linalg.norm(grad) * np.linalg.norm(v)) + rounding
+def _tolerances(fwd, inputs, kwargs, G, grad, v, magnitude=None):
+    """magnitude: the size of the terms the forward cancels (default |output * G|); the rounding
+    error of a central difference is about eps * magnitude / H."""
+    mag = float(np.sum(np.abs(fwd(*inputs, **kwargs) * G))) if magnitude is None else magnitude
+    return RTOL * float(np.linalg.norm(grad) * np.linalg.norm(v)) + ROUNDING * mag
 
 
-def check_backward(fwd, bwd, inputs, kwargs=None, *, diff, rng, G=None, what=""):
+def _xent_magnitude(z, labels, G):
+    """cross_entropy = mean(lse - z[label]) cancels terms of size |lse| + |z[label]|."""
+    lse = np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)) + z.max(axis=1)
+    return float(abs(G) * np.mean(np.abs(lse) + np.abs(z[np.arange(len(labels)), labels])))
+
+
+def check_backward(fwd, bwd, inputs, kwargs=None, *, diff, rng, G=None, what="", magnitude=None):
     """Directional check of every differentiable input (positions `diff` in `inputs`)."""
     kwargs = kwargs or {}
     out = np.asarray(fwd(*inputs, **kwargs))
@@ -60,7 +68,7 @@ def check_backward(fwd, bwd, inputs, kwargs=None, *, diff, rng, G=None, what="")
         plus[pos], minus[pos] = x + H * v, x - H * v
         fd = (_loss(fwd, plus, kwargs, G) - _loss(fwd, minus, kwargs, G)) / (2 * H)
         an = float(np.sum(grad * v))
-        tol = _tolerances(fwd, inputs, kwargs, G, grad, v)
+        tol = _tolerances(fwd, inputs, kwargs, G, grad, v, magnitude)
         assert abs(fd - an) <= tol, f"{what}: input {pos}: finite difference {fd!r} vs <grad, v> {an!r} (|diff| {abs(fd - an):.3e} > tol {tol:.3e})"
 
 
@@ -265,7 +273,8 @@ def test_softmax_backward(shape):
 def test_cross_entropy_backward(n, k):
     rng = np.random.default_rng(13)
     labels = rng.integers(0, k, size=n)
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [2 * rng.standard_normal((n, k)), labels], diff=(0,), rng=rng, what=f"N={n} K={k}")
+    z, G = 2 * rng.standard_normal((n, k)), rng.standard_normal(())
+    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, labels], diff=(0,), rng=rng, G=G, what=f"N={n} K={k}", magnitude=_xent_magnitude(z, labels, G))
 
 
 @FAST
@@ -297,7 +306,9 @@ def test_dense_and_loss_backward_random(n, k, bias, d_out, seed):
     inputs = [rng.standard_normal((n, k)), rng.standard_normal((d_out, k)), rng.standard_normal(d_out) if bias else None]
     check_backward(R.linear, R.linear_backward, inputs, diff=(0, 1, 2), rng=rng, what="linear")
     check_backward(R.add, R.add_backward, [inputs[0], rng.standard_normal((n, k))], diff=(0, 1), rng=rng, what="add")
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [3 * inputs[0], rng.integers(0, k, size=n)], diff=(0,), rng=rng, what="cross_entropy")
+    z, labels = 3 * inputs[0], rng.integers(0, k, size=n)
+    G = rng.standard_normal(())
+    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, labels], diff=(0,), rng=rng, G=G, what="cross_entropy", magnitude=_xent_magnitude(z, labels, G))
 
 
 def test_cross_entropy_backward_scales_with_grad_out():
@@ -307,7 +318,7 @@ def test_cross_entropy_backward_scales_with_grad_out():
     (g1,) = R.cross_entropy_backward(np.float64(1.0), z, y)
     (g3,) = R.cross_entropy_backward(np.array([-2.5]), z, y)
     np.testing.assert_allclose(g3, -2.5 * g1, rtol=1e-15)
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, y], diff=(0,), rng=rng, G=np.float64(-2.5), what="scaled")
+    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, y], diff=(0,), rng=rng, G=np.float64(-2.5), what="scaled", magnitude=_xent_magnitude(z, y, -2.5))
 
 
 # ------------------------------------------------------------------------------------- elementwise, tiny configs
