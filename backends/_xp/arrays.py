@@ -20,10 +20,19 @@ except Exception:  # pragma: no cover - the conformance package is always shippe
     pass
 
 
+def to_array(xp, a):
+    """xp.asarray(a), except that an object (Fraction) array stays a NumPy array: a device array
+    module (cupy) cannot hold one, and the callers turn it into Unsupported or DTypeError."""
+    if xp is np or hasattr(a, "__cuda_array_interface__"):
+        return xp.asarray(a)
+    host = np.asarray(a)
+    return host if host.dtype.kind == "O" else xp.asarray(host)
+
+
 def as_float(xp, name: str, a, *, ndim=None, min_ndim=None):
     """The backend's form of an array argument: integers become float64, real floats pass through,
     anything else is a DTypeError; object (Fraction) arrays are the reference's business only."""
-    a = xp.asarray(a)
+    a = to_array(xp, a)
     kind = a.dtype.kind
     if kind in "iu":
         a = a.astype(xp.float64)
@@ -42,7 +51,7 @@ def as_float(xp, name: str, a, *, ndim=None, min_ndim=None):
 
 def transcendental(xp, name: str, a):
     """as_float for the ops evaluated in floating point only (exp, log, tanh)."""
-    a0 = xp.asarray(a)
+    a0 = to_array(xp, a)
     if a0.dtype.kind == "O":
         raise DTypeError(name, "transcendental ops are evaluated in floating point; Fraction arrays are not supported")
     return as_float(xp, name, a0)

@@ -16,11 +16,69 @@ Every function takes the array module `xp` (numpy or cupy) as its first argument
 """
 from __future__ import annotations
 
+import threading
 from math import prod
 
 from .arrays import crop, padded, tap_slices
 
-DEFAULT_LIMIT = 256 << 20  # bytes of column matrix (col + dcol) per batch chunk
+DEFAULT_LIMIT = 64 << 20  # bytes of column matrix (col + dcol) per batch chunk
+SCRATCH_CACHE = 64 << 20  # NumPy scratch buffers up to this size are kept for the next call
+
+
+class _Scratch(threading.local):
+    """Per-thread cache of flat NumPy buffers by (slot, dtype), reused across chunks and calls: a fresh
+    large array costs a page fault per 4 KiB on first touch, which for small layers costs more than the
+    arithmetic. Buffers above SCRATCH_CACHE are not kept (at most a few of those sizes stay allocated);
+    other array modules (CuPy) allocate from their own memory pool instead."""
+
+    def __init__(self):
+        self.bufs = {}
+
+
+_SCRATCH = _Scratch()
+
+
+def release_scratch() -> int:
+    """Drop this thread's cached scratch buffers (the next call allocates afresh); -> bytes released."""
+    n = sum(b.nbytes for b in _SCRATCH.bufs.values())
+    _SCRATCH.bufs.clear()
+    return n
+
+
+def scratch(xp, slot: str, shape, dtype, *, zero: bool = False):
+    """A C-contiguous work array of `shape` (its contents undefined unless `zero`); never returned to
+    the caller of conv_passes, and a slot is only reused once its previous contents are dead."""
+    shape = tuple(int(v) for v in shape)
+    n = prod(shape)
+    dtype = xp.dtype(dtype)
+    if getattr(xp, "__name__", "") != "numpy" or n * dtype.itemsize > SCRATCH_CACHE:
+        return (xp.zeros if zero else xp.empty)(shape, dtype=dtype)
+    key = (slot, dtype.str)
+    buf = _SCRATCH.bufs.get(key)
+    if buf is None or buf.size < n:
+        buf = _SCRATCH.bufs[key] = xp.empty(max(n, 1), dtype=dtype)
+    a = buf[:n].reshape(shape)
+    if zero:
+        a.fill(0)
+    return a
+
+
+def _padded_into(xp, a, pads, slot, *, batch_last: bool):
+    """a (m, C, *s) -> a zero-padded copy in a scratch array: channels last (m, *s_padded, C), or
+    channels first and batch last (C, *s_padded, m)."""
+    m, c = a.shape[:2]
+    src = xp.moveaxis(a, 0, -1) if batch_last else xp.moveaxis(a, 1, -1)
+    sizes = tuple(n + b + e for n, (b, e) in zip(a.shape[2:], pads))
+    shape = (c,) + sizes + (m,) if batch_last else (m,) + sizes + (c,)
+    has_pad = any(b or e for b, e in pads)
+    out = scratch(xp, slot, shape, a.dtype, zero=has_pad)
+    out[crop_index(pads, a.shape[2:], 1)] = src
+    return out
+
+
+def crop_index(pads, sizes, first):
+    """The index of the interior (unpadded part) of an array padded by `pads` from axis `first` on."""
+    return (slice(None),) * first + tuple(slice(b, b + n) for (b, _), n in zip(pads, sizes))
 
 
 def _chunks(n: int, per_sample: int, limit: int):
@@ -42,9 +100,9 @@ def weight_from_matrix(xp, dW, geo):
     return xp.ascontiguousarray(dW.reshape(G, K, Cg, Fg).transpose(0, 3, 2, 1)).reshape((geo.c_out, Cg) + geo.kernel)
 
 
-def im2col(xp, x_cl, geo, taps, out=None):
+def im2col(xp, x_cl, geo, taps):
     """(M, G, K*Cg) column matrix of a channels-last padded chunk, written by one copy of a strided
-    window view (a view of x_cl itself when K == 1 allows). `out`: a reusable buffer of >= the size."""
+    window view into the "col" scratch array (a view of x_cl itself when K == 1 allows)."""
     m = x_cl.shape[0]
     G, K, C = geo.groups, geo.taps, geo.c_in
     Cg = C // G
@@ -59,9 +117,8 @@ def im2col(xp, x_cl, geo, taps, out=None):
     shape = (m,) + geo.out_sizes + (G,) + geo.kernel + (Cg,)
     strides = (st[0],) + tuple(a * s for a, s in zip(sp, geo.stride)) + (Cg * item,) + tuple(a * d for a, d in zip(sp, geo.dilation)) + (item,)
     win = xp.lib.stride_tricks.as_strided(x_cl, shape=shape, strides=strides)
-    n_el = M * G * K * Cg
-    col = xp.empty(n_el, dtype=x_cl.dtype) if out is None or out.size < n_el else out[:n_el]
-    col.reshape(shape)[...] = win
+    col = scratch(xp, "col", shape, x_cl.dtype)
+    col[...] = win
     return col.reshape(M, G, K * Cg)
 
 
@@ -71,7 +128,7 @@ def col2im(xp, dcol, geo, taps, m):
     G, K, C = geo.groups, geo.taps, geo.c_in
     Cg = C // G
     padded_sizes = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
-    dx = xp.zeros((m,) + padded_sizes + (C,), dtype=dcol.dtype)
+    dx = scratch(xp, "dx", (m,) + padded_sizes + (C,), dcol.dtype, zero=True)
     d5 = dcol.reshape((m,) + geo.out_sizes + (G, K, Cg))
     overlap = any(s < d * (k - 1) + 1 for s, d, k in zip(geo.stride, geo.dilation, geo.kernel))
     for t, sl in enumerate(taps):
@@ -129,11 +186,15 @@ def _dw_input(xp, gm, Wt, geo, taps, m):
     return dx
 
 
-def _gemm(xp, a, b):
-    """Per-group product: a (M, G, P) or (G, M, P) layouts handled by the caller; here (G, M, P) @ (G, P, Q)."""
+def _gemm(xp, a, b, slot=None):
+    """Per-group product (G, M, P) @ (G, P, Q) -> (G, M, Q), into a scratch array when `slot` is given."""
+    out = None if slot is None else scratch(xp, slot, (a.shape[0], a.shape[1], b.shape[2]), xp.result_type(a, b))
     if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return xp.matmul(a, b)
+        if out is None:
+            return (a[0] @ b[0])[None]
+        xp.matmul(a[0], b[0], out=out[0])
+        return out
+    return xp.matmul(a, b, out=out)
 
 
 def input_grad_as_conv(xp, geo, w, g, limit=DEFAULT_LIMIT):
@@ -169,17 +230,160 @@ class _SimpleGeometry:
         self.taps = prod(self.kernel)
 
 
+def dx_as_conv(geo) -> bool:
+    """Whether the input gradient runs as a forward conv of g (stride 1 only) rather than a GEMM and
+    per-tap adds (col2im). The conv's column matrix has n*prod(in)*K*C_out elements, written once and
+    read by the GEMM; col2im's has n*prod(out)*K*C_in, written by the GEMM and then read and added in
+    K passes over the input gradient (about twice the traffic per element): the conv wins unless the
+    layer widens the channels (C_out > 2 C_in: LeNet, AlphaGo's first layer) or shrinks the spatial
+    size (a 'valid' conv on a small input: LeNet's C5 sees a 5x5 input through a 5x5 kernel)."""
+    if geo.taps == 1 or any(s != 1 for s in geo.stride):
+        return False
+    return prod(geo.in_sizes) * geo.c_out <= 2 * prod(geo.out_sizes) * geo.c_in
+
+
+def prefer_channels_first(geo) -> bool:
+    """Whether the column matrix is built channels first and batch last, (C_in*K, prod(out)*n) (see
+    _cf_passes), instead of channels last, (n*prod(out), K*C_in). The channels-last copy moves inner runs
+    of kernel[-1]*C_in elements (C_in when dilated); few input channels make those runs too short for a
+    fast copy (LeNet's C1: 5 elements), while batch-last runs are n elements or more."""
+    if geo.groups != 1 or geo.taps == 1:
+        return False
+    run_cl = geo.c_in * (geo.kernel[-1] if geo.dilation[-1] == 1 else 1)
+    return run_cl < 32
+
+
+def im2col_cf(xp, x_t, geo):
+    """(C_in*K, prod(out)*m) column matrix of a batch-last padded chunk x_t (C_in, *padded, m): row
+    c*K + t holds tap t of channel c for every window, columns ordered (*out, sample). One copy of a
+    strided view; its inner runs are out[-1]*m elements at stride 1 (m otherwise)."""
+    m = x_t.shape[-1]
+    C = geo.c_in
+    x_t = xp.ascontiguousarray(x_t)
+    st = x_t.strides
+    sp = st[1:-1]
+    shape = (C,) + geo.kernel + geo.out_sizes + (m,)
+    strides = (st[0],) + tuple(a * d for a, d in zip(sp, geo.dilation)) + tuple(a * s for a, s in zip(sp, geo.stride)) + (st[-1],)
+    win = xp.lib.stride_tricks.as_strided(x_t, shape=shape, strides=strides)
+    col = scratch(xp, "col", shape, x_t.dtype)
+    col[...] = win
+    return col.reshape(C * geo.taps, prod(geo.out_sizes) * m)
+
+
+def col2im_cf(xp, dcol, geo, taps, m):
+    """Adjoint of im2col_cf: dcol (C_in*K, prod(out)*m) -> batch-last padded (C_in, *padded, m), one
+    strided add per tap (deterministic, as col2im)."""
+    C, K = geo.c_in, geo.taps
+    padded_sizes = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
+    dx = scratch(xp, "dx", (C,) + padded_sizes + (m,), dcol.dtype, zero=True)
+    d = dcol.reshape((C, K) + geo.out_sizes + (m,))
+    overlap = any(s < d_ * (k - 1) + 1 for s, d_, k in zip(geo.stride, geo.dilation, geo.kernel))
+    for t, sl in enumerate(taps):
+        dst = dx[(slice(None),) + sl]
+        if overlap:
+            dst += d[:, t]
+        else:
+            dst[...] = d[:, t]
+    return dx
+
+
+def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+    """conv_passes for groups == 1 with a channels-first, batch-last column matrix: y^T = W (C_out,
+    C_in*K) @ col, dW = g^T @ col^T, dcol = W^T @ g^T, with g^T = g as (C_out, prod(out)*m). The weight
+    needs no reordering; x, g, y and dx are transposed to and from batch-last once per chunk."""
+    n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
+    dtype = (x if x is not None else g).dtype
+    taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
+    W = w.reshape(F, C * K) if (want_y or want_dx) else None
+    y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
+    dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
+    dW = None
+    per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
+    for lo, hi in _chunks(n, per_sample, limit):
+        m = hi - lo
+        if m == 0:
+            continue
+        col = None
+        if want_y or want_dw:
+            col = im2col_cf(xp, _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=True), geo)
+        if want_y:
+            yt = xp.matmul(W, col, out=scratch(xp, "y", (F, P * m), dtype))
+            y[lo:hi] = xp.moveaxis(yt.reshape((F,) + geo.out_sizes + (m,)), -1, 0)
+        if want_dx or want_dw:
+            gt = _padded_into(xp, g[lo:hi], ((0, 0),) * geo.nd, "g", batch_last=True).reshape(F, P * m)
+        if want_dw:
+            part = gt @ col.T  # (F, C*K)
+            dW = part if dW is None else dW + part
+        del col
+        if want_dx:
+            dcol = xp.matmul(W.T, gt, out=scratch(xp, "dcol", (C * K, P * m), dtype))
+            dx_t = col2im_cf(xp, dcol, geo, taps, m)
+            del dcol
+            dx[lo:hi] = xp.moveaxis(dx_t[crop_index(geo.pads, geo.in_sizes, 1)], -1, 0)
+    dw = None
+    if want_dw:
+        dw = (xp.zeros((F, C * K), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
+    return y, dx, dw
+
+
+def pointwise(geo) -> bool:
+    """1x1 kernels (any stride), one group, no padding: GEMMs straight on the NCHW arrays."""
+    return geo.groups == 1 and geo.taps == 1 and not any(b or e for b, e in geo.pads)
+
+
+def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+    """1x1 conv in the arrays' own layout: y[i] = W (C_out, C_in) @ x_s[i] and dx_s[i] = W^T @ g[i] per
+    sample (batched GEMMs, no transposes), with x_s = x at the strided positions; dW = g^T @ x_s^T as
+    one GEMM over (sample, position) after copying g and x_s to channel-major (C, m*P) order (inner runs
+    of P elements), batch chunk by batch chunk."""
+    n, C, F, P = geo.n, geo.c_in, geo.c_out, prod(geo.out_sizes)
+    dtype = (x if x is not None else g).dtype
+    strided = any(s != 1 for s in geo.stride)
+    sel = (slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(geo.out_sizes, geo.stride))
+    W = w.reshape(F, C) if w is not None else None
+    y = dx = dw = None
+    if want_y:
+        xs = x[sel] if strided else x
+        y = xp.matmul(W, xs.reshape(n, C, P) if not strided else xp.ascontiguousarray(xs).reshape(n, C, P)).reshape((n, F) + geo.out_sizes)
+    if want_dx:
+        d = xp.matmul(W.T, g.reshape(n, F, P))
+        if strided:
+            dx = xp.zeros((n, C) + geo.in_sizes, dtype=dtype)
+            dx[sel] = d.reshape((n, C) + geo.out_sizes)
+        else:
+            dx = d.reshape((n, C) + geo.in_sizes)
+    if want_dw:
+        dW = None
+        for lo, hi in _chunks(n, (C + F) * P * dtype.itemsize, limit):
+            m = hi - lo
+            if m == 0:
+                continue
+            gt = scratch(xp, "g", (F, m, P), dtype)
+            gt[...] = g[lo:hi].reshape(m, F, P).swapaxes(0, 1)
+            xt = scratch(xp, "x", (C, m) + geo.out_sizes, dtype)
+            xt[...] = x[lo:hi][sel].swapaxes(0, 1)
+            part = gt.reshape(F, m * P) @ xt.reshape(C, m * P).T
+            dW = part if dW is None else dW + part
+        dw = (xp.zeros((F, C), dtype=dtype) if dW is None else dW).reshape(w.shape if w is not None else (F, C) + geo.kernel)
+    return y, dx, dw
+
+
 def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False, want_dw=False, limit=DEFAULT_LIMIT):
     """The three conv products over one batch, sharing the column matrix of each chunk.
 
     x (n, C_in, *in), w (C_out, Cg, *k), g (n, C_out, *out) -> (y, dx, dw) with None for what is not
     wanted; y = conv(x, w) without bias, dx = the input adjoint of g, dw = the weight gradient."""
     dx_direct = None
-    if want_dx and all(s == 1 for s in geo.stride) and geo.taps > 1:
+    if want_dx and dx_as_conv(geo):
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)
         want_dx = False
         if not (want_y or want_dw):
             return None, dx_direct, None
+    if pointwise(geo):
+        return _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
+    if prefer_channels_first(geo):
+        y, dx, dw = _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
+        return y, (dx if dx_direct is None else dx_direct), dw
     G, K = geo.groups, geo.taps
     Cg, Fg = geo.c_in // G, geo.c_out // G
     dw_path = G > 1 and Cg == 1 and K > 1  # depthwise: tap loops instead of im2col + thin GEMMs
@@ -190,7 +394,6 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
     y = xp.empty((n, geo.c_out) + geo.out_sizes, dtype=dtype) if want_y else None
     dx = xp.empty((n, geo.c_in) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
-    buf = None
     per_sample = P * K * geo.c_in * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
@@ -215,27 +418,25 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
                 dx[lo:hi] = xp.moveaxis(crop(dx_cl, geo.pads, geo.in_sizes, first=1), -1, 1)
             continue
         if want_y or want_dw:
-            x_cl = padded(xp, x[lo:hi], geo.pads, 0, channels_last=True)
-            col = im2col(xp, x_cl, geo, taps, buf)
-            if K > 1 and buf is None:
-                buf = col.reshape(-1)  # reused by the following chunks
+            x_cl = _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=False)
+            col = im2col(xp, x_cl, geo, taps)
             col = col.transpose(1, 0, 2)  # (G, M, K*Cg) view
-            del x_cl
         if want_y:
-            yg = _gemm(xp, col, W)  # (G, M, Fg)
+            yg = _gemm(xp, col, W, "y")  # (G, M, Fg)
             # (G, m, *o, Fg) -> (m, G, Fg, *o)
             yv = yg.reshape((G, m) + geo.out_sizes + (Fg,)).transpose((1, 0, nd + 2) + tuple(range(2, nd + 2)))
             y[lo:hi].reshape((m, G, Fg) + geo.out_sizes)[...] = yv
         if want_dx or want_dw:
             # (m, G*Fg, *o) -> (G, M, Fg)
             gg = g[lo:hi].reshape((m, G, Fg, P)).transpose(1, 0, 3, 2)
-            g_cl = xp.ascontiguousarray(gg).reshape(G, M, Fg)
+            g_cl = scratch(xp, "g", (G, M, Fg), dtype)
+            g_cl.reshape(G, m, P, Fg)[...] = gg
         if want_dw:
             part = _gemm(xp, col.transpose(0, 2, 1), g_cl)  # (G, K*Cg, Fg)
             dW = part if dW is None else dW + part
         del col
         if want_dx:
-            dcol = _gemm(xp, g_cl, W.transpose(0, 2, 1))  # (G, M, K*Cg)
+            dcol = _gemm(xp, g_cl, W.transpose(0, 2, 1), "dcol")  # (G, M, K*Cg)
             dcol = xp.ascontiguousarray(dcol.transpose(1, 0, 2)) if G > 1 else dcol.reshape(M, 1, K * Cg)
             dx_cl = col2im(xp, dcol, geo, taps, m)
             del dcol

@@ -12,7 +12,7 @@ from numbers import Integral
 from . import conv as _conv
 from . import elementwise as _ew
 from . import pool as _pool
-from .arrays import as_float, cast, common_dtype, grad, spatial, transcendental
+from .arrays import as_float, cast, common_dtype, grad, spatial, to_array, transcendental
 from .errors import DTypeError, ParameterError, ShapeError
 from .geometry import Conv, Pool, conv_transpose
 
@@ -214,7 +214,7 @@ class ArrayOps:
         z = transcendental(xp, "logits", logits)
         if z.ndim != 2:
             raise ShapeError("logits", f"must be (N, K), got shape {tuple(z.shape)}")
-        y = xp.asarray(labels)
+        y = to_array(xp, labels)
         if y.dtype.kind not in "iu":
             raise DTypeError("labels", f"must be integers, got dtype {y.dtype}")
         if tuple(y.shape) != (z.shape[0],):

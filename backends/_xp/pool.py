@@ -27,10 +27,15 @@ def argmax_first(xp, a, axis=-1):
     """Index of the maximum along `axis`: the first NaN when there is one, else the first maximum."""
     if xp is np:  # numpy's argmax already returns the first NaN, else the first maximum
         return np.argmax(a, axis=axis)
+    # elsewhere (cupy) neither argmax's tie order nor its NaN handling is documented: take the
+    # smallest position among the hits (the NaNs when there are any, else the elements equal to the max)
+    axis = axis % a.ndim
+    n = a.shape[axis]
     nan = xp.isnan(a)
-    has_nan = nan.any(axis=axis)
-    best = xp.argmax(xp.where(nan, -xp.inf, a), axis=axis)
-    return xp.where(has_nan, xp.argmax(nan, axis=axis), best)
+    top = xp.where(nan, -xp.inf, a).max(axis=axis, keepdims=True)
+    hit = xp.where(nan.any(axis=axis, keepdims=True), nan, a == top)
+    pos = xp.arange(n, dtype=xp.int64).reshape((n,) + (1,) * (a.ndim - 1 - axis))
+    return xp.where(hit, pos, n).min(axis=axis)
 
 
 def _window_max(xp, x, geo, want_arg):
@@ -199,11 +204,13 @@ def kmax_indices(xp, x, k):
     """Positions of the k highest-ranked entries along the last axis, in increasing order. Rank: NaN
     above everything, then larger values; ties (and NaNs among themselves) to the smaller position."""
     nan = xp.isnan(x)
-    key = xp.where(nan, xp.zeros((), dtype=x.dtype), -x)
+    # + 0 turns -0.0 into +0.0: a radix sort (cupy's 1-D argsort) would order -0.0 before +0.0
+    key = xp.where(nan, xp.zeros((), dtype=x.dtype), -x) + x.dtype.type(0)
     order = xp.argsort(key, axis=-1, kind="stable")  # descending value, stable
     if bool(nan.any()):  # then move the NaNs to the front, keeping their order
         nan_sorted = xp.take_along_axis(nan, order, axis=-1)
-        order = xp.take_along_axis(order, xp.argsort(~nan_sorted, axis=-1, kind="stable"), axis=-1)
+        not_nan = (~nan_sorted).astype(xp.int8)  # integer keys: every array module sorts them
+        order = xp.take_along_axis(order, xp.argsort(not_nan, axis=-1, kind="stable"), axis=-1)
     return xp.sort(order[..., :k], axis=-1)
 
 
