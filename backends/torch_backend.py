@@ -56,17 +56,21 @@ THREADS_ENV = "CONVSPEC_TORCH_THREADS"
 
 
 def _import_torch():
-    """Import torch once; set a sensible intra-op thread count (CONVSPEC_TORCH_THREADS, else the CPUs
-    this process may run on, at most 8: more threads only add overhead for these small problems)."""
+    """Import torch once and set its intra-op thread count: CONVSPEC_TORCH_THREADS, else 1.
+
+    One thread by default: conformance cases and LeNet-sized batches are too small to gain from more,
+    and conformance workers (-j) and pytest-xdist run processes side by side; with several OpenMP
+    threads per process the spinning workers oversubscribe the cores (measured on a loaded 2-core
+    machine: LeNet training 15x slower with 2 threads than with 1). Benchmarks set it explicitly."""
     global _torch
     if _torch is None:
         import torch
 
-        want = os.environ.get(THREADS_ENV)
+        want = os.environ.get(THREADS_ENV, "1")
         try:
-            n = int(want) if want else min(len(os.sched_getaffinity(0)), 8)
-        except (AttributeError, ValueError):
-            n = min(os.cpu_count() or 1, 8)
+            n = int(want)
+        except ValueError:
+            n = 1
         if n >= 1 and torch.get_num_threads() != n:
             torch.set_num_threads(n)
         _torch = torch

@@ -19,6 +19,8 @@ from . import hookspecs
 
 DEFAULT_PLUGINS = (
     "convspec.backends.numpy_backend",
+    "convspec.backends.cupy_backend",
+    "convspec.backends.torch_backend",
     "convspec.conformance.sources",
 )
 ENTRY_POINT_GROUP = "convspec"

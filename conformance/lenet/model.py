@@ -70,13 +70,14 @@ def param_shapes(layers=LENET5, input_shape=INPUT_SHAPE) -> dict:
 
 
 def init_params(seed: int, layers=LENET5, input_shape=INPUT_SHAPE) -> dict:
-    """float64 initial weights from `seed`: He-uniform U(-sqrt(6/fan_in), +sqrt(6/fan_in)) (suited to
-    ReLU), zero biases. {name: {"w": array, "b": array}} in layer order."""
+    """float64 initial weights from `seed`: LeCun-uniform U(-sqrt(3/fan_in), +sqrt(3/fan_in)) (weight
+    variance 1/fan_in; the He scale 2/fan_in made plain SGD's first steps overshoot), zero biases.
+    {name: {"w": array, "b": array}} in layer order."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, (w_shape, b_shape) in param_shapes(layers, input_shape).items():
         fan_in = int(np.prod(w_shape[1:]))
-        bound = np.sqrt(6.0 / fan_in)
+        bound = np.sqrt(3.0 / fan_in)
         params[name] = {"w": rng.uniform(-bound, bound, size=w_shape), "b": np.zeros(b_shape)}
     return params
 

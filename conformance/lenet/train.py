@@ -47,7 +47,7 @@ class ReferenceBackend(Backend):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 0.05
     seed: int = 0
