@@ -69,6 +69,14 @@ def backends(plugin, as_json):
     Console().print(t)
 
 
+LENET_STEPS = 30  # the full profile's LeNet-5 training equivalence check
+
+
+def plan_shard_first(value: str) -> bool:
+    """The LeNet check runs once per backend: in shard 1 of a split run."""
+    return _parse_shard(value)[0] == 1
+
+
 def _parse_shard(value: str) -> tuple:
     try:
         i, n = (int(v) for v in value.split("/"))
@@ -111,7 +119,8 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
             raise click.BadParameter(f"not a case: {exc}", param_hint="--case") from None
         if only.op not in R.OPS:
             raise click.BadParameter(f"unknown op {only.op!r} in the case", param_hint="--case")
-    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds)
+    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds,
+                lenet_steps=LENET_STEPS if profile == "full" and not ops and only is None and plan_shard_first(shard) else 0)
 
     selected = [reg.backends[n] for n in (names or known)]
     writer = ResultWriter(out, resume=resume)
@@ -141,7 +150,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=no_progress)
-    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name])) for b in available}
+    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name]) + (1 if plan.lenet_steps else 0)) for b in available}
 
     ref_seconds = [0.0]
     t_start = time.perf_counter()
@@ -180,7 +189,7 @@ def _print_summary(console, backends, counts, failures):
     t.add_column("op")
     for b in backends:
         t.add_column(b.name)
-    for op in R.OPS:
+    for op in (*R.OPS, "lenet"):
         cells = []
         for b in backends:
             c = counts.get((b.name, op))

@@ -29,6 +29,7 @@ class Plan:
     only_case: Case | None = None
     sources: dict = field(default_factory=dict)
     plugins: tuple = ()  # -p modules, repeated in every repro command
+    lenet_steps: int = 0  # > 0: also run the LeNet-5 training equivalence check for that many steps
     shrink_seconds: float = 30.0  # time budget to minimise one failing op on one backend
 
 
@@ -97,9 +98,10 @@ class ReferenceCache:
 CACHE = ReferenceCache()
 
 
-def run_unit(plan: Plan, backend, cases, emit) -> None:
+def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
-    the minimal failing configuration of its op (shrunk once per op and backend)."""
+    the minimal failing configuration of its op (shrunk once per op and backend). lenet: also run the
+    LeNet-5 training equivalence check (plan.lenet_steps steps)."""
     worker = Worker(backend, plan.timeout)
     minimal: dict = {}
     try:
@@ -117,13 +119,17 @@ def run_unit(plan: Plan, backend, cases, emit) -> None:
             if plan.plugins:
                 r["repro"] = repro(backend.name, case, plan.plugins)
             emit(r)
+        if lenet and plan.lenet_steps > 0:
+            r = worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout)
+            r["backend"], r["record"] = backend.name, "case"
+            emit(r)
     finally:
         worker.close()
 
 
-def _child(plan, backend, cases, queue, k):
+def _child(plan, backend, cases, lenet, queue, k):
     try:
-        run_unit(plan, backend, cases, queue.put)
+        run_unit(plan, backend, cases, queue.put, lenet)
     finally:
         queue.put(("done", k))
 
@@ -135,10 +141,10 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
     for b in backends:
         cases = cases_for(b)
         chunks = max(1, min(plan.jobs, len(cases))) if plan.jobs > 1 else 1
-        units += [(b, cases[k::chunks]) for k in range(chunks)]
+        units += [(b, cases[k::chunks], k == 0) for k in range(chunks)]
     if plan.jobs <= 1:
-        for b, cases in units:
-            run_unit(plan, b, cases, emit)
+        for b, cases, lenet in units:
+            run_unit(plan, b, cases, emit, lenet)
         return
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
@@ -146,8 +152,8 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
     pending = list(enumerate(units))
     while pending or procs:
         while pending and len(procs) < plan.jobs:
-            k, (b, cases) = pending.pop(0)
-            procs[k] = ctx.Process(target=_child, args=(plan, b, cases, queue, k))
+            k, (b, cases, lenet) = pending.pop(0)
+            procs[k] = ctx.Process(target=_child, args=(plan, b, cases, lenet, queue, k))
             procs[k].start()
         try:
             item = queue.get(timeout=5)

@@ -17,6 +17,11 @@ def _serve(conn, backend):
             return
         if msg is None:
             return
+        if msg[0] == "lenet":  # the short LeNet-5 training equivalence check of the full profile
+            from .lenet.check import equivalence_check
+
+            conn.send(equivalence_check(backend, **msg[1]))
+            continue
         case_json, reference = msg
         conn.send(evaluate(backend, Case.from_json(case_json), reference))
 
@@ -40,19 +45,33 @@ class Worker:
 
     def run(self, case: Case, reference=None) -> dict:
         """The result of `case` (with the precomputed reference_result, if given)."""
+        return self._ask((case.to_json(), reference), self.timeout, lambda status, msg, t0: _failure(self.backend, case, status, msg, t0))
+
+    def run_lenet(self, *, steps: int, seed: int, timeout: float) -> dict:
+        """The LeNet-5 equivalence check's case record (computed in the child, so a GPU backend
+        initialises its device there and never in the parent)."""
+
+        def failure(status, msg, t0):
+            return {"record": "case", "backend": self.backend.name, "case_id": f"lenet:lenet5[digits,steps={steps},seed={seed}]", "op": "lenet",
+                    "source": "lenet", "dtype": "", "case": {"op": "lenet", "steps": steps, "seed": seed}, "repro": f"convspec train --backend {self.backend.name} --steps {steps} --seed {seed}",
+                    "status": status, "message": msg, "checks": [], "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6)}
+
+        return self._ask(("lenet", {"steps": steps, "seed": seed}), timeout, failure)
+
+    def _ask(self, msg, timeout, failure) -> dict:
         if self.proc is None or not self.proc.is_alive():
             self._start()
         t0 = time.perf_counter()
         try:
-            self.conn.send((case.to_json(), reference))
-            if self.conn.poll(self.timeout):
+            self.conn.send(msg)
+            if self.conn.poll(timeout):
                 return self.conn.recv()
             self.kill()
-            return _failure(self.backend, case, "timeout", f"no result within the per-case timeout of {self.timeout:g} s", t0)
+            return failure("timeout", f"no result within the timeout of {timeout:g} s", t0)
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             code = self.proc.exitcode if self.proc is not None else None
             self.kill()
-            return _failure(self.backend, case, "crashed", f"the backend process died (exit code {code})", t0)
+            return failure("crashed", f"the backend process died (exit code {code})", t0)
 
     def kill(self):
         if self.proc is not None:
