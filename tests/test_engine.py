@@ -194,3 +194,16 @@ def test_parallel_jobs_give_the_same_results_as_serial(tmp_path):
     _, par = run_cli(tmp_path, "-b", "ref", "-b", "numpy", "--op", "avg_pool", "-j", "2", name="p.jsonl")
     key = lambda recs: sorted((r["backend"], r["case_id"], r["status"]) for r in cases_of(recs))  # noqa: E731
     assert key(serial) == key(par) and len(key(par)) > 20
+
+
+def test_full_profile_lenet_check_runs_in_the_worker_and_is_recorded():
+    from convspec.conformance.plugins import load
+    from convspec.conformance.run import Plan, run_unit
+
+    got = []
+    numpy_backend = load(autoload=False).backends["numpy"]
+    run_unit(Plan(profile="full", lenet_steps=4, timeout=120), numpy_backend, [], got.append, lenet=True)
+    (rec,) = got
+    assert rec["op"] == "lenet" and rec["source"] == "lenet" and rec["backend"] == "numpy"
+    assert rec["status"] == "pass", rec.get("message")
+    assert 0 <= rec["bound_ratio"] < 1 and rec["repro"].startswith("convspec train --backend numpy")
