@@ -69,6 +69,7 @@ def backends(plugin, as_json):
     Console().print(t)
 
 
+OPTIONAL_DTYPES = ("float16", "bfloat16")  # tiers run only on the backends that declare them
 LENET_STEPS = 30  # the full profile's LeNet-5 training equivalence check
 
 
@@ -141,7 +142,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
         raise click.ClickException("no available backend to run")
 
     cases = plan_cases(plan)
-    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done] for b in available}
+    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and (c.dtype not in OPTIONAL_DTYPES or c.dtype in b.dtypes)] for b in available}
     counts: dict = defaultdict(Counter)
     failures = []
 

@@ -148,6 +148,13 @@ class Crashes(ReferenceBackend):
         return R.relu(x)
 
 
+class HalfReference(ReferenceBackend):
+    """The reference evaluated in the input dtype, float16 included."""
+
+    name = "ref-half"
+    dtypes = ("float16", "float32", "float64")
+
+
 class Unavailable(ReferenceBackend):
     name = "unavailable"
 
@@ -160,5 +167,5 @@ WRONG = (TiesToLarger, CeilSizing, SameExtraAtStart, FlippedKernel, ReluOneAtZer
 
 @hookimpl
 def register_backends(register):
-    for cls in (ReferenceBackend, *WRONG, Raises, Hangs, Crashes, Unavailable):
+    for cls in (ReferenceBackend, HalfReference, *WRONG, Raises, Hangs, Crashes, Unavailable):
         register(cls())

@@ -207,3 +207,11 @@ def test_full_profile_lenet_check_runs_in_the_worker_and_is_recorded():
     assert rec["op"] == "lenet" and rec["source"] == "lenet" and rec["backend"] == "numpy"
     assert rec["status"] == "pass", rec.get("message")
     assert 0 <= rec["bound_ratio"] < 1 and rec["repro"].startswith("convspec train --backend numpy")
+
+
+def test_half_precision_tier_runs_only_on_backends_that_declare_it(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "ref-half", "-b", "ref", "--op", "conv", "--op", "softmax")
+    assert result.exit_code == 0, result.output
+    half = [r for r in cases_of(records) if r["dtype"] == "float16"]
+    assert half and {r["backend"] for r in half} == {"ref-half"} and {r["status"] for r in half} == {"pass"}
+    assert all(0 <= r["bound_ratio"] < 1 for r in half if r["bound_ratio"] is not None)

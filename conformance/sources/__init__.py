@@ -3,7 +3,7 @@
 A source is a callable (profile, seed, ops) -> iterable of Case; property-based sources may also offer
 shrink(op, fails, seed) to minimise a failing configuration."""
 from ..hookspecs import hookimpl
-from . import corners, exact, golden, properties
+from . import corners, exact, golden, half, properties
 
 
 @hookimpl
@@ -12,3 +12,4 @@ def register_case_sources(register):
     register("corner", corners.source)
     register("exact", exact.source)
     register("property", properties.source)
+    register("half", half.source)

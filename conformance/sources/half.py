@@ -1,0 +1,23 @@
+"""Half-precision cases (float16): the property configurations again, for the backends that declare
+float16 (e.g. torch-cuda). They are run only on such backends: half precision is an optional tier,
+so a backend without it is not reported "unsupported" for each of them. The bounds are the same
+Higham bounds with float16's unit roundoff (2**-11). bfloat16 has no NumPy dtype, so no bfloat16
+cases exist yet."""
+from __future__ import annotations
+
+import dataclasses
+
+from . import properties
+
+HALF_DTYPES = ("float16",)
+
+
+def source(profile, run_seed, ops):
+    n = {"quick": 2, "full": 12}[profile]
+    for op in ops:
+        seen = set()
+        for case in properties.draw_cases(op, n, run_seed + 29):
+            case = dataclasses.replace(case, dtype="float16", source="half", scale=min(case.scale, 4.0))
+            if case.to_json() not in seen:
+                seen.add(case.to_json())
+                yield case
