@@ -49,7 +49,8 @@ from convspec.conformance.backend import Backend, Unsupported
 from convspec.conformance.hookspecs import hookimpl
 
 from ._xp.errors import DTypeError, ParameterError, ShapeError
-from ._xp.geometry import Conv, Pool, padding_pairs, per_dim, check_groups, same_split
+from ._xp.geometry import Conv, Pool, per_dim
+from ._xp.geometry import conv_transpose as conv_transpose_geometry
 
 _torch = None
 THREADS_ENV = "CONVSPEC_TORCH_THREADS"
@@ -561,41 +562,11 @@ class _TransposeGeometry:
     (symmetric) padding and output_padding express them."""
 
     def __init__(self, y_shape, w_shape, b_shape, stride, padding, output_padding, dilation, groups):
-        nd = len(y_shape) - 2
-        if len(w_shape) != nd + 2:
-            raise ShapeError("w", f"must have ndim {nd + 2} (C_y, C_x/groups, *kernel) to match y of shape {tuple(y_shape)}, got shape {tuple(w_shape)}")
-        groups = check_groups(groups)
-        if y_shape[1] != w_shape[0]:
-            raise ShapeError("y", f"channel mismatch: y has {y_shape[1]} channels but w.shape[0] is {w_shape[0]}")
-        if y_shape[1] % groups:
-            raise ParameterError("groups", f"groups={groups} must divide the channels of y ({y_shape[1]})")
-        c_x = int(w_shape[1]) * groups
-        if b_shape is not None and tuple(b_shape) != (c_x,):
-            raise ShapeError("b", f"must have shape (C_x,) = ({c_x},) = (w.shape[1] * groups,), got {tuple(b_shape)}")
-        kernel = tuple(int(k) for k in w_shape[2:])
-        if any(k < 1 for k in kernel):
-            raise ShapeError("w", f"kernel sizes must be >= 1, got {kernel}")
-        s = per_dim("stride", stride, nd, 1)
-        d = per_dim("dilation", dilation, nd, 1)
+        # validation and sizing are the NumPy backend's (the conv whose adjoint this is)
+        conv = conv_transpose_geometry(y_shape, w_shape, b_shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+        nd, groups, s, d = conv.nd, conv.groups, conv.stride, conv.dilation
         op = per_dim("output_padding", output_padding, nd, 0)
-        if any(o >= max(ss, dd) for o, ss, dd in zip(op, s, d)):
-            raise ParameterError("output_padding", f"must satisfy 0 <= output_padding < max(stride, dilation); got {output_padding!r} with stride {stride!r}, dilation {dilation!r}")
-        n_y = tuple(int(v) for v in y_shape[2:])
-        pads = padding_pairs("padding", padding, nd)
-        if pads == "same":
-            if any(op):
-                raise ParameterError("output_padding", "must be 0 with padding='same' (the size is n_y * stride)")
-            n_x = tuple(n * ss for n, ss in zip(n_y, s))
-            pads = tuple(same_split(n, k, ss, dd) for n, k, ss, dd in zip(n_x, kernel, s, d))
-        else:
-            if pads == "valid":
-                pads = ((0, 0),) * nd
-            elif pads == "full":
-                pads = tuple((dd * (k - 1),) * 2 for k, dd in zip(kernel, d))
-            n_x = tuple((n - 1) * ss - b - e + dd * (k - 1) + o + 1 for n, ss, (b, e), dd, k, o in zip(n_y, s, pads, d, kernel, op))
-        for axis, n in enumerate(n_x):
-            if n < 1:
-                raise ShapeError("y", f"output size {n} < 1 in spatial dim {axis} (padding {pads[axis]} removes more than the transposed conv produces)")
+        pads, n_x = conv.pads, conv.in_sizes
         self.nd, self.groups, self.stride, self.dilation, self.output_padding = nd, groups, s, d, op
         self.pads, self.out_sizes = pads, n_x
         # PyTorch's own padding crops symmetrically; 'same'/'full' may need zero rows beyond its output

@@ -13,7 +13,7 @@ from convspec import reference as R
 from . import plugins as plugin_loader
 from .cases import Case
 from .results import ResultWriter, run_record
-from .run import BAD, Plan, execute, plan_cases
+from .run import BAD, Plan, applies, execute, plan_cases
 
 
 def _registry(plugin):
@@ -69,7 +69,6 @@ def backends(plugin, as_json):
     Console().print(t)
 
 
-OPTIONAL_DTYPES = ("float16", "bfloat16")  # tiers run only on the backends that declare them
 LENET_STEPS = 30  # the full profile's LeNet-5 training equivalence check
 
 
@@ -142,7 +141,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
         raise click.ClickException("no available backend to run")
 
     cases = plan_cases(plan)
-    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and (c.dtype not in OPTIONAL_DTYPES or c.dtype in b.dtypes)] for b in available}
+    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and applies(c, b)] for b in available}
     counts: dict = defaultdict(Counter)
     failures = []
 

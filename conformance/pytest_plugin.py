@@ -45,13 +45,15 @@ class CaseFailure(Exception):
 
 # -- helpers usable without pytest's command line (the scaffold's generated test uses them) ----------
 
-def suite_cases(registry, *, profile: str = "quick", seed: int = 0, ops=None) -> list:
-    """Every case of every registered source, in the engine's stable order."""
+def suite_cases(registry, *, profile: str = "quick", seed: int = 0, ops=None, backend=None) -> list:
+    """Every case of every registered source, in the engine's stable order (for `backend`: the ones
+    it is asked, i.e. optional precision tiers only where it declares them)."""
     from convspec import reference as R
 
-    from .run import Plan, plan_cases
+    from .run import Plan, applies, plan_cases
 
-    return plan_cases(Plan(profile=profile, seed=seed, ops=tuple(ops or R.OPS), sources=registry.case_sources))
+    cases = plan_cases(Plan(profile=profile, seed=seed, ops=tuple(ops or R.OPS), sources=registry.case_sources))
+    return cases if backend is None else [c for c in cases if applies(c, backend)]
 
 
 def run_suite(backend: str, *, profile: str = "quick", seed: int = 0, ops=None, plugins=()) -> list:
@@ -63,7 +65,7 @@ def run_suite(backend: str, *, profile: str = "quick", seed: int = 0, ops=None, 
     if backend not in reg.backends:
         raise LookupError(f"unknown backend {backend!r}; found: {', '.join(reg.backends) or '(none)'}; plugin errors: {reg.load_errors}")
     b = reg.backends[backend]
-    return [{**evaluate(b, c), "backend": backend} for c in suite_cases(reg, profile=profile, seed=seed, ops=ops)]
+    return [{**evaluate(b, c), "backend": backend} for c in suite_cases(reg, profile=profile, seed=seed, ops=ops, backend=b)]
 
 
 def failure_report(backend: str, result: dict) -> str:
@@ -255,7 +257,8 @@ class Suite(pytest.Collector):
 
     def collect(self):
         state = self.config.stash[STATE]
-        for case in suite_cases(state.registry, profile=state.profile, seed=state.seed, ops=state.ops):
+        backend = state.registry.backends.get(self.backend_name)
+        for case in suite_cases(state.registry, profile=state.profile, seed=state.seed, ops=state.ops, backend=backend):
             item = CaseItem.from_parent(self, name=case.id, case=case, backend_name=self.backend_name)
             skip = next((p for p in state.skips if p.matches(case.id)), None)
             if skip is not None:

@@ -3,7 +3,6 @@ processes, optionally in parallel), shrink property failures, and stream results
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,16 @@ class Plan:
     plugins: tuple = ()  # -p modules, repeated in every repro command
     lenet_steps: int = 0  # > 0: also run the LeNet-5 training equivalence check for that many steps
     shrink_seconds: float = 30.0  # time budget to minimise one failing op on one backend
+
+
+#: precision tiers a backend opts into by listing the dtype: others are not asked (nor reported
+#: "unsupported") for those cases
+OPTIONAL_DTYPES = ("float16", "bfloat16")
+
+
+def applies(case: Case, backend) -> bool:
+    """Whether `case` is asked of `backend` (optional precision tiers only where declared)."""
+    return case.dtype not in OPTIONAL_DTYPES or case.dtype in getattr(backend, "dtypes", ())
 
 
 def plan_cases(plan: Plan) -> list:

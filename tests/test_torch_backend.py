@@ -15,7 +15,7 @@ from convspec.backends import torch_backend
 from convspec.conformance import plugins
 from convspec.conformance.cases import Case
 from convspec.conformance.evaluate import evaluate
-from convspec.conformance.run import Plan, plan_cases
+from convspec.conformance.run import Plan, applies, plan_cases
 
 torch = pytest.importorskip("torch")
 
@@ -88,7 +88,7 @@ def test_cuda_conv_matches_reference_with_tf32_off():
 # ---------------------------------------------------------------- the conformance suite
 def test_quick_profile_passes_or_declares_deviations():
     reg = plugins.load(("convspec.backends.torch_backend",), autoload=False)
-    cases = plan_cases(Plan(profile="quick", seed=0, sources=reg.case_sources))
+    cases = [c for c in plan_cases(Plan(profile="quick", seed=0, sources=reg.case_sources)) if applies(c, B)]
     assert len(cases) > 200
     statuses = {}
     for case in cases:
