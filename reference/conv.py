@@ -49,42 +49,42 @@ class ConvGeometry:
 
 
 def im2col(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The receptive fields as rows: (G, N*prod(out), C_in/G * prod(kernel)).
+    """The receptive fields as rows: (G, N, prod(out), C_in/G * prod(kernel)).
 
-    Row (n, i) of group g holds x_pad[n, c, i*s + j*d] for every (c, j) of the group, so a
-    convolution is one matrix product per group: y = im2col(x) @ w^T."""
+    Row i of sample n in group g holds x_pad[n, c, i*s + j*d] for every (c, j) of the group, so a
+    convolution is one matrix product per group and sample: y[n] = im2col(x)[n] @ w^T."""
     xp = pad_array(x, geo.pads, zero_like(x))
     win = windows(xp, geo.kernel, geo.stride, geo.dilation, geo.out_sizes)  # (N, C, *out, *kernel)
     nd, G = geo.nd, geo.groups
     win = win.reshape((geo.n, G, geo.c_in // G) + win.shape[2:])  # (N, G, Cg, *out, *kernel)
     order = (1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))
-    return win.transpose(order).reshape(G, geo.n * int(np.prod(geo.out_sizes)), geo.c_in // G * int(np.prod(geo.kernel)))
+    return win.transpose(order).reshape(G, geo.n, int(np.prod(geo.out_sizes)), geo.c_in // G * int(np.prod(geo.kernel)))
 
 
 def _w_matrix(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """w as (G, C_in/G * prod(kernel), C_out/G)."""
+    """w as (G, 1, C_in/G * prod(kernel), C_out/G): one matrix per group, shared by the samples."""
     G = geo.groups
-    return w.reshape(G, geo.c_out // G, -1).transpose(0, 2, 1)
+    return w.reshape(G, geo.c_out // G, -1).transpose(0, 2, 1)[:, None]
 
 
 def _g_matrix(g: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """An output-shaped array as (G, N*prod(out), C_out/G)."""
+    """An output-shaped array as (G, N, prod(out), C_out/G)."""
     G, nd = geo.groups, geo.nd
     g = g.reshape((geo.n, G, geo.c_out // G) + geo.out_sizes)
-    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, geo.n * int(np.prod(geo.out_sizes)), geo.c_out // G)
+    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, geo.n, int(np.prod(geo.out_sizes)), geo.c_out // G)
 
 
 def conv_core(x: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The sum of products, without bias: y = im2col(x) @ w^T, group by group."""
-    y = im2col(x, geo) @ _w_matrix(w, geo)  # (G, N*out, Og)
+    """The sum of products, without bias: y = im2col(x) @ w^T, group by group, sample by sample."""
+    y = im2col(x, geo) @ _w_matrix(w, geo)  # (G, N, out, Og)
     y = y.reshape((geo.groups, geo.n) + geo.out_sizes + (geo.c_out // geo.groups,))
     order = (1, 0, 2 + geo.nd) + tuple(range(2, 2 + geo.nd))
     return y.transpose(order).reshape((geo.n, geo.c_out) + geo.out_sizes)
 
 
 def conv_weight_grad(g: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d] = (g^T @ im2col(x))."""
-    dw = _g_matrix(g, geo).transpose(0, 2, 1) @ im2col(x, geo)  # (G, Og, Cg*K)
+    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d] = sum_n g[n]^T @ im2col(x)[n]."""
+    dw = (_g_matrix(g, geo).transpose(0, 1, 3, 2) @ im2col(x, geo)).sum(axis=1)  # (G, Og, Cg*K)
     return dw.reshape((geo.c_out, geo.c_in // geo.groups) + geo.kernel)
 
 
@@ -92,7 +92,7 @@ def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarr
     """dL/dx: each output's gradient spread back over its window (col2im of g @ w), the adjoint of
     conv_core."""
     G, nd = geo.groups, geo.nd
-    cols = _g_matrix(g, geo) @ _w_matrix(w, geo).transpose(0, 2, 1)  # (G, N*out, Cg*K)
+    cols = _g_matrix(g, geo) @ _w_matrix(w, geo).transpose(0, 1, 3, 2)  # (G, N, out, Cg*K)
     cols = cols.reshape((G, geo.n) + geo.out_sizes + (geo.c_in // G,) + geo.kernel)
     order = (1, 0, 2 + nd) + tuple(range(2, 2 + nd)) + tuple(range(3 + nd, 3 + 2 * nd))
     cols = cols.transpose(order).reshape((geo.n, geo.c_in) + geo.out_sizes + geo.kernel)
