@@ -28,8 +28,8 @@ SCRATCH_CACHE = 64 << 20  # NumPy scratch buffers up to this size are kept for t
 class _Scratch(threading.local):
     """Per-thread cache of flat NumPy buffers by (slot, dtype), reused across chunks and calls: a fresh
     large array costs a page fault per 4 KiB on first touch, which for small layers costs more than the
-    arithmetic. Buffers above SCRATCH_CACHE are not kept (at most a few of those sizes stay allocated);
-    other array modules (CuPy) allocate from their own memory pool instead."""
+    arithmetic. Buffers above SCRATCH_CACHE serve the chunks of one call only (trim_scratch drops them
+    when the call returns); other array modules (CuPy) allocate from their own memory pool instead."""
 
     def __init__(self):
         self.bufs = {}
@@ -45,13 +45,20 @@ def release_scratch() -> int:
     return n
 
 
+def trim_scratch() -> None:
+    """Drop the cached buffers larger than SCRATCH_CACHE (called when a conv call returns)."""
+    bufs = _SCRATCH.bufs
+    for key in [k for k, b in bufs.items() if b.nbytes > SCRATCH_CACHE]:
+        del bufs[key]
+
+
 def scratch(xp, slot: str, shape, dtype, *, zero: bool = False):
     """A C-contiguous work array of `shape` (its contents undefined unless `zero`); never returned to
     the caller of conv_passes, and a slot is only reused once its previous contents are dead."""
     shape = tuple(int(v) for v in shape)
     n = prod(shape)
     dtype = xp.dtype(dtype)
-    if getattr(xp, "__name__", "") != "numpy" or n * dtype.itemsize > SCRATCH_CACHE:
+    if getattr(xp, "__name__", "") != "numpy":
         return (xp.zeros if zero else xp.empty)(shape, dtype=dtype)
     key = (slot, dtype.str)
     buf = _SCRATCH.bufs.get(key)
@@ -332,39 +339,47 @@ def pointwise(geo) -> bool:
 
 
 def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
-    """1x1 conv in the arrays' own layout: y[i] = W (C_out, C_in) @ x_s[i] and dx_s[i] = W^T @ g[i] per
-    sample (batched GEMMs, no transposes), with x_s = x at the strided positions; dW = g^T @ x_s^T as
-    one GEMM over (sample, position) after copying g and x_s to channel-major (C, m*P) order (inner runs
-    of P elements), batch chunk by batch chunk."""
+    """1x1 conv as single GEMMs over a channel-major copy of each batch chunk: x_t (C_in, m*P) holds x
+    at the strided positions, g_t (C_out, m*P) holds g; y_t = W @ x_t, dx_t = W^T @ g_t, dW = g_t @ x_t^T.
+    The copies to and from channel-major order move inner runs of P elements (cheap), and one large
+    GEMM per product keeps a threaded BLAS efficient where per-sample GEMMs would not be."""
     n, C, F, P = geo.n, geo.c_in, geo.c_out, prod(geo.out_sizes)
     dtype = (x if x is not None else g).dtype
     strided = any(s != 1 for s in geo.stride)
     sel = (slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(geo.out_sizes, geo.stride))
     W = w.reshape(F, C) if w is not None else None
-    y = dx = dw = None
-    if want_y:
-        xs = x[sel] if strided else x
-        y = xp.matmul(W, xs.reshape(n, C, P) if not strided else xp.ascontiguousarray(xs).reshape(n, C, P)).reshape((n, F) + geo.out_sizes)
-    if want_dx:
-        d = xp.matmul(W.T, g.reshape(n, F, P))
-        if strided:
-            dx = xp.zeros((n, C) + geo.in_sizes, dtype=dtype)
-            dx[sel] = d.reshape((n, C) + geo.out_sizes)
-        else:
-            dx = d.reshape((n, C) + geo.in_sizes)
-    if want_dw:
-        dW = None
-        for lo, hi in _chunks(n, (C + F) * P * dtype.itemsize, limit):
-            m = hi - lo
-            if m == 0:
-                continue
-            gt = scratch(xp, "g", (F, m, P), dtype)
-            gt[...] = g[lo:hi].reshape(m, F, P).swapaxes(0, 1)
+    y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
+    dx = None
+    if want_dx:  # zeros where no output reads the input: strides, or conv_transpose's output_padding
+        covered = not strided and tuple(geo.out_sizes) == tuple(geo.in_sizes)
+        dx = (xp.empty if covered else xp.zeros)((n, C) + geo.in_sizes, dtype=dtype)
+    dW = None
+    per_sample = (C + F) * P * dtype.itemsize
+    for lo, hi in _chunks(n, per_sample, limit):
+        m = hi - lo
+        if m == 0:
+            continue
+        xt = gt = None
+        if want_y or want_dw:
             xt = scratch(xp, "x", (C, m) + geo.out_sizes, dtype)
             xt[...] = x[lo:hi][sel].swapaxes(0, 1)
-            part = gt.reshape(F, m * P) @ xt.reshape(C, m * P).T
+            xt = xt.reshape(C, m * P)
+        if want_dx or want_dw:
+            gt = scratch(xp, "g", (F, m, P), dtype)
+            gt[...] = g[lo:hi].reshape(m, F, P).swapaxes(0, 1)
+            gt = gt.reshape(F, m * P)
+        if want_y:
+            yt = xp.matmul(W, xt, out=scratch(xp, "y", (F, m * P), dtype))
+            y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
+        if want_dw:
+            part = gt @ xt.T
             dW = part if dW is None else dW + part
-        dw = (xp.zeros((F, C), dtype=dtype) if dW is None else dW).reshape(w.shape if w is not None else (F, C) + geo.kernel)
+        if want_dx:
+            dt = xp.matmul(W.T, gt, out=scratch(xp, "dcol", (C, m * P), dtype))
+            dx[lo:hi][sel] = dt.reshape((C, m) + geo.out_sizes).swapaxes(0, 1)
+    dw = None
+    if want_dw:
+        dw = (xp.zeros((F, C), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
     return y, dx, dw
 
 
@@ -373,6 +388,13 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 
     x (n, C_in, *in), w (C_out, Cg, *k), g (n, C_out, *out) -> (y, dx, dw) with None for what is not
     wanted; y = conv(x, w) without bias, dx = the input adjoint of g, dw = the weight gradient."""
+    try:
+        return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
+    finally:
+        trim_scratch()
+
+
+def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
     if want_dx and dx_as_conv(geo):
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)

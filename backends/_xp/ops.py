@@ -25,6 +25,10 @@ class ArrayOps:
     xp = None  # the array module, set by the backend class
     col_limit = _conv.DEFAULT_LIMIT  # bytes of im2col column matrix per batch chunk
 
+    def release_memory(self) -> None:
+        """Free the cached conv work buffers (benchmarks call it before measuring peak memory)."""
+        _conv.release_scratch()
+
     # ---------------------------------------------------------------- conv family
     def _conv_inputs(self, x, w, b, x_name="x"):
         xp = self.xp

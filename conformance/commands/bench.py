@@ -1,0 +1,138 @@
+"""`convspec bench [--backend NAME ...] [--suite lenet|resnet50|vgg|alphago|text1d|all] [--out FILE]`:
+time conv forward and backward of every backend side by side on real networks' layer shapes (see
+convspec.conformance.bench)."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from convspec import SpecError
+
+SUITE_CHOICES = ("lenet", "resnet50", "vgg", "alphago", "text1d", "all", "tiny")
+
+
+def _backends(names, plugin):
+    """The registry's backends, with the torch backends added when no plugin registered them."""
+    from convspec.conformance import plugins as plugin_loader
+
+    reg = plugin_loader.load(plugin)
+    for err in reg.load_errors:
+        click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
+    if "torch-cpu" not in reg.backends:
+        try:
+            from convspec.backends import torch_backend
+
+            for b in torch_backend.backends():
+                reg.backends.setdefault(b.name, b)
+        except ImportError:
+            pass
+    for n in names:
+        if n not in reg.backends:
+            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
+    chosen = []
+    for name in names or list(reg.backends):
+        b = reg.backends[name]
+        try:
+            reason = b.availability()
+        except Exception as exc:
+            reason = f"availability check raised {exc!r}"
+        if reason is not None:
+            if names:
+                raise click.ClickException(f"backend {name} unavailable: {reason}")
+            continue
+        if not callable(getattr(b, "conv", None)) or not callable(getattr(b, "conv_backward", None)):
+            if names:
+                raise click.ClickException(f"backend {name} has no conv / conv_backward")
+            continue
+        chosen.append(b)
+    if not chosen:
+        raise click.ClickException("no available backend with conv and conv_backward")
+    return chosen
+
+
+@click.command("bench")
+@click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to time (repeatable; default: every available one).")
+@click.option("--suite", "suites", multiple=True, type=click.Choice(SUITE_CHOICES), default=("all",), show_default=True, help="Layer suite (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False), default="bench.json", show_default=True, help="JSON results file.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Also write the tables as Markdown to this file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also write the GFLOP/s plot (SVG) to this file.")
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Interleaved timed rounds per layer (the median is reported).")
+@click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed rounds per layer first.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="Threads for torch and for NumPy's BLAS.")
+@click.option("--batch", type=click.IntRange(1), help="Override every suite's CPU batch.")
+@click.option("--gpu-batch", type=click.IntRange(1), help="Override every suite's GPU batch.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-memory", is_flag=True, help="Skip the tracemalloc peak-memory pass.")
+@click.option("--baseline", default="torch-cpu", show_default=True, help="Backend the ratios are relative to.")
+@click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
+def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, batch, gpu_batch, dtype, seed, no_memory, baseline, plugin):
+    """Time conv forward and backward per backend on network layer shapes, interleaved, and print
+    GFLOP/s, the time ratio to the baseline (torch-cpu) and the fraction of the machine's GEMM rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from convspec.conformance import bench
+
+    backends = _backends(names, plugin)
+    try:
+        chosen = bench.resolve_suites(suites)
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--suite") from None
+    console = Console(stderr=True)
+    console.print(f"bench: backends {', '.join(b.name for b in backends)}; suites {', '.join(s.name for s in chosen)}")
+
+    def progress(suite, rec):
+        parts = []
+        for name, r in rec["results"].items():
+            parts.append(f"{name} error" if "error" in r else f"{name} {r['gflops']['total']:.1f} GF/s")
+        console.print(f"  {suite.name:9s} {rec['name']:28s} " + "  ".join(parts))
+
+    argv = sys.argv[1:]
+    args = argv[argv.index("bench") + 1:] if "bench" in argv else argv
+    command = " ".join(["convspec", "bench"] + [shlex.quote(a) for a in args])
+    try:
+        result = bench.run(backends, chosen, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, threads=threads, batch=batch,
+                           gpu_batch=gpu_batch, memory=not no_memory, baseline=baseline, progress=progress, command=command)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from None
+    bench.dump(result, out)
+
+    out_console = Console(width=None if sys.stdout.isatty() else 180)
+    for line in bench.header_lines(result):
+        out_console.print(line, highlight=False)
+    for s in result["suites"]:
+        t = Table(*bench.LAYER_HEADER, title=f"{s['name']}: {s['description']} (CPU batch {s['batch']}, load {s['load_before']})", title_justify="left")
+        for row in bench.layer_rows(s, baseline):
+            t.add_row(*row)
+        out_console.print(t)
+    t = Table(*bench.SUMMARY_HEADER, title="geometric means over each suite's layers (x = time / " + baseline + ")", title_justify="left")
+    for row in bench.summary_rows(result):
+        t.add_row(*row)
+    out_console.print(t)
+    if md_path:
+        with open(md_path, "w") as f:
+            f.write(markdown(result, baseline))
+        click.echo(f"markdown: {md_path}", err=True)
+    if plot_path:
+        svg = bench.plot_svg(result)
+        if svg is None:
+            click.echo("plot: matplotlib not installed, no plot written", err=True)
+        else:
+            with open(plot_path, "w") as f:
+                f.write(svg)
+            click.echo(f"plot: {plot_path}", err=True)
+    click.echo(f"results: {out}", err=True)
+
+
+def markdown(result: dict, baseline: str) -> str:
+    from convspec.conformance import bench
+
+    parts = ["\n".join(f"- {line}" for line in bench.header_lines(result)), "",
+             "### Summary (geometric mean over each suite's layers)", "", bench.markdown_table(bench.SUMMARY_HEADER, bench.summary_rows(result))]
+    for s in result["suites"]:
+        parts += ["", f"### {s['name']}: {s['description']} (CPU batch {s['batch']}, GPU batch {s['gpu_batch']}, load before {s['load_before']})", "",
+                  bench.markdown_table(bench.LAYER_HEADER, bench.layer_rows(s, baseline))]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,210 @@
+"""`convspec bench` and its engine (convspec.conformance.bench): suite shapes and FLOP counts, the JSON
+result's structure on a tiny suite with one round, the CLI's files and errors; and the NumPy conv
+kernel paths the benchmark drove (pointwise, channels-first, channels-last, input gradient as a conv
+or by col2im, scratch reuse, batch chunking) against the reference. Timings are never asserted."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from convspec import SpecError
+from convspec import reference as R
+from convspec.backends._xp import conv as K
+from convspec.backends._xp.geometry import Conv
+from convspec.backends.numpy_backend import NumpyBackend
+from convspec.conformance import bench
+from convspec.conformance.cli import main
+
+
+# ------------------------------------------------------------------------------------------- suites
+def test_forward_flops_of_known_layers():
+    # 2 * N * C_out * H_out * W_out * C_in * k * k
+    conv1 = bench.SUITES["resnet50"].layers[0]
+    assert conv1.name.startswith("conv1") and conv1.out_sizes(32) == (112, 112)
+    assert conv1.flops(32) == {"forward": 2 * 32 * 64 * 112 * 112 * 3 * 49, "backward": 4 * 32 * 64 * 112 * 112 * 3 * 49,
+                               "total": 6 * 32 * 64 * 112 * 112 * 3 * 49}
+    c3 = bench.SUITES["lenet"].layers[1]
+    assert c3.flops(64)["forward"] == 2 * 64 * 16 * 10 * 10 * 6 * 25
+    wide = bench.SUITES["text1d"].layers[-1]  # 'full' padding: 64 + 5 - 1 outputs
+    assert wide.out_sizes() == (68,) and wide.flops(50)["forward"] == 2 * 50 * 100 * 68 * 300 * 5
+
+
+def test_resnet50_suite_covers_the_network():
+    layers = bench.SUITES["resnet50"].layers
+    assert len({(l.c_in, l.c_out, l.size, l.kernel, l.stride) for l in layers}) == len(layers) == 23
+    assert sum(l.count for l in layers) == 53  # ResNet-50's conv layers (49 + 4 downsample projections)
+    fwd = sum(l.count * l.flops(1)["forward"] for l in layers)
+    assert 8.1e9 < fwd < 8.3e9  # ~4.1 G multiply-adds per 224x224 image
+
+
+def test_alphago_suite_is_the_lecture_network():
+    a = bench.SUITES["alphago"].layers
+    assert [(l.c_in, l.c_out, l.kernel, l.padding, l.count) for l in a] == [(48, 192, (5, 5), 2, 1), (192, 192, (3, 3), 1, 11), (192, 1, (1, 1), 0, 1)]
+    assert all(l.out_sizes() == (19, 19) for l in a)
+
+
+def test_unknown_suite_is_a_spec_error():
+    with pytest.raises(SpecError, match="suite: unknown suite 'nope'"):
+        bench.resolve_suites(["nope"])
+    assert [s.name for s in bench.resolve_suites(["lenet", "all"])] == list(bench.SUITES)
+
+
+# ------------------------------------------------------------------------------------------- engine
+class Renamed(NumpyBackend):
+    """A second backend so that the result has two columns and a baseline that is not itself."""
+
+    name = "numpy-b"
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    return bench.run([NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=1, warmup=0, threads=1, baseline="numpy")
+
+
+def test_result_structure(tiny_result):
+    r = tiny_result
+    assert r["schema"] == "convspec-bench/1"
+    assert r["settings"] == {"repeats": 1, "warmup": 0, "seed": 0, "dtype": "float32", "threads": 1, "baseline": "numpy"}
+    assert [b["name"] for b in r["backends"]] == ["numpy", "numpy-b"]
+    assert r["gemm"]["libraries"]["numpy"]["samples"] == 3 + 2  # 3 before the layers, one per layer round
+    assert r["gemm"]["machine_gflops"] == max(v["gflops"] for v in r["gemm"]["libraries"].values())
+    assert len(r["load_average"]["start"]) == 3
+    (suite,) = r["suites"]
+    assert suite["name"] == "tiny" and suite["batch"] == 2 and [lr["name"] for lr in suite["layers"]] == ["3x3 3-4 @8", "k3/2 2-3 @9"]
+    first = suite["layers"][0]
+    assert first["flops_per_sample"]["forward"] == 2 * 4 * 8 * 8 * 3 * 9
+    for lr in suite["layers"]:
+        for name in ("numpy", "numpy-b"):
+            rec = lr["results"][name]
+            assert rec["batch"] == 2 and rec["timer"] == "perf_counter"
+            assert [len(rec["samples"][k]) for k in ("forward", "backward")] == [1, 1]
+            assert rec["seconds"]["forward"] == rec["samples"]["forward"][0]
+            assert rec["gflops"]["forward"] == pytest.approx(2 * lr["flops_per_sample"]["forward"] / rec["seconds"]["forward"] / 1e9)
+            assert rec["gemm_fraction"]["total"] == pytest.approx(rec["gflops"]["total"] / r["gemm"]["machine_gflops"])
+            assert set(rec["peak_extra_bytes"]) == {"forward", "backward", "input"}
+        assert lr["results"]["numpy"]["ratio_to_baseline"] == {"forward": 1.0, "backward": 1.0, "total": 1.0}
+    assert suite["summary"]["numpy"]["geomean_ratio_total"] == pytest.approx(1.0)
+    assert json.loads(json.dumps(r))["suites"][0]["layers"][1]["out_size"] == [4]
+
+
+def test_failing_backend_is_recorded_not_fatal():
+    class Broken(NumpyBackend):
+        name = "broken"
+
+        def conv_backward(self, *a, **k):
+            raise RuntimeError("no backward here")
+
+    r = bench.run([NumpyBackend(), Broken()], [bench.tiny_suite()], repeats=1, warmup=1, threads=1, baseline="numpy", memory=False)
+    lr = r["suites"][0]["layers"][0]
+    assert lr["results"]["broken"]["error"] == "RuntimeError: no backward here"
+    assert "peak_extra_bytes" not in lr["results"]["numpy"]
+    assert r["suites"][0]["summary"]["broken"]["errors"] == ["3x3 3-4 @8", "k3/2 2-3 @9"]
+
+
+def test_bad_settings():
+    with pytest.raises(SpecError, match="repeats: must be >= 1, got 0"):
+        bench.run([NumpyBackend()], [bench.tiny_suite()], repeats=0)
+
+
+def test_cli_writes_json_markdown_and_plot(tmp_path):
+    out, md, svg = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.svg"
+    res = CliRunner().invoke(main, ["bench", "-b", "numpy", "--baseline", "numpy", "--suite", "tiny", "--repeats", "1", "--warmup", "0",
+                                    "--threads", "1", "--out", str(out), "--markdown", str(md), "--plot", str(svg)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["suites"][0]["summary"]["numpy"]["geomean_ratio_forward"] == pytest.approx(1.0)
+    assert "| tiny | numpy | 1.00 | 1.00 | 1.00 |" in md.read_text()
+    assert "<svg" in svg.read_text()
+    assert "float32 GEMM 1024^3" in res.output
+
+
+def test_cli_errors(tmp_path):
+    res = CliRunner().invoke(main, ["bench", "-b", "nosuch", "--suite", "tiny", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "unknown backend 'nosuch'" in res.output
+    res = CliRunner().invoke(main, ["bench", "--suite", "huge"])
+    assert res.exit_code == 2 and "'huge' is not one of" in res.output
+    res = CliRunner().invoke(main, ["bench", "--repeats", "0"])
+    assert res.exit_code == 2 and "--repeats" in res.output
+
+
+# ------------------------------------------------------------------------------------------- kernel paths
+def _check(x_shape, w_shape, expect, **params):
+    """The backend against the reference (float64) on one configuration that takes the `expect` path;
+    float32 results are deterministic and unchanged by batch chunking."""
+    rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    geo = Conv(x_shape, w_shape, b.shape, stride=params.get("stride", 1), padding=params.get("padding", 0),
+               dilation=params.get("dilation", 1), groups=params.get("groups", 1))
+    path = "pointwise" if K.pointwise(geo) else "channels-first" if K.prefer_channels_first(geo) else "channels-last"
+    assert (path, K.dx_as_conv(geo)) == expect
+    B = NumpyBackend()
+    y_ref = R.conv(x, w, b, **params)
+    g = rng.standard_normal(y_ref.shape)
+    np.testing.assert_allclose(B.conv(x, w, b, **params), y_ref, rtol=1e-12, atol=1e-12)
+    for got, want in zip(B.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-11)
+    f = [a.astype(np.float32) for a in (g, x, w, b)]
+    one = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    again = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    small = NumpyBackend()
+    small.col_limit = 1  # one sample per chunk
+    chunked = small.conv_backward(*f, **params) + (small.conv(*f[1:], **params),)
+    for a, b_, c in zip(one, again, chunked):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b_)
+        np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params, expect", [
+    ((3, 5, 9, 8), (4, 5, 1, 1), {"stride": 2}, ("pointwise", False)),
+    ((2, 4, 7), (6, 4, 1), {}, ("pointwise", False)),
+    ((3, 1, 12, 12), (4, 1, 5, 5), {}, ("channels-first", False)),  # LeNet C1-like: widening, col2im
+    ((3, 3, 11, 11), (4, 3, 3, 3), {"stride": 2, "padding": 1}, ("channels-first", False)),
+    ((2, 6, 7, 7), (8, 6, 5, 5), {"padding": ((0, 2), (1, 0))}, ("channels-first", False)),
+    ((2, 4, 9, 9), (3, 4, 3, 3), {"dilation": 2, "padding": "same"}, ("channels-first", True)),
+    ((2, 12, 8, 8), (12, 12, 3, 3), {"padding": 1}, ("channels-last", True)),
+    ((2, 12, 8, 8), (30, 12, 3, 3), {"padding": 1}, ("channels-last", False)),
+    ((2, 12, 9), (10, 12, 3), {"padding": "full"}, ("channels-last", True)),
+    ((2, 16, 5, 5), (20, 16, 5, 5), {}, ("channels-last", False)),  # LeNet C5-like: 1x1 output
+    ((2, 8, 6, 6), (4, 4, 3, 3), {"groups": 2, "padding": 1}, ("channels-last", True)),
+])
+def test_conv_paths_match_the_reference(x_shape, w_shape, params, expect):
+    _check(x_shape, w_shape, expect, **params)
+
+
+@pytest.mark.parametrize("w_shape, params", [((2, 1, 1), {"dilation": 2, "output_padding": 1, "padding": "full"}),
+                                             ((2, 3, 1), {"stride": 2, "output_padding": 1}),
+                                             ((2, 1, 3), {"dilation": 2, "output_padding": 1, "padding": 1})])
+def test_conv_transpose_through_the_paths(w_shape, params):
+    """conv_transpose runs the input-gradient products with out_sizes shorter than the conv's own
+    (output_padding): positions no window reads must come out as the bias alone."""
+    rng = np.random.default_rng(5)
+    y, w, b = rng.standard_normal((2, 2, 5)), rng.standard_normal(w_shape), rng.standard_normal(w_shape[1])
+    want = R.conv_transpose(y, w, b, **params)
+    B = NumpyBackend()
+    for _ in range(3):  # recycled memory full of NaN: a position left unwritten would show
+        junk = [np.full(want.shape, np.nan) for _ in range(8)]
+        del junk
+        np.testing.assert_allclose(B.conv_transpose(y, w, b, **params), want, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(want.shape)
+    for got, ref in zip(B.conv_transpose_backward(g, y, w, b, **params), R.conv_transpose_backward(g, y, w, b, **params)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_scratch_reuses_numpy_buffers_and_never_numpy_results():
+    a = K.scratch(np, "t-slot", (4, 5), np.float32, zero=True)
+    b = K.scratch(np, "t-slot", (2, 3), np.float32)
+    assert np.shares_memory(a, b) and not a.any()
+    big = K.scratch(np, "t-slot", (K.SCRATCH_CACHE // 4 + 1,), np.float32)
+    assert np.shares_memory(big, K.scratch(np, "t-slot", (8,), np.float32))  # within one call
+    K.trim_scratch()  # a conv call's end: buffers above SCRATCH_CACHE are dropped
+    assert not np.shares_memory(big, K.scratch(np, "t-slot", (8,), np.float32))
+    assert K.release_scratch() > 0 and K.release_scratch() == 0
+    B = NumpyBackend()
+    x, w = np.ones((2, 3, 6, 6), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    y1 = B.conv(x, w)
+    y2 = B.conv(2 * x, w)
+    assert not np.shares_memory(y1, y2) and (y1 == 27).all() and (y2 == 54).all()
