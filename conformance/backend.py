@@ -16,18 +16,44 @@ A backend is an object with
   (begin, end) pairs, 'valid' / 'same' / 'full'). An op that is missing, or that raises
   :class:`Unsupported`, is reported "unsupported", never "failed".
 - ``deviation(case)``: ``None``, or the reason this backend is known to differ from the spec on this case
-  (e.g. which NaN max-pool picks). A declared deviation that shows up is reported as a deviation, never
-  hidden; a case declared deviant that matches the spec is reported as a pass.
+  (e.g. which NaN max-pool picks): a string, or a :class:`Deviation` naming the checks it concerns
+  (``"forward"``, ``"indices"``, ``"grad x"``, ...). A declared deviation that shows up is reported as a
+  deviation, never hidden; a failure of a check the deviation does not name is a failure; a case
+  declared deviant that matches the spec is reported as a pass.
+- ``product_roundoff`` (optional, default 0): for a mixed-precision tier that rounds both factors of
+  every product in its convolutions and matrix products to a narrower format (TF32: 2**-11), the
+  unit roundoff of that format; the error bounds of those ops grow by (2u + u^2) * (|x| conv |w|).
 
 :class:`Backend` is a convenient base class with these defaults; a backend does not have to inherit it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
 class Unsupported(Exception):
-    """Raised by a backend op (or ``Backend.unsupported``) for a feature it does not implement."""
+    """Raised by a backend op for a feature it does not implement."""
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A known difference from the spec: why, and which checks of the case it concerns (None: all)."""
+
+    reason: str
+    checks: tuple | None = None
+
+
+def as_deviation(declared) -> Deviation | None:
+    """A backend's deviation(case) answer as a Deviation (a plain string concerns every check)."""
+    if declared is None or declared == "":
+        return None
+    return declared if isinstance(declared, Deviation) else Deviation(str(declared))
+
+
+def product_roundoff(backend) -> float:
+    return float(getattr(backend, "product_roundoff", 0.0) or 0.0)
 
 
 class Backend:
@@ -48,7 +74,9 @@ class Backend:
     def synchronize(self) -> None:
         pass
 
-    def deviation(self, case) -> str | None:
+    product_roundoff: float = 0.0
+
+    def deviation(self, case) -> str | Deviation | None:
         return None
 
     def supports(self, op: str) -> bool:

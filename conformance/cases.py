@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+
+from convspec import SpecError
 
 from .ops import OPS
 
@@ -37,15 +39,21 @@ class Case:
 
     # -- identity -------------------------------------------------------------------------------
     def spec(self) -> dict:
+        """The case as plain JSON data (non-finite values as the strings "nan", "inf", "-inf")."""
         d = asdict(self)
-        return {k: v for k, v in d.items() if v not in (None, "", False) or k in ("shapes",)}
+        return jsonable({k: v for k, v in d.items() if v not in (None, "", False) or k in ("shapes",)})
 
     def to_json(self) -> str:
-        return json.dumps(self.spec(), separators=(",", ":"), sort_keys=True)
+        return json.dumps(self.spec(), separators=(",", ":"), sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "Case":
-        d = json.loads(text)
+        """Parse and validate a case (e.g. a repro command's); a CaseError says what is wrong."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CaseError("case", f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+        _validate(d)
         d["params"] = _untuple(d.get("params", {}))
         return cls(**d)
 
@@ -80,7 +88,7 @@ class Case:
                 out.append(None)
                 continue
             if self.values is not None:
-                a = np.asarray(self.values[name], dtype=np.float64).reshape(shape)
+                a = _floats(self.values[name]).reshape(shape)
             else:
                 a = _draw(rng, self.data, tuple(shape), self.scale)
             out.append(a.astype(self.dtype))
@@ -96,9 +104,63 @@ class Case:
         """The incoming gradient for the backward check (integers for exact cases)."""
         rng = np.random.default_rng(self.seed + 1_000_003)
         if self.values is not None and "grad_out" in self.values:
-            return np.asarray(self.values["grad_out"], dtype=np.float64).reshape(shape).astype(self.dtype)
+            return _floats(self.values["grad_out"]).reshape(shape).astype(self.dtype)
         kind = "ints" if self.exact or self.data == "ties" else "normal"
         return _draw(rng, kind, tuple(shape), 1.0).astype(self.dtype)
+
+
+DATA_KINDS = ("normal", "ints", "ties", "nan", "explicit")
+DTYPES = ("float16", "float32", "float64")
+
+
+class CaseError(SpecError, ValueError):
+    """A case specification that is not well formed."""
+
+
+def jsonable(v):
+    """v with every non-finite float written as the string "nan", "inf" or "-inf" (strict JSON)."""
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+        return "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def _floats(nested) -> np.ndarray:
+    """Explicit values (numbers, or "nan"/"inf"/"-inf" strings) as a float64 array."""
+    return np.asarray(nested, dtype=object).astype(np.float64)
+
+
+def _validate(d) -> None:
+    if not isinstance(d, dict):
+        raise CaseError("case", f"must be a JSON object, got {type(d).__name__}")
+    known = {f.name for f in fields(Case)}
+    if set(d) - known:
+        raise CaseError("case", f"unknown fields {sorted(set(d) - known)}; a case has {sorted(known)}")
+    op = d.get("op")
+    if op not in OPS:
+        raise CaseError("case", f"op must be one of {', '.join(OPS)}, got {op!r}")
+    shapes = d.get("shapes")
+    if not isinstance(shapes, dict):
+        raise CaseError("case", f"shapes must be an object mapping input names to shapes, got {shapes!r}")
+    allowed = set(OPS[op].arrays)
+    if set(shapes) - allowed - {"grad_out"}:
+        raise CaseError("case", f"shapes names {sorted(set(shapes) - allowed)}, which {op} does not take (its inputs: {', '.join(OPS[op].arrays)})")
+    for name, shape in shapes.items():
+        if shape is not None and not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+            raise CaseError("case", f"shape of {name} must be a list of non-negative ints or null, got {shape!r}")
+    if not isinstance(d.get("params", {}), dict):
+        raise CaseError("case", f"params must be an object, got {d.get('params')!r}")
+    if d.get("dtype", "float64") not in DTYPES:
+        raise CaseError("case", f"dtype must be one of {', '.join(DTYPES)}, got {d.get('dtype')!r}")
+    if d.get("data", "normal") not in DATA_KINDS:
+        raise CaseError("case", f"data must be one of {', '.join(DATA_KINDS)}, got {d.get('data')!r}")
+    if (d.get("data") == "explicit") != isinstance(d.get("values"), dict):
+        raise CaseError("case", "data 'explicit' goes with a values object (and values only with it)")
+    if not isinstance(d.get("seed", 0), int):
+        raise CaseError("case", f"seed must be an int, got {d.get('seed')!r}")
 
 
 def _draw(rng, kind, shape, scale):

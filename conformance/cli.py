@@ -8,10 +8,13 @@ from collections import Counter, defaultdict
 
 import click
 
+from convspec import SpecError
 from convspec import reference as R
 
 from . import plugins as plugin_loader
 from .cases import Case
+from .evaluate import reference_result
+from .lenet.check import lenet_record
 from .results import ResultWriter, run_record
 from .run import BAD, Plan, applies, execute, plan_cases
 
@@ -41,7 +44,18 @@ def backend_rows(reg) -> list:
     return rows
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns a convspec error that reaches the top (bad input found deep inside a command) into a
+    clear one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """convspec: an executable specification of CNN layers and a conformance suite for backends."""
 
@@ -72,11 +86,6 @@ def backends(plugin, as_json):
 LENET_STEPS = 30  # the full profile's LeNet-5 training equivalence check
 
 
-def plan_shard_first(value: str) -> bool:
-    """The LeNet check runs once per backend: in shard 1 of a split run."""
-    return _parse_shard(value)[0] == 1
-
-
 def _parse_shard(value: str) -> tuple:
     try:
         i, n = (int(v) for v in value.split("/"))
@@ -95,10 +104,10 @@ def _parse_shard(value: str) -> tuple:
 @click.option("--out", type=click.Path(dir_okay=False), default="results.jsonl", show_default=True, help="Results file (JSON Lines).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes (backends x case shards).")
 @click.option("--shard", default="1/1", show_default=True, help="Run shard I of N (split a run across machines).")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Per-case timeout in seconds.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True, help="Per-case timeout in seconds.")
 @click.option("--resume", is_flag=True, help="Append to --out, skipping cases already recorded there.")
 @click.option("--case", "case_json", metavar="JSON", help="Run exactly one case (the repro command of a failure).")
-@click.option("--shrink-seconds", type=float, default=30.0, show_default=True, help="Time to minimise a failing property case (per op and backend; 0: off).")
+@click.option("--shrink-seconds", type=click.FloatRange(0), default=30.0, show_default=True, help="Time to minimise a failing property case (per op and backend; 0: off).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @plugin_option
 def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json, shrink_seconds, no_progress, plugin):
@@ -117,13 +126,22 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
             only = Case.from_json(case_json)
         except (ValueError, TypeError) as exc:
             raise click.BadParameter(f"not a case: {exc}", param_hint="--case") from None
-        if only.op not in R.OPS:
-            raise click.BadParameter(f"unknown op {only.op!r} in the case", param_hint="--case")
-    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=_parse_shard(shard), timeout=timeout, jobs=jobs, only_case=only, sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds,
-                lenet_steps=LENET_STEPS if profile == "full" and not ops and only is None and plan_shard_first(shard) else 0)
+    shard = _parse_shard(shard)
+    # the LeNet check: full profile, all ops, once per backend (in shard 1 of a split run)
+    lenet = profile == "full" and not ops and only is None and shard[0] == 1
+    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=shard, timeout=timeout, jobs=jobs, only_case=only,
+                sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds, lenet_steps=LENET_STEPS if lenet else 0)
 
     selected = [reg.backends[n] for n in (names or known)]
-    writer = ResultWriter(out, resume=resume)
+    if only is not None:
+        try:  # the case must be one the spec accepts
+            reference_result(only)
+        except SpecError as exc:
+            raise click.BadParameter(f"the spec rejects this case: {exc}", param_hint="--case") from None
+    try:
+        writer = ResultWriter(out, resume=resume, expect={"profile": profile, "seed": seed, "shard": list(plan.shard), "ops": list(plan.ops)})
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out/--resume") from None
     if writer.header is None:
         writer.write(run_record(profile=profile, seed=seed, shard=plan.shard, ops=plan.ops, backends=[b.name for b in selected], argv=sys.argv[1:]))
     for err in reg.load_errors:
@@ -142,15 +160,21 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
 
     cases = plan_cases(plan)
     todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and applies(c, b)] for b in available}
+    if plan.lenet_steps:  # on --resume, a recorded LeNet check is not run again
+        plan.lenet_done = {b.name for b in available if (b.name, lenet_record(b, steps=plan.lenet_steps, seed=seed)["case_id"]) in writer.done}
     counts: dict = defaultdict(Counter)
     failures = []
+    for rec in writer.previous:  # a resumed run's summary and exit status cover the whole file
+        counts[(rec["backend"], rec["op"])][rec["status"]] += 1
+        if rec["status"] in BAD:
+            failures.append(rec)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=no_progress)
-    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name]) + (1 if plan.lenet_steps else 0)) for b in available}
+    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name]) + (1 if plan.lenet_steps and b.name not in plan.lenet_done else 0)) for b in available}
 
     ref_seconds = [0.0]
     t_start = time.perf_counter()

@@ -47,7 +47,9 @@ def compare(what: str, got, expected: np.ndarray, bound, dtype: str, *, exact: b
         return Check(what, "fail", message=f"output is not an array: {exc!r}")
     if got.shape != expected.shape:
         return Check(what, "fail", message=f"shape {got.shape} != expected {expected.shape}")
-    if expected.dtype.kind in "iu" or got.dtype.kind in "iu":
+    if expected.dtype.kind in "iu":  # index outputs: integers, equal
+        if got.dtype.kind not in "iu":
+            return Check(what, "fail", message=f"dtype {got.dtype}: indices must be integers")
         bad = got != expected
         return _result(what, bad, got, expected, np.zeros(expected.shape), ratio=0.0 if not bad.any() else np.inf)
     if got.dtype != np.dtype(dtype):
@@ -64,8 +66,9 @@ def compare(what: str, got, expected: np.ndarray, bound, dtype: str, *, exact: b
         err = np.abs(g64 - exp)
         inf_e = np.isinf(exp)
         err = np.where(inf_e | nan_e, np.where((g64 == exp) | (nan_e & nan_g), 0.0, np.inf), err)
-        err = np.where(nan_g & ~nan_e, np.inf, err)
-        bad = err > bnd
+        # a NaN or an infinity where the spec has a finite number fails whatever the bound
+        err = np.where(~np.isfinite(g64) & np.isfinite(exp), np.inf, err)
+        bad = (err > bnd) | np.isinf(err)
         ratio = np.where(bnd > 0, err / np.where(bnd > 0, bnd, 1), np.where(err > 0, np.inf, 0.0))
     return _result(what, bad, g64, exp, bnd, ratio=float(ratio.max()) if ratio.size else 0.0)
 

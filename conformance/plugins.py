@@ -38,7 +38,7 @@ class Registry:
     pm: pluggy.PluginManager
     backends: dict = field(default_factory=dict)  # name -> backend
     origins: dict = field(default_factory=dict)  # name -> plugin name
-    case_sources: dict = field(default_factory=dict)  # name -> callable(profile, seed)
+    case_sources: dict = field(default_factory=dict)  # name -> callable(profile, seed, ops)
     load_errors: list = field(default_factory=list)
 
 
@@ -81,8 +81,15 @@ def load(plugins=(), *, autoload: bool | None = None) -> Registry:
         except Exception as exc:
             errors.append(PluginError(impl.plugin_name, f"register_backends failed: {exc!r}"))
 
-    def register_source(name, source):
-        reg.case_sources[name] = source
+    for impl in pm.hook.register_case_sources.get_hookimpls():
+        def register_source(name, source, _plugin=impl.plugin_name):
+            if name in reg.case_sources:
+                errors.append(PluginError(_plugin, f"case source name {name!r} already registered"))
+                return
+            reg.case_sources[name] = source
 
-    pm.hook.register_case_sources(register=register_source)
+        try:
+            impl.function(register=register_source)
+        except Exception as exc:
+            errors.append(PluginError(impl.plugin_name, f"register_case_sources failed: {exc!r}"))
     return reg

@@ -19,6 +19,8 @@ import numpy as np
 
 import convspec
 
+from .cases import jsonable
+
 SCHEMA = "convspec-results/1"
 
 
@@ -38,18 +40,26 @@ def environment() -> dict:
 class ResultWriter:
     """Appends records to a JSON Lines file, flushing each one."""
 
-    def __init__(self, path, *, resume: bool = False):
+    def __init__(self, path, *, resume: bool = False, expect: dict | None = None):
+        """resume: keep the file's records and append; its run header must match `expect` (the new
+        run's profile, seed, shard, ops), so one file never mixes two different runs."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: set = set()
+        self.previous: list = []  # case records already in the file (resume)
         self.header = None
-        if resume and self.path.exists():
+        if resume and self.path.exists() and self.path.stat().st_size:
             records = read(self.path, strict=False)
+            if not records or records[0].get("record") != "run" or records[0].get("schema") != SCHEMA:
+                raise ResultFileError(str(self.path), f"is not a {SCHEMA} results file (no run header): refusing to resume into it")
+            self.header = records[0]
+            for key, value in (expect or {}).items():
+                if self.header.get(key) != value:
+                    raise ResultFileError(str(self.path), f"was written by a run with {key}={self.header.get(key)!r}, not {value!r}: resume with the same options, or write to another --out")
             for rec in records:
-                if rec.get("record") == "run" and self.header is None:
-                    self.header = rec
                 if rec.get("record") == "case":
                     self.done.add((rec["backend"], rec["case_id"]))
+                    self.previous.append(rec)
             # drop a torn last line (a crash mid-write) and the old summary before appending
             kept = [json.dumps(r, separators=(",", ":")) for r in records if r.get("record") != "summary"]
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -58,7 +68,8 @@ class ResultWriter:
         self._f = open(self.path, "a" if resume else "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":"), default=_default) + "\n")
+        line = json.dumps(jsonable(record), separators=(",", ":"), default=_default, allow_nan=False)
+        self._f.write(line + "\n")
         self._f.flush()
 
     def close(self) -> None:

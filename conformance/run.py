@@ -3,13 +3,17 @@ processes, optionally in parallel), shrink property failures, and stream results
 from __future__ import annotations
 
 import hashlib
+import traceback
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from convspec import SpecError
 from convspec import reference as R
 
+from .backend import product_roundoff
 from .cases import Case
 from .evaluate import reference_result, repro
 from .worker import Worker
@@ -29,6 +33,7 @@ class Plan:
     sources: dict = field(default_factory=dict)
     plugins: tuple = ()  # -p modules, repeated in every repro command
     lenet_steps: int = 0  # > 0: also run the LeNet-5 training equivalence check for that many steps
+    lenet_done: set = field(default_factory=set)  # backends whose LeNet check is already recorded
     shrink_seconds: float = 30.0  # time budget to minimise one failing op on one backend
 
 
@@ -55,28 +60,38 @@ def plan_cases(plan: Plan) -> list:
     return cases
 
 
+def _size(c: Case) -> int:
+    return sum(int(np.prod(s)) for s in c.shapes.values() if s is not None)
+
+
 def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
     """The minimal failing configuration hypothesis finds for this op on this backend, as a
-    {case_id, case, repro, checks} record, or None."""
+    {case_id, case, repro, checks} record, or None. Within plan.shrink_seconds; when the budget
+    runs out, the smallest failing configuration seen so far."""
     shrink = getattr(plan.sources.get(case.source), "shrink", None)
     if shrink is None:
         return None
     deadline = time.monotonic() + plan.shrink_seconds
-    seen = {}
+    memo: dict = {}  # case JSON -> (fails, result): hypothesis must see the same answer twice
+    failing: dict = {}
 
     def fails(c):
-        if time.monotonic() > deadline:
-            return False
-        r = worker.run(c)
-        if r["status"] in ("fail", "error"):
-            seen[c.to_json()] = r
-            return True
-        return False
+        key = c.to_json()
+        if key not in memo:
+            if time.monotonic() > deadline:
+                return False
+            r = worker.run(c)
+            memo[key] = r["status"] in ("fail", "error")
+            if memo[key]:
+                failing[key] = (c, r)
+        return memo[key]
 
     minimal = shrink(case.op, fails, plan.seed)
-    r = None if minimal is None else seen.get(minimal.to_json())
-    if r is None:
-        return None
+    if minimal is None or minimal.to_json() not in failing:
+        if not failing:
+            return None
+        minimal = min((c for c, _ in failing.values()), key=lambda c: (_size(c), len(c.to_json())))
+    r = failing[minimal.to_json()][1]
     return {"case_id": r["case_id"], "case": r["case"], "repro": repro(worker.backend.name, minimal, plan.plugins), "checks": r["checks"], "message": r.get("message", "")}
 
 
@@ -87,14 +102,14 @@ class ReferenceCache:
     def __init__(self, size: int = 4096):
         self.size, self.store = size, {}
 
-    def get(self, case: Case):
+    def get(self, case: Case, product_roundoff: float = 0.0):
         """-> (reference_result or the SpecError it raised, seconds spent computing it now)."""
-        key = case.to_json()
+        key = (case.to_json(), product_roundoff)
         if key in self.store:
             return self.store[key], 0.0
         t = time.perf_counter()
         try:
-            ref = reference_result(case)
+            ref = reference_result(case, product_roundoff)
         except SpecError as exc:
             ref = exc
         seconds = time.perf_counter() - t
@@ -107,6 +122,16 @@ class ReferenceCache:
 CACHE = ReferenceCache()
 
 
+def _engine_error(plan: Plan, backend, case: Case, exc: BaseException) -> dict:
+    """A case the engine itself could not finish (a bug of ours, not the backend's): recorded, and
+    the run goes on."""
+    return {
+        "record": "case", "backend": backend.name, "case_id": case.id, "op": case.op, "source": case.source, "dtype": case.dtype,
+        "case": case.spec(), "repro": repro(backend.name, case, plan.plugins), "status": "error", "checks": [], "bound_ratio": None,
+        "seconds": 0.0, "message": "convspec engine error:\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
+    }
+
+
 def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
     the minimal failing configuration of its op (shrunk once per op and backend). lenet: also run the
@@ -115,20 +140,23 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     minimal: dict = {}
     try:
         for case in cases:
-            reference, ref_seconds = CACHE.get(case)
-            r = worker.run(case, reference)
-            r["reference_seconds"] = round(ref_seconds, 6)
-            if r["status"] in ("fail", "error") and case.source == "property" and plan.shrink_seconds > 0:
-                if case.op not in minimal:
-                    minimal[case.op] = _shrink(plan, worker, case)
-                if minimal[case.op]:
-                    r["minimal"] = minimal[case.op]
-            r["backend"] = backend.name
-            r["record"] = "case"
-            if plan.plugins:
-                r["repro"] = repro(backend.name, case, plan.plugins)
+            try:
+                reference, ref_seconds = CACHE.get(case, product_roundoff(backend))
+                r = worker.run(case, reference)
+                r["reference_seconds"] = round(ref_seconds, 6)
+                if r["status"] in ("fail", "error") and case.source == "property" and plan.shrink_seconds > 0:
+                    if case.op not in minimal:
+                        minimal[case.op] = _shrink(plan, worker, case)
+                    if minimal[case.op]:
+                        r["minimal"] = minimal[case.op]
+                r["backend"] = backend.name
+                r["record"] = "case"
+                if plan.plugins:
+                    r["repro"] = repro(backend.name, case, plan.plugins)
+            except Exception as exc:
+                r = _engine_error(plan, backend, case, exc)
             emit(r)
-        if lenet and plan.lenet_steps > 0:
+        if lenet and plan.lenet_steps > 0 and backend.name not in plan.lenet_done:
             r = worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout)
             r["backend"], r["record"] = backend.name, "case"
             emit(r)
@@ -138,14 +166,17 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
 
 def _child(plan, backend, cases, lenet, queue, k):
     try:
-        run_unit(plan, backend, cases, queue.put, lenet)
+        run_unit(plan, backend, cases, lambda r: queue.put(("result", k, r)), lenet)
+    except BaseException:
+        queue.put(("unit_error", k, traceback.format_exc()[-4000:]))
     finally:
         queue.put(("done", k))
 
 
 def execute(plan: Plan, backends: list, cases_for, emit) -> None:
     """Run every backend; with plan.jobs > 1, units (backend x chunk of cases) run in parallel
-    processes and their results are emitted here, in arrival order."""
+    processes and their results are emitted here, in arrival order. A unit process that dies leaves
+    a "crashed" record for each case it did not finish."""
     units = []
     for b in backends:
         cases = cases_for(b)
@@ -158,21 +189,38 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     procs: dict = {}
+    finished: dict = {}  # unit -> case ids it emitted
+    errors: dict = {}  # unit -> traceback of an exception that ended it
+    units_exit: dict = {}  # unit -> exit code of a process that died without saying so
     pending = list(enumerate(units))
+
+    def close(k):
+        procs.pop(k).join()
+        b, cases, _ = units[k]
+        why = errors.get(k) or f"exit code {units_exit.get(k)}"
+        for case in cases:
+            if case.id not in finished[k]:
+                emit({**_engine_error(plan, b, case, RuntimeError("the unit process running this case died")),
+                      "status": "crashed", "message": f"the process running this part of the run died before this case: {why}"})
+
     while pending or procs:
         while pending and len(procs) < plan.jobs:
             k, (b, cases, lenet) = pending.pop(0)
+            finished[k] = set()
             procs[k] = ctx.Process(target=_child, args=(plan, b, cases, lenet, queue, k))
             procs[k].start()
         try:
-            item = queue.get(timeout=5)
+            kind, k, *rest = queue.get(timeout=5)
         except Exception:  # queue.Empty: look for a unit process that died without saying so
             for k, p in list(procs.items()):
                 if not p.is_alive() and queue.empty():
-                    p.join()
-                    del procs[k]
+                    units_exit[k] = p.exitcode
+                    close(k)
             continue
-        if isinstance(item, tuple):
-            procs.pop(item[1]).join()
-            continue
-        emit(item)
+        if kind == "result":
+            finished[k].add(rest[0]["case_id"])
+            emit(rest[0])
+        elif kind == "unit_error":
+            errors[k] = rest[0]
+        elif kind == "done" and k in procs:
+            close(k)

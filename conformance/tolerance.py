@@ -18,6 +18,8 @@ absolute error of that step is charged, not a relative one.
 """
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 
 from convspec import reference as R
@@ -44,8 +46,12 @@ def _abs(a):
     return None if a is None else np.abs(a)
 
 
-def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str):
+def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str, product_roundoff: float = 0.0):
     """(forward bound, [bound per gradient]) for float64 inputs `inputs` and incoming gradient g.
+
+    product_roundoff: a mixed-precision tier that rounds both factors of each product of the
+    convolutions and matrix products to a narrower format first (TF32: 10-bit mantissas,
+    u = 2**-11) adds (2u + u^2) * (|x| conv |w|): each product is then off by that much relative.
 
     With gradual underflow every operation may also add an absolute error of half the smallest
     subnormal (Higham eq. 2.8: fl(x op y) = (x op y)(1 + d) + e, |e| <= eta/2); a non-zero bound is
@@ -53,7 +59,7 @@ def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str):
     f = BOUNDS.get(op)
     if f is None:
         raise KeyError(f"no error model for op {op!r}")
-    fwd, grads = f(inputs, params, g, dtype)
+    fwd, grads = f(inputs, params, g, dtype, product_roundoff) if f in _PRODUCT_MODELS else f(inputs, params, g, dtype)
     eta = UNDERFLOW_OPS * float(np.finfo(np.dtype(dtype)).smallest_subnormal)
     return _with_underflow(fwd, eta), [_with_underflow(b, eta) for b in grads]
 
@@ -65,56 +71,57 @@ def _with_underflow(bound, eta):
     return bound if np.isscalar(bound) and bound == 0 else np.asarray(bound) + eta
 
 
-def _prod(t):
-    return int(np.prod(t)) if len(t) else 1
-
-
 def _conv_like(fwd, bwd):
-    def model(inputs, params, g, dtype):
+    def model(inputs, params, g, dtype, pr=0.0):
         x, w, b = inputs
         groups = params.get("groups", 1)
-        k = _prod(w.shape[2:])
+        k = prod(w.shape[2:])
         # products per element: forward sums C_in/G * k (+ bias); dx sums C_out/G * k; dw and db sum
         # N * prod(out) terms of the other side.
         n_fwd = w.shape[1] * k + 1
         n_dx = (w.shape[0] // groups) * k
-        n_dw = g.shape[0] * _prod(g.shape[2:])
-        n_db = g.shape[0] * _prod(g.shape[2:])
+        n_dw = g.shape[0] * prod(g.shape[2:])
+        n_db = g.shape[0] * prod(g.shape[2:])
         if fwd is R.conv_transpose:  # roles swap: the transposed conv's output is the conv's input
             n_fwd, n_dx = n_dx + 1, w.shape[1] * k
-            n_dw = x.shape[0] * _prod(x.shape[2:])
+            n_dw = x.shape[0] * prod(x.shape[2:])
         mag = fwd(np.abs(x), np.abs(w), _abs(b), **params)
         dx, dw, db = bwd(np.abs(g), np.abs(x), np.abs(w), _abs(b), **params)
-        grads = [_both(n_dx, dtype) * dx, _both(n_dw, dtype) * dw]
+        grads = [_products(n_dx, dtype, pr) * dx, _products(n_dw, dtype, pr) * dw]
         if b is not None:
-            grads.append(_both(n_db, dtype) * db)
-        return _both(n_fwd, dtype) * mag, grads
+            grads.append(_both(n_db, dtype) * db)  # a plain sum: no products
+        return _products(n_fwd, dtype, pr) * mag, grads
 
     return model
 
 
-def _linear(inputs, params, g, dtype):
+def _products(n, dtype, pr):
+    """The bound's coefficient for n products summed, each factor first rounded with roundoff pr."""
+    return _both(n, dtype) + 2 * pr + pr * pr
+
+
+def _linear(inputs, params, g, dtype, pr=0.0):
     x, w, b = inputs
     mag = R.linear(np.abs(x), np.abs(w), _abs(b))
     dx, dw, db = R.linear_backward(np.abs(g), np.abs(x), np.abs(w), _abs(b))
-    grads = [_both(w.shape[0], dtype) * dx, _both(x.shape[0], dtype) * dw]
+    grads = [_products(w.shape[0], dtype, pr) * dx, _products(x.shape[0], dtype, pr) * dw]
     if b is not None:
         grads.append(_both(x.shape[0], dtype) * db)
-    return _both(x.shape[1] + 1, dtype) * mag, grads
+    return _products(x.shape[1] + 1, dtype, pr) * mag, grads
 
 
 def _max_pool(inputs, params, g, dtype):
     (x,) = inputs
-    k = _prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
+    k = prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
     # forward selects (exact); the backward adds the gradients of the windows that chose the same
     # input: at most prod(kernel) of them (stride >= 1).
     (dx,) = R.max_pool_backward(np.abs(g), x, **params)
-    return np.zeros(g.shape), [_both(k, dtype) * dx]
+    return 0.0, [_both(k, dtype) * dx]
 
 
 def _avg_pool(inputs, params, g, dtype):
     (x,) = inputs
-    k = _prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
+    k = prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
     mag = R.avg_pool(np.abs(x), **params)
     (dx,) = R.avg_pool_backward(np.abs(g), x, **params)
     return _both(k + 1, dtype) * mag, [_both(k + 1, dtype) * dx]
@@ -122,8 +129,9 @@ def _avg_pool(inputs, params, g, dtype):
 
 def _global_avg(inputs, params, g, dtype):
     (x,) = inputs
-    n = _prod(x.shape[2:])
-    return _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)), [_both(1, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]]
+    n = prod(x.shape[2:])
+    # backward: g * (1/n) or g / n, up to two roundings
+    return _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)), [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]]
 
 
 def _exact(inputs, params, g, dtype):
@@ -179,10 +187,15 @@ def _cross_entropy(inputs, params, g, dtype):
     return fwd, [rel * (p + onehot) * np.abs(np.asarray(g).reshape(())) / n]
 
 
+_CONV = _conv_like(R.conv, R.conv_backward)
+_CONVOLVE = _conv_like(R.convolve, R.convolve_backward)
+_CONV_T = _conv_like(R.conv_transpose, R.conv_transpose_backward)
+_PRODUCT_MODELS = (_CONV, _CONVOLVE, _CONV_T, _linear)  # the ops whose products a TF32-like tier rounds
+
 BOUNDS = {
-    "conv": _conv_like(R.conv, R.conv_backward),
-    "convolve": _conv_like(R.convolve, R.convolve_backward),
-    "conv_transpose": _conv_like(R.conv_transpose, R.conv_transpose_backward),
+    "conv": _CONV,
+    "convolve": _CONVOLVE,
+    "conv_transpose": _CONV_T,
     "linear": _linear,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,

@@ -52,9 +52,9 @@ class Worker:
         initialises its device there and never in the parent)."""
 
         def failure(status, msg, t0):
-            return {"record": "case", "backend": self.backend.name, "case_id": f"lenet:lenet5[digits,steps={steps},seed={seed}]", "op": "lenet",
-                    "source": "lenet", "dtype": "", "case": {"op": "lenet", "steps": steps, "seed": seed}, "repro": f"convspec train --backend {self.backend.name} --steps {steps} --seed {seed}",
-                    "status": status, "message": msg, "checks": [], "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6)}
+            from .lenet.check import lenet_record
+
+            return {**lenet_record(self.backend, steps=steps, seed=seed), "status": status, "message": msg, "checks": [], "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6)}
 
         return self._ask(("lenet", {"steps": steps, "seed": seed}), timeout, failure)
 
@@ -69,9 +69,13 @@ class Worker:
             self.kill()
             return failure("timeout", f"no result within the timeout of {timeout:g} s", t0)
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            code = self.proc.exitcode if self.proc is not None else None
+            code = None
+            if self.proc is not None:
+                self.proc.join(2)  # reap it, so the exit code (or killing signal) is known
+                code = self.proc.exitcode
             self.kill()
-            return failure("crashed", f"the backend process died (exit code {code})", t0)
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            return failure("crashed", f"the backend process died ({how})", t0)
 
     def kill(self):
         if self.proc is not None:

@@ -16,6 +16,9 @@ class SpecError(Exception):
         self.rule = rule
         super().__init__(f"{param}: {rule}")
 
+    def __reduce__(self):  # picklable (results cross process boundaries)
+        return (type(self), (self.param, self.rule))
+
 
 class ShapeError(SpecError, ValueError):
     """An array has the wrong number of dimensions or an incompatible size."""

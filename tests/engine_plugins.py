@@ -155,6 +155,23 @@ class HalfReference(ReferenceBackend):
     dtypes = ("float16", "float32", "float64")
 
 
+def round_to_tf32(a):
+    """float32 values rounded to TF32's 10 explicit mantissa bits (round to nearest)."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+class TF32Simulated(ReferenceBackend):
+    """A TF32-like precision tier: conv rounds both factors to 10-bit mantissas before multiplying."""
+
+    name = "tf32-sim"
+    dtypes = ("float32",)
+    product_roundoff = 2.0**-11
+
+    def conv(self, x, w, b=None, **params):
+        return R.conv(round_to_tf32(x), round_to_tf32(w), b, **params).astype(np.float32)
+
+
 class Unavailable(ReferenceBackend):
     name = "unavailable"
 

@@ -213,3 +213,14 @@ def test_half_precision_tier_runs_only_on_backends_that_declare_it(tmp_path):
     half = [r for r in cases_of(records) if r["dtype"] == "float16"]
     assert half and {r["backend"] for r in half} == {"ref-half"} and {r["status"] for r in half} == {"pass"}
     assert all(0 <= r["bound_ratio"] < 1 for r in half if r["bound_ratio"] is not None)
+
+
+def test_tf32_like_tier_is_checked_against_its_own_product_bound():
+    tier = engine_plugins.TF32Simulated()
+    case = Case(op="conv", shapes={"x": [2, 8, 6, 6], "w": [4, 8, 3, 3], "b": [4]}, params={"padding": 1}, dtype="float32", seed=3)
+    r = evaluate(tier, case)
+    fwd = next(c for c in r["checks"] if c["what"] == "forward")
+    assert fwd["status"] == "pass" and 0.01 < fwd["bound_ratio"] < 1  # the TF32 rounding is visible, within its bound
+    tier.product_roundoff = 0.0  # judged by plain float32 bounds, the same arithmetic fails
+    strict = evaluate(tier, case)
+    assert strict["status"] == "fail" and next(c for c in strict["checks"] if c["what"] == "forward")["status"] == "fail"

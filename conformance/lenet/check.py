@@ -19,16 +19,25 @@ def _reference(cfg, dataset):
     return _REFERENCE_CACHE[key]
 
 
+def lenet_record(backend, *, steps: int = 30, seed: int = 0, batch_size: int = 16, dtype: str | None = None) -> dict:
+    """The identity of one LeNet check on `backend`: its case record without an outcome (the engine
+    also uses it for a check that timed out or crashed, and to skip a recorded one on --resume)."""
+    dtype = dtype or ("float32" if "float32" in getattr(backend, "dtypes", ()) else backend.dtypes[0])
+    return {
+        "record": "case", "backend": backend.name, "case_id": f"lenet:lenet5[digits,steps={steps},batch={batch_size},seed={seed},{dtype}]",
+        "op": "lenet", "source": "lenet", "dtype": dtype,
+        "case": {"op": "lenet", "steps": steps, "batch_size": batch_size, "seed": seed, "dtype": dtype},
+        "repro": f"convspec train --backend {backend.name} --steps {steps} --batch-size {batch_size} --seed {seed} --dtype {dtype}",
+    }
+
+
 def equivalence_check(backend, *, steps: int = 30, seed: int = 0, batch_size: int = 16, dtype: str | None = None, dataset=None) -> dict:
     """Train `steps` SGD steps on `backend` (in `dtype`, default float32 when supported, else its first
     dtype) and on the reference; pass when every step's loss and the final weights agree within the
     tolerances of convspec.conformance.lenet.equivalence."""
     t0 = time.perf_counter()
-    dtype = dtype or ("float32" if "float32" in getattr(backend, "dtypes", ()) else backend.dtypes[0])
-    case_id = f"lenet:lenet5[digits,steps={steps},batch={batch_size},seed={seed},{dtype}]"
-    repro = f"convspec train --backend {backend.name} --steps {steps} --batch-size {batch_size} --seed {seed} --dtype {dtype}"
-    rec = {"record": "case", "backend": backend.name, "case_id": case_id, "op": "lenet", "source": "lenet", "dtype": dtype,
-           "case": {"op": "lenet", "steps": steps, "batch_size": batch_size, "seed": seed, "dtype": dtype}, "repro": repro}
+    rec = lenet_record(backend, steps=steps, seed=seed, batch_size=batch_size, dtype=dtype)
+    dtype = rec["dtype"]
 
     def done(status, message="", checks=(), ratio=None, **extra):
         rec.update(status=status, checks=list(checks), bound_ratio=ratio, seconds=round(time.perf_counter() - t0, 6), **extra)

@@ -172,15 +172,16 @@ def draw_cases(op: str, n: int, run_seed: int) -> list:
 
 
 def shrink(op: str, fails, run_seed: int, max_examples: int = 200):
-    """The minimal configuration for which fails(case) is true, or None if hypothesis finds none."""
-    from hypothesis import find
-    from hypothesis.errors import NoSuchExample
-
+    """The minimal configuration for which fails(case) is true, or None if hypothesis finds none
+    (or gives up: `fails` is expected to be deterministic, e.g. memoised)."""
     import random
+
+    from hypothesis import find
+    from hypothesis.errors import HypothesisException
 
     try:
         return find(strategy(op), fails, settings=_settings(max_examples), random=random.Random(run_seed))
-    except NoSuchExample:
+    except HypothesisException:  # NoSuchExample, or Flaky when a time budget cut the search short
         return None
 
 
