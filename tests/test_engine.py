@@ -3,7 +3,10 @@ or crash, record everything it computed, and find plugins the ways the docs say.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+
+import numpy as np
 
 from click.testing import CliRunner
 
@@ -224,3 +227,81 @@ def test_tf32_like_tier_is_checked_against_its_own_product_bound():
     tier.product_roundoff = 0.0  # judged by plain float32 bounds, the same arithmetic fails
     strict = evaluate(tier, case)
     assert strict["status"] == "fail" and next(c for c in strict["checks"] if c["what"] == "forward")["status"] == "fail"
+
+
+def test_a_shrink_budget_that_runs_out_keeps_the_smallest_failure_and_the_run_completes(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "bug-flipped-kernel", "--op", "conv", "--shrink-seconds", "0.2")
+    assert result.exit_code == 1 and records[-1]["record"] == "summary"
+    fails = [r for r in cases_of(records) if r["status"] == "fail"]
+    assert len(cases_of(records)) == len({r["case_id"] for r in cases_of(records)}) > 40
+    assert all(r["source"] != "property" or "minimal" in r for r in fails)
+
+
+def test_invalid_case_through_the_worker_and_a_crash_names_its_exit_code(tmp_path):
+    from convspec.conformance.worker import Worker
+
+    w = Worker(engine_plugins.ReferenceBackend(), timeout=30)
+    bad = Case(op="conv", shapes={"x": [1, 1, 5], "w": [1, 1, 2]}, params={"stride": 0})
+    from convspec.conformance.run import CACHE
+
+    ref, _ = CACHE.get(bad)  # the SpecError crosses the pipe
+    r = w.run(bad, ref)
+    w.close()
+    assert r["status"] == "invalid" and "stride: must be >= 1" in r["message"]
+    crash = Worker(engine_plugins.Crashes(), timeout=30)
+    r = crash.run(Case(op="relu", shapes={"x": [2, 2]}, params={}, data="explicit", values={"x": [[0.0, 1.0], [2.0, 3.0]]}))
+    crash.close()
+    assert r["status"] == "crashed" and "exit code 3" in r["message"]
+    # a user's --case the spec rejects is a usage error
+    out = CliRunner().invoke(main, ["run", "-b", "numpy", "--out", str(tmp_path / "x.jsonl"), "--case", bad.to_json()])
+    assert out.exit_code == 2 and "the spec rejects this case: stride" in out.output
+
+
+def test_resume_refuses_another_run_and_files_that_are_not_results(tmp_path):
+    run_cli(tmp_path, "-b", "ref", "--op", "relu", name="r.jsonl")
+    out = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "-b", "ref", "--op", "tanh", "--resume", "--out", str(tmp_path / "r.jsonl")])
+    assert out.exit_code == 2 and "ops=" in out.output and "--out/--resume" in out.output
+    other = tmp_path / "notes.txt"
+    other.write_text("hello world\n")
+    out = CliRunner().invoke(main, ["run", "-b", "numpy", "--op", "relu", "--resume", "--out", str(other)])
+    assert out.exit_code == 2 and "not a convspec-results/1 results file" in out.output
+    assert other.read_text() == "hello world\n"  # untouched
+
+
+def test_resumed_run_exit_status_counts_failures_already_in_the_file(tmp_path):
+    result, first = run_cli(tmp_path, "-b", "bug-relu-grad-at-0", "--op", "relu", "--shrink-seconds", "0")
+    assert result.exit_code == 1
+    again = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "-b", "bug-relu-grad-at-0", "--op", "relu", "--resume", "--no-progress", "--out", str(tmp_path / "r.jsonl")])
+    assert again.exit_code == 1  # nothing new ran, but the file holds failures
+
+
+def test_nan_values_are_written_as_strict_json_and_reproduce(tmp_path):
+    result, records = run_cli(tmp_path, "-b", "numpy", "--op", "max_pool")
+    text = (tmp_path / "r.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    nan_case = next(r for r in cases_of(records) if r["case_id"].startswith("corner:maxpool-nan:"))
+    case = Case.from_json(nan_case["repro"].split("--case ", 1)[1].strip("'"))
+    assert case.id == nan_case["case_id"] and np.isnan(case.inputs()[0]).sum() == 5  # the NaNs survive the round trip
+
+
+def test_a_unit_process_that_dies_leaves_crashed_records(tmp_path, monkeypatch):
+    from convspec.conformance import run as run_mod
+
+    real = run_mod.run_unit
+
+    def dying(plan, backend, cases, emit, lenet=False):
+        if backend.name == "ref" and any(c.op == "relu" for c in cases):
+            emit_first = cases[:2]
+            real(plan, backend, emit_first, emit, lenet)
+            os._exit(7)  # the unit process itself dies
+        return real(plan, backend, cases, emit, lenet)
+
+    monkeypatch.setattr(run_mod, "run_unit", dying)
+    got = []
+    plan = run_mod.Plan(jobs=2, ops=("relu",), sources=plugins.load(("engine_plugins",), autoload=False).case_sources)
+    cases = run_mod.plan_cases(plan)
+    run_mod.execute(plan, [engine_plugins.ReferenceBackend()], lambda b: cases, got.append)
+    statuses = [r["status"] for r in got]
+    assert len(got) == len(cases) and "crashed" in statuses and statuses.count("pass") >= 2
+    crashed = next(r for r in got if r["status"] == "crashed")
+    assert "exit code 7" in crashed["message"]

@@ -74,6 +74,7 @@ def cases() -> list:
         out += recipe(f"grouped-pad-{label}", "conv", {"x": [1, 4, 5, 5], "w": [4, 2, 3, 2], "b": [4]}, {"padding": pad, "groups": 2, "stride": (2, 1)}, data="ints", exact=True)
     # --- relu at exactly 0 (derivative 0 there) and at -0.0
     out += explicit("relu-at-zero", "relu", {}, x=[[0.0, -0.0, 1.0, -1.0, 0.0, 2.5]], grad_out=[[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    out += explicit("relu-nan-inf", "relu", {}, x=[[NAN, -np.inf, np.inf, -2.0, 3.0]], grad_out=[[1.0, 1.0, 1.0, 1.0, 1.0]])
     # --- saturating activations and a loss with a huge logit spread
     out += explicit("sigmoid-saturate", "sigmoid", {}, x=[[-40.0, -17.0, -1e-8, 0.0, 17.0, 40.0]])
     out += explicit("tanh-saturate", "tanh", {}, x=[[-20.0, -1e-4, 0.0, 1e-4, 9.0, 20.0]])
