@@ -11,26 +11,10 @@ top of it). No timing: run it apart from the benchmark.
 from __future__ import annotations
 
 import argparse
-import gc
-import tracemalloc
 
 from convspec.backends._xp import conv as kernels
 from convspec.backends.numpy_backend import NumpyBackend
-from convspec.conformance.bench import _inputs, resolve_suites
-
-
-def peak_extra(fn) -> int:
-    kernels.release_scratch()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        out = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    outs = out if isinstance(out, tuple) else (out,)
-    return peak - base - sum(o.nbytes for o in outs if o is not None)
+from convspec.conformance.bench import _inputs, _peak_extra, resolve_suites
 
 
 def main() -> None:
@@ -47,8 +31,8 @@ def main() -> None:
         for layer in suite.layers:
             x, w, b, g = _inputs(layer, suite.batch, 0, "float32")
             p = layer.params()
-            fwd = peak_extra(lambda: backend.conv(x, w, b, **p))
-            bwd = peak_extra(lambda: backend.conv_backward(g, x, w, b, **p))
+            fwd = _peak_extra(lambda: backend.conv(x, w, b, **p), backend)  # the scratch cache emptied first
+            bwd = _peak_extra(lambda: backend.conv_backward(g, x, w, b, **p), backend)
             print(f"| {suite.name} | {layer.name} | {suite.batch} | {x.nbytes / mib:.1f} | {fwd / mib:.1f} | {bwd / mib:.1f} |", flush=True)
     kernels.release_scratch()
 

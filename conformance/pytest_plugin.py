@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-BAD = ("fail", "error", "timeout", "crashed")
 
 
 class ConvspecPatternWarning(pytest.PytestWarning):
