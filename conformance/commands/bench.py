@@ -14,20 +14,12 @@ SUITE_CHOICES = ("lenet", "resnet50", "vgg", "alphago", "text1d", "all", "tiny")
 
 
 def _backends(names, plugin):
-    """The registry's backends, with the torch backends added when no plugin registered them."""
+    """The available backends among the registry's (all of them, or those named)."""
     from convspec.conformance import plugins as plugin_loader
 
     reg = plugin_loader.load(plugin)
     for err in reg.load_errors:
         click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
-    if "torch-cpu" not in reg.backends:
-        try:
-            from convspec.backends import torch_backend
-
-            for b in torch_backend.backends():
-                reg.backends.setdefault(b.name, b)
-        except ImportError:
-            pass
     for n in names:
         if n not in reg.backends:
             raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
@@ -66,7 +58,7 @@ def _backends(names, plugin):
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-memory", is_flag=True, help="Skip the tracemalloc peak-memory pass.")
-@click.option("--baseline", default="torch-cpu", show_default=True, help="Backend the ratios are relative to.")
+@click.option("--baseline", help="Backend the ratios are relative to (default: torch-cpu when it is timed, else the first backend).")
 @click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
 def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, batch, gpu_batch, dtype, seed, no_memory, baseline, plugin):
     """Time conv forward and backward per backend on network layer shapes, interleaved, and print
@@ -74,9 +66,19 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     from rich.console import Console
     from rich.table import Table
 
+    from pathlib import Path
+
     from convspec.conformance import bench
 
+    for hint, path in (("--out", out), ("--markdown", md_path), ("--plot", plot_path)):
+        if path and not Path(path).resolve().parent.is_dir():  # fail now, not after the whole run
+            raise click.BadParameter(f"the folder of {path} does not exist", param_hint=hint)
     backends = _backends(names, plugin)
+    timed = [b.name for b in backends]
+    if baseline is None:
+        baseline = "torch-cpu" if "torch-cpu" in timed else timed[0]
+    if baseline not in timed:
+        raise click.BadParameter(f"{baseline!r} is not among the backends being timed ({', '.join(b.name for b in backends)})", param_hint="--baseline")
     try:
         chosen = bench.resolve_suites(suites)
     except SpecError as exc:
