@@ -7,6 +7,9 @@ Layouts (G groups, Cg = C_in/G input and Fg = C_out/G output channels per group,
     W      (G, K*Cg, Fg)               W[g, t*Cg + c, f] = w[g*Fg + f, c, j_t]
     y_cl   (M, C_out) = col @ W        per group: (M, K*Cg) @ (K*Cg, Fg)
 
+Stride-1 single-group convs with C_in >= 32 on 2-d/3-d grids (VGG, ResNet's 3x3 layers) skip the full
+column matrix instead: tap shifts of the channel-major padded input (see _shifted_passes).
+
 The backward passes are the same GEMMs transposed: dW = col^T @ g_cl and dcol = g_cl @ W^T, and dcol
 goes back to the input by one strided add per kernel tap (a deterministic gather, never an atomic
 scatter). Everything runs in the input dtype (float32 stays float32: the BLAS accumulates in it). The
@@ -17,6 +20,7 @@ Every function takes the array module `xp` (numpy or cupy) as its first argument
 from __future__ import annotations
 
 import threading
+from itertools import product
 from math import prod
 
 from .arrays import crop, padded, tap_slices
@@ -237,15 +241,20 @@ class _SimpleGeometry:
         self.taps = prod(self.kernel)
 
 
-def dx_as_conv(geo) -> bool:
+def dx_as_conv(geo, shift: bool = False) -> bool:
     """Whether the input gradient runs as a forward conv of g (stride 1 only) rather than a GEMM and
     per-tap adds (col2im). The conv's column matrix has n*prod(in)*K*C_out elements, written once and
     read by the GEMM; col2im's has n*prod(out)*K*C_in, written by the GEMM and then read and added in
     K passes over the input gradient (about twice the traffic per element): the conv wins unless the
     layer widens the channels (C_out > 2 C_in: LeNet, AlphaGo's first layer) or shrinks the spatial
-    size (a 'valid' conv on a small input: LeNet's C5 sees a 5x5 input through a 5x5 kernel)."""
+    size (a 'valid' conv on a small input: LeNet's C5 sees a 5x5 input through a 5x5 kernel). With
+    `shift` (NumPy), always when the conv of g takes the tap-shift path, which builds no column matrix."""
     if geo.taps == 1 or any(s != 1 for s in geo.stride):
         return False
+    if shift and shifted(geo) and geo.c_out >= 32:
+        grid = prod(n + (k - 1) * d for n, k, d in zip(geo.in_sizes, geo.kernel, geo.dilation))  # g padded
+        if grid <= SHIFT_MAX_WASTE * prod(geo.in_sizes):
+            return True
     return prod(geo.in_sizes) * geo.c_out <= 2 * prod(geo.out_sizes) * geo.c_in
 
 
@@ -333,6 +342,96 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     return y, dx, dw
 
 
+SHIFT_ENABLED = True  # the tap-shift path (False: im2col everywhere; for comparisons)
+SHIFT_MAX_WASTE = 1.25  # padded grid positions per output position (see shifted)
+
+
+def shifted(geo) -> bool:
+    """Stride-1, single-group convs with enough input channels (C_in >= 32) run as shifted GEMMs over
+    the padded input (see _shifted_passes): no full column matrix. The GEMMs cover the whole padded grid,
+    so the windows that straddle the padding are computed and thrown away; that waste is bounded here
+    (at most 25% more positions than outputs: 3x3 'same' convs from 19x19 up; on smaller grids
+    im2col was as fast or faster). One spatial dim gains nothing (the gathered taps are the whole im2col)."""
+    if geo.groups != 1 or geo.taps == 1 or geo.nd < 2 or any(s != 1 for s in geo.stride):
+        return False
+    if not SHIFT_ENABLED or geo.c_in < 32 or geo.c_out < 16:
+        return False
+    padded_sizes = [n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads)]
+    return prod(padded_sizes) <= SHIFT_MAX_WASTE * prod(geo.out_sizes)
+
+
+def _shift_layout(geo, padded_sizes):
+    """(outer, inner, step): the flat offsets on the padded grid (row-major) of the kernel taps over
+    all but the last spatial dim, the number of taps along the last dim, and their spacing (the
+    dilation)."""
+    row = [prod(padded_sizes[a + 1:]) for a in range(geo.nd)]
+    outer = [sum(j * d * r for j, d, r in zip(js, geo.dilation, row))
+             for js in product(*(range(k) for k in geo.kernel[:-1]))]
+    return outer, geo.kernel[-1], geo.dilation[-1]
+
+
+def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
+    """conv_passes for stride 1 and one group without a full column matrix, channel-major throughout.
+    The padded input of a batch chunk, (C_in, m, *padded), is a (C_in, m*prod(padded)) matrix X whose
+    column q is a position of the padded grid (row-major), and output window q reads tap t at column
+    q + off_t. The taps along the last spatial dim are gathered once, R[j*C_in + c, q] = X[c, q + j*d]
+    (k_last contiguous copies of X, against prod(kernel) for im2col), and the other taps are column
+    shifts of R: Y[:, q] = sum_i W_i @ R[:, q + off_i], one GEMM per outer tap over a contiguous column
+    range of R, added in tap order. Windows that leave the image are computed and cropped. The weight
+    gradient is the adjoint, dW_i^T = R[:, off_i : off_i + L] @ G^T with G = g on the padded grid, zero
+    at the cropped positions; the input gradient is a conv of g (input_grad_as_conv), which lands here
+    too. Every copy to and from the channel-major layout moves runs of a whole image row."""
+    n, C, F = geo.n, geo.c_in, geo.c_out
+    dtype = (x if x is not None else g).dtype
+    psizes = tuple(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+    S = prod(psizes)
+    outer, kl, dl = _shift_layout(geo, psizes)
+    KO = len(outer)
+    # w (F, C, *k) -> (KO, F, kl*C): column j*C + c of block i holds tap (i, j) of channel c
+    W = xp.ascontiguousarray(w.reshape(F, C, KO, kl).transpose(2, 0, 3, 1)).reshape(KO, F, kl * C) if want_y else None
+    lead = (slice(None), slice(None))
+    out_idx = lead + tuple(slice(0, o) for o in geo.out_sizes)
+    y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
+    dW = None
+    per_sample = S * (kl * C + 2 * F + C) * dtype.itemsize
+    for lo, hi in _chunks(n, per_sample, limit):
+        m = hi - lo
+        if m == 0:
+            continue
+        X = scratch(xp, "x", (C, m) + psizes, dtype, zero=any(b or e for b, e in geo.pads))
+        X[crop_index(geo.pads, geo.in_sizes, 2)] = x[lo:hi].swapaxes(0, 1)
+        X = X.reshape(C, m * S)
+        LR = m * S - (kl - 1) * dl  # columns of R
+        L = LR - outer[-1]  # columns of Y computed
+        R = scratch(xp, "col", (kl, C, LR), dtype)
+        for j in range(kl):
+            R[j] = X[:, j * dl:j * dl + LR]
+        R = R.reshape(kl * C, LR)
+        if want_y:
+            Y = scratch(xp, "y", (F, m * S), dtype)
+            xp.matmul(W[0], R[:, outer[0]:outer[0] + L], out=Y[:, :L])
+            if KO > 1:
+                tmp = scratch(xp, "dcol", (F, L), dtype)
+                for i in range(1, KO):
+                    xp.matmul(W[i], R[:, outer[i]:outer[i] + L], out=tmp)
+                    Y[:, :L] += tmp
+            y[lo:hi] = Y.reshape((F, m) + psizes)[out_idx].swapaxes(0, 1)
+        if want_dw:
+            G = scratch(xp, "g", (F, m) + psizes, dtype, zero=True)
+            G[out_idx] = g[lo:hi].swapaxes(0, 1)
+            Gm = G.reshape(F, m * S)[:, :L]
+            part = xp.empty((KO, kl * C, F), dtype=dtype)
+            for i in range(KO):  # R_i @ G^T: OpenBLAS ran G @ R_i^T (the same product) up to 30x slower
+                xp.matmul(R[:, outer[i]:outer[i] + L], Gm.T, out=part[i])
+            dW = part if dW is None else dW + part
+    dw = None
+    if want_dw:
+        if dW is None:
+            dW = xp.zeros((KO, kl * C, F), dtype=dtype)
+        dw = xp.ascontiguousarray(dW.reshape(KO, kl, C, F).transpose(3, 2, 0, 1)).reshape((F, C) + geo.kernel)
+    return y, None, dw
+
+
 def pointwise(geo) -> bool:
     """1x1 kernels (any stride), one group, no padding: GEMMs straight on the NCHW arrays."""
     return geo.groups == 1 and geo.taps == 1 and not any(b or e for b, e in geo.pads)
@@ -396,13 +495,17 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
-    if want_dx and dx_as_conv(geo):
+    shift = getattr(xp, "__name__", "") == "numpy"  # the tap-shift path is tuned for NumPy's BLAS only
+    if want_dx and dx_as_conv(geo, shift):
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)
         want_dx = False
         if not (want_y or want_dw):
             return None, dx_direct, None
     if pointwise(geo):
         return _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
+    if shift and not want_dx and shifted(geo) and (want_y or want_dw):
+        y, _, dw = _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit)
+        return y, dx_direct, dw
     if prefer_channels_first(geo):
         y, dx, dw = _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
         return y, (dx if dx_direct is None else dx_direct), dw

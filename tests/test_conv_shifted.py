@@ -1,0 +1,77 @@
+"""The NumPy conv's tap-shift path (backends/_xp/conv.py: _shifted_passes, stride 1, one group, C_in >=
+32, 2-d/3-d): forward, input and weight gradients against the reference in float64, bit-for-bit
+repeatable in float32, unchanged (within rounding) by batch chunking and equal to the im2col path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convspec import reference as R
+from convspec.backends._xp import conv as K
+from convspec.backends.numpy_backend import NumpyBackend
+from convspec.backends._xp.geometry import Conv
+
+
+def _geo(x_shape, w_shape, params):
+    return Conv(x_shape, w_shape, (w_shape[0],), stride=params.get("stride", 1), padding=params.get("padding", 0),
+                dilation=params.get("dilation", 1), groups=params.get("groups", 1))
+
+
+CASES = [  # (x_shape, w_shape, params, takes the path at the default waste limit)
+    ((2, 32, 20, 20), (16, 32, 3, 3), {"padding": 1}, True),  # VGG-like 'same'
+    ((3, 40, 21, 23), (48, 40, 3, 3), {"padding": 1}, True),  # dx runs as a shifted conv of g too
+    ((2, 32, 12, 13), (16, 32, 3, 5), {"padding": ((1, 0), (2, 1))}, False),
+    ((2, 32, 14, 12), (20, 32, 3, 3), {"dilation": 2, "padding": "same"}, False),
+    ((2, 32, 16, 16), (17, 32, 3, 3), {}, False),  # 'valid': the input gradient pads g
+    ((1, 32, 6, 7, 5), (16, 32, 3, 3, 2), {"padding": 1}, False),  # 3-d
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params, default", CASES)
+def test_shifted_path_matches_the_reference(monkeypatch, x_shape, w_shape, params, default):
+    geo = _geo(x_shape, w_shape, params)
+    assert K.shifted(geo) == default
+    monkeypatch.setattr(K, "SHIFT_MAX_WASTE", 100.0)  # every case takes the path
+    assert K.shifted(geo)
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    B = NumpyBackend()
+    y_ref = R.conv(x, w, b, **params)
+    g = rng.standard_normal(y_ref.shape)
+    np.testing.assert_allclose(B.conv(x, w, b, **params), y_ref, rtol=1e-12, atol=1e-11)
+    for got, want in zip(B.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
+    f = [a.astype(np.float32) for a in (g, x, w, b)]
+    one = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    again = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    small = NumpyBackend()
+    small.col_limit = 1  # one sample per chunk
+    chunked = small.conv_backward(*f, **params) + (small.conv(*f[1:], **params),)
+    monkeypatch.setattr(K, "SHIFT_ENABLED", False)
+    im2col = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    for a, a2, c, i in zip(one, again, chunked, im2col):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, a2)
+        np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-4)
+        np.testing.assert_allclose(i, a, rtol=2e-5, atol=2e-4)
+
+
+def test_conv_transpose_backward_through_the_shifted_path(monkeypatch):
+    """conv_transpose_backward runs the forward and weight products with x = grad_out."""
+    monkeypatch.setattr(K, "SHIFT_MAX_WASTE", 100.0)
+    rng = np.random.default_rng(3)
+    y, w, b = rng.standard_normal((2, 16, 9, 9)), rng.standard_normal((16, 32, 3, 3)), rng.standard_normal(32)
+    want = R.conv_transpose(y, w, b, padding=1)
+    B = NumpyBackend()
+    np.testing.assert_allclose(B.conv_transpose(y, w, b, padding=1), want, rtol=1e-12, atol=1e-11)
+    g = rng.standard_normal(want.shape)
+    for got, ref in zip(B.conv_transpose_backward(g, y, w, b, padding=1), R.conv_transpose_backward(g, y, w, b, padding=1)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-10)
+
+
+def test_path_selection():
+    assert not K.shifted(_geo((2, 16, 20, 20), (32, 16, 3, 3), {"padding": 1}))  # few input channels
+    assert not K.shifted(_geo((2, 32, 20, 20), (32, 32, 3, 3), {"padding": 1, "stride": 2}))
+    assert not K.shifted(_geo((2, 32, 20, 20), (32, 16, 3, 3), {"padding": 1, "groups": 2}))
+    assert not K.shifted(_geo((2, 32, 40), (32, 32, 3), {"padding": 1}))  # 1-d: im2col already
+    assert not K.shifted(_geo((2, 32, 7, 7), (32, 32, 3, 3), {"padding": 1}))  # 81 grid positions for 49 outputs
