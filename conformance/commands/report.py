@@ -1,5 +1,6 @@
-"""`convspec report RESULTS ... [--out reports/] [--name NAME]`: one compatibility report from one or
-more results files (a directory stands for its *.jsonl files)."""
+"""`convspec report RESULTS ... [--bench BENCH.json ...] [--out reports/] [--name NAME]`: one compatibility
+report from one or more results files (a directory stands for its *.jsonl files), with a Performance
+section from `convspec bench --out` files."""
 from __future__ import annotations
 
 import re
@@ -13,16 +14,20 @@ from convspec import SpecError
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True, help="Directory the report files go to.")
 @click.option("--name", default="compatibility", show_default=True, help="Report file name: writes NAME.md and NAME.html.")
+@click.option("--bench", "bench", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A `convspec bench --out` JSON file for the Performance section (repeatable).")
 @click.option("--title", default="convspec compatibility report", show_default=True, help="The report's heading.")
-def COMMAND(results, out_dir, name, title):
+def COMMAND(results, out_dir, name, title, bench):
     """Merge results files (from one machine or several, or the shards of a split run) into one
-    compatibility report: OUT/NAME.md (for GitHub) and OUT/NAME.html (self-contained, with plots)."""
+    compatibility report: OUT/NAME.md (for GitHub) and OUT/NAME.html (self-contained, with plots).
+    With --bench, a Performance section: per suite, each backend's time ratios to the bench's baseline
+    (geometric means), GFLOP/s and GEMM rate, and in the HTML the GFLOP/s per layer plot."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise click.BadParameter(f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}", param_hint="--name")
     try:
         from convspec.conformance.report import write_reports
 
-        written = write_reports(results, out_dir, name=name, title=title)
+        written = write_reports(results, out_dir, name=name, title=title, bench=bench)
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     for p in written:

@@ -1,10 +1,11 @@
-"""Compatibility reports: `convspec report RESULTS.jsonl ... --out reports/` merges results files (from
+"""Compatibility reports: `convspec report RESULTS.jsonl ... [--bench BENCH.json] --out reports/` merges results files (from
 one machine or several, or the shards of a split run) and writes reports/<name>.md (readable on GitHub)
 and reports/<name>.html (one self-contained file with the plots).
 
     load.py      read, validate and merge results files
     schema.py    the published JSON Schema (conformance/schema/results.schema.json) and validation
     model.py     the matrix, features, bound ratios, deviations, failures, training curves
+    perf.py      the Performance section from `convspec bench --out` files (--bench)
     markdown.py / html.py / plots.py   the renderings
 """
 from __future__ import annotations
@@ -48,10 +49,15 @@ def atomic_write(path, text: str) -> None:
         raise
 
 
-def write_reports(paths, out_dir, name: str = "compatibility", title: str = "convspec compatibility report") -> list:
-    """Load, merge and render the results files, then write <out_dir>/<name>.md and .html.
-    Returns the paths written. Nothing is written unless both renderings succeeded."""
+def write_reports(paths, out_dir, name: str = "compatibility", title: str = "convspec compatibility report", bench=()) -> list:
+    """Load, merge and render the results files (and the `convspec bench` JSON files in `bench`, for the
+    Performance section), then write <out_dir>/<name>.md and .html. Returns the paths written. Nothing
+    is written unless every file loaded and both renderings succeeded."""
+    from .perf import load_bench
+
+    benches = [load_bench(p) for p in bench]
     report = build(load(paths), title=title)
+    report.benches = benches
     texts = render(report)
     out = []
     for ext in ("md", "html"):

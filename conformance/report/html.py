@@ -162,6 +162,18 @@ def render(report: Report, plots: list) -> str:
         body += _table(header, ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in trows], tid="train-table")
         sections.append(("lenet", "LeNet-5 training", body))
 
+    if report.benches:
+        from . import perf
+
+        body = f'<p class="hint">Conv forward and backward timings on network layer shapes (<code>convspec bench</code>). {_e(perf.HINT)}</p>'
+        for i, run in enumerate(report.benches):
+            body += f"\n<h3>{_e(run.label)}</h3>\n<ul>" + "".join(f"<li>{_e(t)}</li>" for t in perf.header_lines(run)) + "</ul>\n"
+            body += _table(perf.SUMMARY_HEADER, ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in perf.summary_rows(run)],
+                           tid=f"perf-table-{i + 1}")
+            if f"plot-perf-{i + 1}" in plot:
+                body += "\n" + _img(f"plot-perf-{i + 1}", *plot[f"plot-perf-{i + 1}"])
+        sections.append(("performance", "Performance", body))
+
     if report.deviations:
         drows = [
             f"<tr><td><code>{_e(d['backend'])}</code></td><td><code>{_e(d['op'])}</code></td><td>{_e(d['reason'])}</td>"

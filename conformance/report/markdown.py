@@ -78,6 +78,8 @@ def render(report: Report, plot_names: dict | None = None) -> str:
         lines += ["## LeNet-5 training", ""]
         header, trows = M.train_table(report)
         lines += _table(header, [[_esc(v) for v in r] for r in trows]) + [""]
+    if report.benches:
+        lines += _performance(report)
     if plot_names:
         lines += [
             "The HTML version of this report draws: " + "; ".join(plot_names.values()) + ".", "",
@@ -123,6 +125,17 @@ def render(report: Report, plot_names: dict | None = None) -> str:
         if brows:
             lines += _table(["backend", "status", "version", "device", "dtypes", "plugin"], [[_esc(v) for v in r] for r in brows]) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _performance(report: Report) -> list:
+    from . import perf
+
+    lines = ["## Performance", "", "Conv forward and backward timings on network layer shapes (`convspec bench`). " + perf.HINT, ""]
+    for run in report.benches:
+        lines += [f"### {_esc(run.label)}", ""]
+        lines += [f"- {_esc(t)}" for t in perf.header_lines(run)] + [""]
+        lines += _table(perf.SUMMARY_HEADER, [[_esc(v) for v in r] for r in perf.summary_rows(run)]) + [""]
+    return lines
 
 
 def _indent(block: str) -> str:

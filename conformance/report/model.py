@@ -87,6 +87,7 @@ class Report:
     notes: list
     conflicts: list
     plugin_errors: list
+    benches: list = field(default_factory=list)  # [perf.BenchRun] from `convspec report --bench FILE`
 
 
 # ---------------------------------------------------------------------------------------------------

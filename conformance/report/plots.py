@@ -140,4 +140,10 @@ def all_plots(report: Report) -> list:
         svg = fn(report)
         if svg:
             out.append((anchor, caption, svg))
+    from . import perf
+
+    for i, run in enumerate(report.benches):
+        svg = perf.plot(run)
+        if svg:
+            out.append((f"plot-perf-{i + 1}", f"Conv forward + backward GFLOP/s per layer and backend ({run.path.name}), with the machine's GEMM rate", svg))
     return out
