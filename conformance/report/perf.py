@@ -10,7 +10,6 @@ again, so its backward time is a whole training step).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,25 +83,6 @@ def load_bench(path) -> BenchRun:
     return BenchRun(path, result)
 
 
-def vs_baseline_backward(suite: dict, backend: str, baseline: str):
-    """(geometric mean, worst layer name, worst ratio) over the suite's layers of backend's
-    forward+backward time / the baseline's backward time; None where a layer lacks either."""
-    ratios = []
-    for lr in suite["layers"]:
-        a, b = lr["results"].get(backend, {}), lr["results"].get(baseline, {})
-        try:
-            r = a["seconds"]["total"] / b["seconds"]["backward"]
-        except (KeyError, TypeError, ZeroDivisionError):
-            return None
-        if not (r > 0 and math.isfinite(r)):
-            return None
-        ratios.append((r, lr["name"]))
-    if not ratios:
-        return None
-    worst = max(ratios)
-    return math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios)), worst[1], worst[0]
-
-
 SUMMARY_HEADER = ["suite", "backend", "fwd x", "bwd x", "f+b x", "f+b / baseline bwd", "worst layer (f+b x)", "network GF/s", "GEMM %"]
 
 
@@ -114,7 +94,7 @@ def summary_rows(run: BenchRun) -> list:
     for s in run.result["suites"]:
         for name, e in s["summary"].items():
             worst = e.get("worst_layer")
-            fair = None if name == run.baseline else vs_baseline_backward(s, name, run.baseline)
+            fair = None if name == run.baseline else B.vs_baseline_backward(s, name, run.baseline)
             net = e.get("network_gflops_total")
             rows.append([
                 s["name"], name, B._fmt(e.get("geomean_ratio_forward")), B._fmt(e.get("geomean_ratio_backward")),
