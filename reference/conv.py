@@ -94,14 +94,15 @@ def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarr
     G, nd = geo.groups, geo.nd
     cols = _g_matrix(g, geo) @ _w_matrix(w, geo).transpose(0, 1, 3, 2)  # (G, N, out, Cg*K)
     cols = cols.reshape((G, geo.n) + geo.out_sizes + (geo.c_in // G,) + geo.kernel)
-    order = (1, 0, 2 + nd) + tuple(range(2, 2 + nd)) + tuple(range(3 + nd, 3 + 2 * nd))
-    cols = cols.transpose(order).reshape((geo.n, geo.c_in) + geo.out_sizes + geo.kernel)
+    # kernel taps first, so that each tap's (N, C_in, *out) slab is contiguous
+    order = tuple(range(3 + nd, 3 + 2 * nd)) + (1, 0, 2 + nd) + tuple(range(2, 2 + nd))
+    cols = cols.transpose(order).reshape(geo.kernel + (geo.n, geo.c_in) + geo.out_sizes)
     padded = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
     dxp = np.full((geo.n, geo.c_in) + padded, zero_like(cols), dtype=cols.dtype)
-    # One strided add per kernel tap: input position i*s + j*d receives cols[..., i, j].
+    # One strided add per kernel tap: input position i*s + j*d receives cols[j][..., i].
     for j in np.ndindex(*geo.kernel):
         dst = tuple(slice(jj * d, jj * d + (oo - 1) * s + 1, s) for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
-        dxp[(Ellipsis,) + dst] += cols[(Ellipsis,) + j]
+        dxp[(Ellipsis,) + dst] += cols[j]
     crop = tuple(slice(b, b + n) for n, (b, _) in zip(geo.in_sizes, geo.pads))
     return dxp[(slice(None), slice(None)) + crop]
 

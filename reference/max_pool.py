@@ -40,9 +40,10 @@ def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
         raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
     # padding is -inf but never chosen over a real input: where the maximum is -inf, the first real
     # input of the window (also -inf) is the first maximum among the inputs
-    at_padding = ~np.take_along_axis(np.broadcast_to(inside, win.shape), arg[..., None], axis=-1)[..., 0]
-    if at_padding.any():
-        arg = np.where(at_padding, np.argmax(inside, axis=-1), arg)
+    if not inside.all():
+        at_padding = ~np.take_along_axis(np.broadcast_to(inside, win.shape), arg[..., None], axis=-1)[..., 0]
+        if at_padding.any():
+            arg = np.where(at_padding, np.argmax(inside, axis=-1), arg)
     flat = np.broadcast_to(geo.flat_index(pos), win.shape)  # flat per-plane index of each element
     values = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
     return x, geo, values, np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
