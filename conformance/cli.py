@@ -33,9 +33,12 @@ def _availability(backend) -> str | None:
         return f"availability check raised {exc!r}"
 
 
-def backend_rows(reg) -> list:
+def backend_rows(reg, names=None) -> list:
+    """One row per backend (those named, or all): availability, version, device, dtypes, plugin."""
     rows = []
     for name, b in reg.backends.items():
+        if names is not None and name not in names:
+            continue
         reason = _availability(b)
         rows.append({
             "name": name, "available": reason is None, "reason": reason, "version": str(getattr(b, "version", "")),
@@ -147,13 +150,12 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
     for err in reg.load_errors:
         writer.write({"record": "plugin_error", "plugin": err.plugin, "error": err.error})
     available = []
-    for row in backend_rows(reg):
-        if row["name"] in {b.name for b in selected}:
-            writer.write({"record": "backend", **row})
-            if row["available"]:
-                available.append(reg.backends[row["name"]])
-            else:
-                click.echo(f"convspec: backend {row['name']} unavailable: {row['reason']}", err=True)
+    for row in backend_rows(reg, {b.name for b in selected}):
+        writer.write({"record": "backend", **row})
+        if row["available"]:
+            available.append(reg.backends[row["name"]])
+        else:
+            click.echo(f"convspec: backend {row['name']} unavailable: {row['reason']}", err=True)
     if not available:
         writer.close()
         raise click.ClickException("no available backend to run")
