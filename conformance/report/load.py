@@ -216,7 +216,7 @@ def _notes(runs, duplicates, conflicts, repeated) -> list:
         missing = sorted(set(range(1, n + 1)) - have)
         if missing:
             notes.append(f"Split run (profile {profile}, seed {seed}) has {len(have)} of {n} shards; missing: {', '.join(f'{i}/{n}' for i in missing)}.")
-    profiles = sorted({r.header["profile"] for r in runs})
+    profiles = sorted({r.header["profile"] for r in runs} - {"train"})  # `convspec train` files hold no cases
     if len(profiles) > 1:
         notes.append(f"The runs used different profiles ({', '.join(profiles)}), so backends were checked on different case sets.")
     if duplicates:
