@@ -69,4 +69,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # piped into `head`: stop quietly
+        sys.stderr.close()
+        sys.exit(0)
