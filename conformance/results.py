@@ -98,26 +98,44 @@ class ResultFileError(convspec.SpecError):
     """A results file that cannot be read: truncated, hand-edited, or of another schema."""
 
 
-def read(path, *, strict: bool = True) -> list:
-    """All records of a results file. strict: a malformed line is an error naming the line;
-    otherwise a truncated last line (a crash mid-write) is skipped."""
+def read_numbered(path, *, strict: bool = True) -> list:
+    """[(line number, record)] of a results file. strict: a malformed line is an error naming the
+    line, and the file must start with a run record of this schema; otherwise a truncated last line
+    (a crash mid-write) is skipped."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ResultFileError(str(path), "is not UTF-8 text: not a convspec results file") from None
+    except OSError as exc:
+        raise ResultFileError(str(path), f"cannot be read ({exc.strerror or exc})") from None
+    lines = text.splitlines()
     out = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            if not strict and i == len(lines):
+            last = i == len(lines) and not text.endswith("\n")
+            if last and not strict:
                 break
-            raise ResultFileError(str(path), f"line {i} is not valid JSON ({exc.msg}); the file is truncated or was edited") from None
+            why = "the file is truncated (the run stopped mid-write?)" if last else "the file was edited or is corrupt"
+            raise ResultFileError(str(path), f"line {i} is not valid JSON ({exc.msg} at column {exc.colno}); {why}") from None
         if not isinstance(rec, dict) or "record" not in rec:
-            raise ResultFileError(str(path), f"line {i} is not a convspec record (no 'record' field)")
-        out.append(rec)
+            raise ResultFileError(str(path), f"line {i} is not a convspec record (a JSON object with a 'record' field)")
+        out.append((i, rec))
     if strict:
-        if not out or out[0].get("record") != "run":
-            raise ResultFileError(str(path), "does not start with a 'run' record: not a convspec results file")
-        if out[0].get("schema") != SCHEMA:
-            raise ResultFileError(str(path), f"schema {out[0].get('schema')!r} is not {SCHEMA!r}: written by another convspec version")
+        if not out:
+            raise ResultFileError(str(path), "is empty: no records")
+        first_line, first = out[0]
+        if first["record"] != "run":
+            raise ResultFileError(str(path), f"line {first_line} is a {first['record']!r} record, but a results file starts with a 'run' record")
+        if first.get("schema") != SCHEMA:
+            raise ResultFileError(str(path), f"is of results schema {first.get('schema')!r}; this convspec reads {SCHEMA!r} (the file was written by another convspec version)")
     return out
+
+
+def read(path, *, strict: bool = True) -> list:
+    """All records of a results file (see read_numbered)."""
+    return [rec for _, rec in read_numbered(path, strict=strict)]

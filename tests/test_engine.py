@@ -268,7 +268,7 @@ def test_resume_refuses_another_run_and_files_that_are_not_results(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("hello world\n")
     out = CliRunner().invoke(main, ["run", "-b", "numpy", "--op", "relu", "--resume", "--out", str(other)])
-    assert out.exit_code == 2 and "not a convspec-results/1 results file" in out.output
+    assert out.exit_code == 2 and "notes.txt: line 1 is not valid JSON" in out.output
     assert other.read_text() == "hello world\n"  # untouched
 
 

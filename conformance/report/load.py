@@ -8,14 +8,13 @@ not merged: a report compares backends against one version of the specification.
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from convspec import SpecError
 
-from ..results import SCHEMA, ResultFileError
+from ..results import ResultFileError, read_numbered
 from . import schema as S
 
 BAD = ("fail", "error", "timeout", "crashed")
@@ -72,35 +71,7 @@ class Merged:
 def load_file(path) -> RunFile:
     """Read and validate one results file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ResultFileError(str(path), "is not UTF-8 text: not a convspec results file") from None
-    except OSError as exc:
-        raise ResultFileError(str(path), f"cannot be read ({exc.strerror or exc})") from None
-    lines = text.splitlines()
-    records = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            last = i == len(lines) and not text.endswith("\n")
-            why = "the file is truncated (the run stopped mid-write?)" if last else "the file was edited or is corrupt"
-            raise ResultFileError(str(path), f"line {i} is not valid JSON ({exc.msg} at column {exc.colno}); {why}") from None
-        if not isinstance(rec, dict) or "record" not in rec:
-            raise ResultFileError(str(path), f"line {i} is not a convspec record (a JSON object with a 'record' field)")
-        records.append((i, rec))
-    if not records:
-        raise ResultFileError(str(path), "is empty: no records")
-    first_line, first = records[0]
-    if first["record"] != "run":
-        raise ResultFileError(str(path), f"line {first_line} is a {first['record']!r} record, but a results file starts with a 'run' record")
-    if first.get("schema") != SCHEMA:
-        raise ResultFileError(
-            str(path), f"is of results schema {first.get('schema')!r}; this convspec reads {SCHEMA!r} (the file was written by another convspec version)"
-        )
+    records = read_numbered(path)
     for i, rec in records:
         S.validate_record(rec, path=path, line=i)
     extra_runs = [i for i, rec in records[1:] if rec["record"] == "run"]
