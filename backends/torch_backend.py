@@ -51,6 +51,7 @@ import numpy as np
 from convspec.conformance.backend import Backend, Deviation, Unsupported
 from convspec.conformance.hookspecs import hookimpl
 
+from ._xp.arrays import check_ndim
 from ._xp.errors import DTypeError, ParameterError, ShapeError
 from ._xp.geometry import Conv, Pool, per_dim
 from ._xp.geometry import conv_transpose as conv_transpose_geometry
@@ -201,13 +202,7 @@ class TorchBackend(Backend):
             raise DTypeError(name, f"dtype must be a real floating or integer dtype, got {a.dtype}")
         if not a.is_floating_point():
             a = a.to(torch.float64)
-        if ndim is not None:
-            allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-            if a.ndim not in allowed:
-                raise ShapeError(name, f"must have ndim in {allowed}, got shape {tuple(a.shape)}")
-        if min_ndim is not None and a.ndim < min_ndim:
-            raise ShapeError(name, f"must have at least {min_ndim} dimensions, got shape {tuple(a.shape)}")
-        return a
+        return check_ndim(name, a, ndim=ndim, min_ndim=min_ndim)
 
     def _common(self, *ts):
         torch = _import_torch()

@@ -32,6 +32,11 @@ def as_float(xp, name: str, a, *, ndim=None, min_ndim=None):
         raise Unsupported(f"{name}: object (exact rational) arrays are evaluated by the reference only")
     elif kind != "f":
         raise DTypeError(name, f"dtype must be a real floating, integer or Fraction-object dtype, got {a.dtype}")
+    return check_ndim(name, a, ndim=ndim, min_ndim=min_ndim)
+
+
+def check_ndim(name: str, a, *, ndim=None, min_ndim=None):
+    """a, if its number of dimensions is in `ndim` (an int or a tuple) and at least `min_ndim`."""
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
