@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
+import conv_checks as C
 import pytest
 from click.testing import CliRunner
 
@@ -135,23 +137,16 @@ def _check(x_shape, w_shape, expect, **params):
     """The backend against the reference (float64) on one configuration that takes the `expect` path;
     float32 results are deterministic and unchanged by batch chunking."""
     rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    x, w, b = C.inputs(rng, x_shape, w_shape)
     geo = Conv(x_shape, w_shape, b.shape, stride=params.get("stride", 1), padding=params.get("padding", 0),
                dilation=params.get("dilation", 1), groups=params.get("groups", 1))
     path = "pointwise" if K.pointwise(geo) else "channels-first" if K.prefer_channels_first(geo) else "channels-last"
     assert (path, K.dx_as_conv(geo)) == expect
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-12, atol_backward=1e-11)
     B = NumpyBackend()
-    y_ref = R.conv(x, w, b, **params)
-    g = rng.standard_normal(y_ref.shape)
-    np.testing.assert_allclose(B.conv(x, w, b, **params), y_ref, rtol=1e-12, atol=1e-12)
-    for got, want in zip(B.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-11)
-    f = [a.astype(np.float32) for a in (g, x, w, b)]
-    one = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
-    again = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
-    small = NumpyBackend()
-    small.col_limit = 1  # one sample per chunk
-    chunked = small.conv_backward(*f, **params) + (small.conv(*f[1:], **params),)
+    one, again = C.float32_runs(x, w, b, g, params, B), C.float32_runs(x, w, b, g, params, B)
+    chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())
     for a, b_, c in zip(one, again, chunked):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b_)

@@ -4,6 +4,8 @@ repeatable in float32, unchanged (within rounding) by batch chunking and equal t
 from __future__ import annotations
 
 import numpy as np
+
+import conv_checks as C
 import pytest
 
 from convspec import reference as R
@@ -34,21 +36,14 @@ def test_shifted_path_matches_the_reference(monkeypatch, x_shape, w_shape, param
     monkeypatch.setattr(K, "SHIFT_MAX_WASTE", 100.0)  # every case takes the path
     assert K.shifted(geo)
     rng = np.random.default_rng(sum(x_shape))
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
     B = NumpyBackend()
-    y_ref = R.conv(x, w, b, **params)
-    g = rng.standard_normal(y_ref.shape)
-    np.testing.assert_allclose(B.conv(x, w, b, **params), y_ref, rtol=1e-12, atol=1e-11)
-    for got, want in zip(B.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
-    f = [a.astype(np.float32) for a in (g, x, w, b)]
-    one = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
-    again = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
-    small = NumpyBackend()
-    small.col_limit = 1  # one sample per chunk
-    chunked = small.conv_backward(*f, **params) + (small.conv(*f[1:], **params),)
+    one, again = C.float32_runs(x, w, b, g, params, B), C.float32_runs(x, w, b, g, params, B)
+    chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())
     monkeypatch.setattr(K, "SHIFT_ENABLED", False)
-    im2col = B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+    im2col = C.float32_runs(x, w, b, g, params, B)
     for a, a2, c, i in zip(one, again, chunked, im2col):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, a2)

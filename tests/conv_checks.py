@@ -1,0 +1,33 @@
+"""Checks of the NumPy backend's conv paths shared by test_bench.py and test_conv_shifted.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from convspec import reference as R
+from convspec.backends.numpy_backend import NumpyBackend
+
+
+def inputs(rng, x_shape, w_shape):
+    """x, w, b (float64) and an output gradient g for conv(x, w, b, **params)."""
+    return rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+
+
+def assert_matches_reference(x, w, b, g, params, *, atol_forward, atol_backward):
+    """Forward and every gradient of the backend against the reference in float64."""
+    B = NumpyBackend()
+    np.testing.assert_allclose(B.conv(x, w, b, **params), R.conv(x, w, b, **params), rtol=1e-12, atol=atol_forward)
+    for got, want in zip(B.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=atol_backward)
+
+
+def float32_runs(x, w, b, g, params, backend=None):
+    """(dx, dw, db, y) in float32 from `backend` (default: a fresh one), for determinism checks."""
+    B = backend or NumpyBackend()
+    f = [a.astype(np.float32) for a in (g, x, w, b)]
+    return B.conv_backward(*f, **params) + (B.conv(*f[1:], **params),)
+
+
+def chunked_backend() -> NumpyBackend:
+    small = NumpyBackend()
+    small.col_limit = 1  # one sample per chunk
+    return small
