@@ -19,14 +19,19 @@ from .results import ResultWriter, run_record
 from .run import BAD, Plan, applies, execute, plan_cases
 
 
-def _registry(plugin):
+def load_registry(plugin, names=()):
+    """The plugins' registry, with plugin load errors reported and every name in `names` checked to
+    be a registered backend (a usage error listing the valid names otherwise)."""
     reg = plugin_loader.load(plugin)
     for err in reg.load_errors:
         click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
+    for n in names:
+        if n not in reg.backends:
+            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
     return reg
 
 
-def _availability(backend) -> str | None:
+def availability(backend) -> str | None:
     try:
         return backend.availability()
     except Exception as exc:  # a backend whose availability check itself breaks is unavailable
@@ -39,7 +44,7 @@ def backend_rows(reg, names=None) -> list:
     for name, b in reg.backends.items():
         if names is not None and name not in names:
             continue
-        reason = _availability(b)
+        reason = availability(b)
         rows.append({
             "name": name, "available": reason is None, "reason": reason, "version": str(getattr(b, "version", "")),
             "device": getattr(b, "device", ""), "dtypes": list(getattr(b, "dtypes", ())), "plugin": reg.origins[name],
@@ -71,7 +76,7 @@ plugin_option = click.option("-p", "--plugin", multiple=True, metavar="MODULE", 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def backends(plugin, as_json):
     """List every backend found, available or not, with its version and plugin."""
-    reg = _registry(plugin)
+    reg = load_registry(plugin)
     rows = backend_rows(reg)
     if as_json:
         click.echo(json.dumps({"backends": rows, "plugin_errors": [vars(e) for e in reg.load_errors]}, indent=2))
@@ -115,11 +120,8 @@ def _parse_shard(value: str) -> tuple:
 @plugin_option
 def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json, shrink_seconds, no_progress, plugin):
     """Check backends against the reference; exit status 1 on any failure."""
-    reg = _registry(plugin)
+    reg = load_registry(plugin, names)
     known = list(reg.backends)
-    for n in names:
-        if n not in reg.backends:
-            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(known) or '(none found)'}", param_hint="--backend")
     for op in ops:
         if op not in R.OPS:
             raise click.BadParameter(f"unknown op {op!r}; valid ops: {', '.join(R.OPS)}", param_hint="--op")

@@ -15,21 +15,13 @@ SUITE_CHOICES = ("lenet", "resnet50", "vgg", "alphago", "text1d", "all", "tiny")
 
 def _backends(names, plugin):
     """The available backends among the registry's (all of them, or those named)."""
-    from convspec.conformance import plugins as plugin_loader
+    from ..cli import availability, load_registry
 
-    reg = plugin_loader.load(plugin)
-    for err in reg.load_errors:
-        click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
-    for n in names:
-        if n not in reg.backends:
-            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
+    reg = load_registry(plugin, names)
     chosen = []
     for name in names or list(reg.backends):
         b = reg.backends[name]
-        try:
-            reason = b.availability()
-        except Exception as exc:
-            reason = f"availability check raised {exc!r}"
+        reason = availability(b)
         if reason is not None:
             if names:
                 raise click.ClickException(f"backend {name} unavailable: {reason}")

@@ -46,7 +46,7 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     """Train LeNet-5 on each backend and compare it with the float64 reference."""
     from convspec import SpecError
 
-    from .. import plugins as plugin_loader
+    from ..cli import availability, load_registry
     from ..lenet import data as D
     from ..lenet import equivalence as E
     from ..lenet import train as T
@@ -54,12 +54,7 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
 
     if dtype not in E.LOSS_RTOL:
         raise click.BadParameter(f"unknown dtype {dtype!r}; valid: {', '.join(E.LOSS_RTOL)}", param_hint="--dtype")
-    reg = plugin_loader.load(plugin)
-    for err in reg.load_errors:
-        click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
-    for n in names:
-        if n not in reg.backends:
-            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
+    reg = load_registry(plugin, names)
     try:
         dataset = D.load_mnist(mnist_dir) if mnist_dir else D.load_digits_32()
     except SpecError as exc:
@@ -69,10 +64,7 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     selected = [reg.backends[n] for n in (names or reg.backends)]
     runnable, skipped = [], []
     for b in selected:
-        try:
-            reason = b.availability()
-        except Exception as exc:
-            reason = f"availability check raised {exc!r}"
+        reason = availability(b)
         if reason is None and dtype not in getattr(b, "dtypes", ()):
             reason = f"dtype {dtype} not supported (supports {', '.join(b.dtypes)})"
         if reason is None:
