@@ -19,8 +19,8 @@ import multiprocessing as mp
 
 import numpy as np
 
-from convspec.conformance.backend import Backend
-from convspec.conformance.hookspecs import hookimpl
+from convspec.api.backend import Backend
+from convspec.api.hookspecs import hookimpl
 
 from ._cupy import maxpool as _maxpool
 from ._xp import ArrayOps

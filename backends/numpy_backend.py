@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy
 
-from convspec.conformance.backend import Backend
-from convspec.conformance.hookspecs import hookimpl
+from convspec.api.backend import Backend
+from convspec.api.hookspecs import hookimpl
 
 from ._xp import ArrayOps
 

@@ -48,8 +48,8 @@ from numbers import Integral
 
 import numpy as np
 
-from convspec.conformance.backend import Backend, Deviation, Unsupported
-from convspec.conformance.hookspecs import hookimpl
+from convspec.api.backend import Backend, Deviation, Unsupported
+from convspec.api.hookspecs import hookimpl
 
 from ._xp.arrays import check_ndim
 from ._xp.errors import DTypeError, ParameterError, ShapeError

@@ -11,7 +11,7 @@ from convspec import SpecError
 from convspec import reference as R
 
 from . import tolerance
-from .backend import Unsupported, as_deviation, product_roundoff
+from convspec.api.backend import Unsupported, as_deviation, product_roundoff
 from .cases import Case
 from .compare import Check, compare
 from .ops import OPS

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from . import hookspecs
+from convspec.api import hookspecs
 
 DEFAULT_PLUGINS = (
     "convspec.backends.numpy_backend",

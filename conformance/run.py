@@ -13,7 +13,7 @@ import numpy as np
 from convspec import SpecError
 from convspec import reference as R
 
-from .backend import product_roundoff
+from convspec.api.backend import product_roundoff
 from .cases import Case
 from .evaluate import reference_result, repro
 from .worker import Worker

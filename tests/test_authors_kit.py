@@ -142,7 +142,8 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     # A venv made from inside a venv sees the *base* interpreter's site-packages; hand it ours too, so
     # numpy, pluggy, hypothesis, pip, hatchling and convspec itself (installed or on PYTHONPATH) import.
     outer = [p for p in sys.path if p and Path(p).is_dir() and Path(p).resolve() != Path.cwd().resolve()]
-    (Path(purelib) / "_outer_env.pth").write_text("\n".join(outer) + "\n")
+    # addsitedir, not plain path lines: an editable install of convspec lives in a .pth finder there
+    (Path(purelib) / "_outer_env.pth").write_text(f"import site; list(map(site.addsitedir, {outer!r}))\n")
     env = {k: v for k, v in os.environ.items() if k != plugins.AUTOLOAD_ENV}
 
     install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(pkg)],

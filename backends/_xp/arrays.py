@@ -7,7 +7,7 @@ from itertools import product
 
 import numpy as np
 
-from convspec.conformance.backend import Unsupported  # the engine reports it "unsupported", not "failed"
+from convspec.api import Unsupported  # the engine reports it "unsupported", not "failed"
 
 from .errors import DTypeError, ShapeError
 

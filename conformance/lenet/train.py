@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from convspec import reference as R
-from convspec.conformance.backend import Backend
+from convspec.api.backend import Backend
 
 from . import model as M
 

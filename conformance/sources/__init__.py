@@ -2,7 +2,7 @@
 
 A source is a callable (profile, seed, ops) -> iterable of Case; property-based sources may also offer
 shrink(op, fails, seed) to minimise a failing configuration."""
-from ..hookspecs import hookimpl
+from convspec.api.hookspecs import hookimpl
 from . import corners, exact, golden, half, properties
 
 

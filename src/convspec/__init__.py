@@ -1,14 +1,8 @@
 """convspec: an executable specification of CNN layers and a conformance suite for backends."""
-from .reference.errors import DTypeError, ParameterError, ShapeError, SpecError
+from .api.errors import DTypeError, ParameterError, ShapeError, SpecError
+from .api.hookspecs import hookimpl
 
 SPEC_VERSION = "1.0"
+__version__ = "0.1.0"
 
-__all__ = ["SpecError", "ShapeError", "ParameterError", "DTypeError", "SPEC_VERSION", "hookimpl"]
-
-
-def __getattr__(name):  # keep `import convspec` light: pluggy is loaded only when asked for
-    if name == "hookimpl":
-        from .conformance.hookspecs import hookimpl
-
-        return hookimpl
-    raise AttributeError(name)
+__all__ = ["SpecError", "ShapeError", "ParameterError", "DTypeError", "SPEC_VERSION", "hookimpl", "__version__"]
