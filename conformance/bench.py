@@ -26,7 +26,6 @@ import gc
 import json
 import math
 import os
-import platform
 import statistics
 import time
 import tracemalloc
@@ -36,6 +35,8 @@ from math import prod
 import numpy as np
 
 from convspec import SpecError
+
+from .environment import environment
 
 SCHEMA = "convspec-bench/1"
 BASELINE = "torch-cpu"
@@ -451,35 +452,6 @@ def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
             entry["errors"] = errors
         out[name] = entry
     return out
-
-
-def environment(threads_info: dict) -> dict:
-    env = {
-        "python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-        "processor": _cpu_model(), "cpus": os.cpu_count(), "numpy": np.__version__, "threads": threads_info,
-    }
-    try:
-        env["cpus_usable"] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        pass
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return env
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _load() -> list | None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import socket
-import sys
 import time
 from pathlib import Path
 
@@ -20,21 +17,9 @@ import numpy as np
 import convspec
 
 from .cases import jsonable
+from .environment import environment  # noqa: F401  (the one environment(), re-exported: results.environment)
 
 SCHEMA = "convspec-results/1"
-
-
-def environment() -> dict:
-    return {
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "host": socket.gethostname(),
-        "convspec": getattr(convspec, "__version__", "0.1.0"),
-    }
 
 
 class ResultWriter:
