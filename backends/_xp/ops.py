@@ -15,13 +15,14 @@ from . import pool as _pool
 from .arrays import as_float, cast, common_dtype, grad, spatial, to_array, transcendental
 from .errors import DTypeError, ParameterError, ShapeError
 from .geometry import Conv, Pool, conv_transpose
+from .norm import NormOps
 
 
 def _flip(w):
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
 
 
-class ArrayOps:
+class ArrayOps(NormOps):
     xp = None  # the array module, set by the backend class
     col_limit = _conv.DEFAULT_LIMIT  # bytes of im2col column matrix per batch chunk
 
