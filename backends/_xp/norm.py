@@ -5,6 +5,7 @@ mask, and concat. `NormOps` is a mixin of `ArrayOps`; signatures and return tupl
 Computation is in the inputs' common float dtype. Batch statistics are taken channels-last: x is viewed
 as an (m, C) matrix (m = N * prod(spatial)) and reduced over its rows, two passes (mean, then the centred
 squares). The LRN window sum is one strided add per window offset over a zero-padded copy of x^2."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ def _real(name, v, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
     above = hi is not None and (v >= hi if hi_open else v > hi)
     if below or above:
         lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ParameterError(name, f"must lie in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}, "
-                                   f"got {v!r}")
+        raise ParameterError(
+            name, f"must lie in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{rb}, got {v!r}"
+        )
     return v
 
 
@@ -48,8 +50,10 @@ class NormOps:
     def _bn_x(self, x):
         x = as_float(self.xp, "x", x, ndim=(2, 3, 4, 5))
         if x.size == 0:
-            raise ShapeError("x", f"needs at least one value per channel (N * prod(spatial) >= 1) and C >= 1, "
-                                  f"got shape {tuple(x.shape)}")
+            raise ShapeError(
+                "x",
+                f"needs at least one value per channel (N * prod(spatial) >= 1) and C >= 1, got shape {tuple(x.shape)}",
+            )
         return x
 
     def _bn_vec(self, name, a, c):
@@ -61,8 +65,11 @@ class NormOps:
     def _bn_float(self, name, a):
         a0 = to_array(self.xp, a)
         if a0.dtype.kind == "O":
-            raise DTypeError(name, "batch normalization divides by sqrt(var + eps), evaluated in floating point; "
-                                   "Fraction arrays are not supported")
+            raise DTypeError(
+                name,
+                "batch normalization divides by sqrt(var + eps), evaluated in floating point; "
+                "Fraction arrays are not supported",
+            )
         return a0
 
     def _bn_inputs(self, x, gamma, beta, eps, *extra):
@@ -139,8 +146,11 @@ class NormOps:
         momentum = _real("momentum", momentum, lo=0, hi=1)
         m = x.size // c
         if m < 2:
-            raise ShapeError("x", f"the unbiased variance sum (x - mu)^2 / (m - 1) needs m = N * prod(spatial) >= 2 "
-                                  f"values per channel, got m = {m} (shape {tuple(x.shape)}): it would divide by zero")
+            raise ShapeError(
+                "x",
+                f"the unbiased variance sum (x - mu)^2 / (m - 1) needs m = N * prod(spatial) >= 2 "
+                f"values per channel, got m = {m} (shape {tuple(x.shape)}): it would divide by zero",
+            )
         dt = common_dtype(xp, x, rm, rv)
         mean, _, var = self._moments(xp, _rows(xp, cast(x, dt)), ddof=1)
         a, b = dt.type(1 - momentum), dt.type(momentum)
@@ -151,8 +161,11 @@ class NormOps:
         xp = self.xp
         a0 = to_array(xp, x)
         if a0.dtype.kind == "O":
-            raise DTypeError("x", "local response norm is evaluated in floating point here (the reference is exact "
-                                  "on Fractions for an integer beta)")
+            raise DTypeError(
+                "x",
+                "local response norm is evaluated in floating point here (the reference is exact "
+                "on Fractions for an integer beta)",
+            )
         x = as_float(xp, "x", a0, ndim=(2, 3, 4, 5))
         if not isinstance(size, Integral) or isinstance(size, (bool, np.bool_)) or size < 1:
             raise ParameterError("size", f"must be an int >= 1 (the number of channels in the window), got {size!r}")
@@ -166,10 +179,10 @@ class NormOps:
         xp = self.xp
         C = v.shape[1]
         buf = xp.zeros((v.shape[0], C + before + after) + tuple(v.shape[2:]), dtype=v.dtype)
-        buf[:, before:before + C] = v
+        buf[:, before : before + C] = v
         s = xp.zeros_like(v)
         for off in range(before + after + 1):
-            s += buf[:, off:off + C]
+            s += buf[:, off : off + C]
         return s
 
     def _lrn_base(self, x, size, alpha, k):
@@ -200,8 +213,9 @@ class NormOps:
         if m.dtype.kind not in "biuf":
             raise DTypeError("keep", f"must be a 0/1 mask (bool or numbers), got dtype {m.dtype}")
         if tuple(m.shape) != tuple(x.shape):
-            raise ShapeError("keep", f"must have x's shape {tuple(x.shape)} (one keep flag per element), "
-                                     f"got {tuple(m.shape)}")
+            raise ShapeError(
+                "keep", f"must have x's shape {tuple(x.shape)} (one keep flag per element), got {tuple(m.shape)}"
+            )
         if m.dtype.kind != "b" and bool(((m != 0) & (m != 1)).any()):
             raise ParameterError("keep", "must hold only 0 and 1 (1 = keep)")
         p = _real("p", p, lo=0, hi=1, hi_open=True)
@@ -235,9 +249,11 @@ class NormOps:
             s = tuple(a.shape)
             if len(s) != nd:
                 raise ShapeError(f"xs[{i}]", f"must have ndim {nd} like xs[0] {first}, got shape {s}")
-            if s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]:
-                raise ShapeError(f"xs[{i}]", f"must match xs[0] {first} in every dim but axis {axis} "
-                                             f"(no broadcasting), got shape {s}")
+            if s[:axis] + s[axis + 1 :] != first[:axis] + first[axis + 1 :]:
+                raise ShapeError(
+                    f"xs[{i}]",
+                    f"must match xs[0] {first} in every dim but axis {axis} (no broadcasting), got shape {s}",
+                )
         return arrays, axis
 
     def concat(self, xs, *, axis=1):
