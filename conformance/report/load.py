@@ -14,7 +14,6 @@ from pathlib import Path
 
 from convspec import SpecError
 
-from ..results import ResultFileError, read_numbered
 from . import schema as S
 
 BAD = ("fail", "error", "timeout", "crashed")
@@ -71,13 +70,7 @@ class Merged:
 def load_file(path) -> RunFile:
     """Read and validate one results file."""
     path = Path(path)
-    records = read_numbered(path)
-    for i, rec in records:
-        S.validate_record(rec, path=path, line=i)
-    extra_runs = [i for i, rec in records[1:] if rec["record"] == "run"]
-    if extra_runs:
-        raise ResultFileError(str(path), f"line {extra_runs[0]} starts a second run: two results files were concatenated; pass them separately")
-    return RunFile(path, [rec for _, rec in records])
+    return RunFile(path, S.read_valid(path))
 
 
 def expand(paths) -> list:

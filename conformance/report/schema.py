@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
-from ..results import ResultFileError
+from ..results import ResultFileError, read_numbered
 
 SCHEMA_FILE = "results.schema.json"
 
@@ -102,9 +103,22 @@ def validate_records(records, path="(records)") -> None:
         validate_record(rec, path=path, line=i)
 
 
+def read_valid(path) -> list:
+    """Every record of one results file, read strictly and validated: a line that is not JSON, a first
+    record that is not a `run` of this schema version, a record that breaks the schema, or a second `run`
+    record (two files concatenated) is a ResultFileError naming the file and the line."""
+    path = Path(path)
+    records = read_numbered(path)
+    for i, rec in records:
+        validate_record(rec, path=path, line=i)
+    extra_runs = [i for i, rec in records[1:] if rec["record"] == "run"]
+    if extra_runs:
+        raise ResultFileError(str(path), f"line {extra_runs[0]} starts a second run: two results files were "
+                                         "concatenated; pass them separately")
+    return [rec for _, rec in records]
+
+
 def validate_file(path) -> int:
     """Validate every line of a results file; returns the number of records. Uses the same reader
-    as `convspec report`, so truncation and schema-version errors read the same."""
-    from .load import load_file
-
-    return len(load_file(path).records)
+    as `convspec report` (load.load_file), so truncation and schema-version errors read the same."""
+    return len(read_valid(path))
