@@ -22,6 +22,7 @@ from .sigmoid import sigmoid, sigmoid_backward
 from .sizes import output_size, param_count, receptive_field
 from .softmax import softmax, softmax_backward
 from .tanh import tanh, tanh_backward
+from . import literal  # the same ops as the loops of their formulas (convspec.reference.literal.conv, ...)
 
 #: Every differentiable op of the spec, by name; `<name>_backward` is its gradient.
 OPS = (

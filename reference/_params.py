@@ -7,6 +7,7 @@ This is where the sizing rules of the spec live, once:
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 from fractions import Fraction
 
@@ -166,3 +167,18 @@ def windows(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
     sl += tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
     sl += tuple(slice(None, None, d) for d in dilation)
     return v[sl]
+
+
+# --- index helpers of the literal definitions (the <op>_literal functions) -------------------------
+
+def grid(sizes):
+    """Every multi-index of an array of the given sizes, in row-major order: product(range(n0), range(n1), ...)."""
+    return itertools.product(*(range(n) for n in sizes))
+
+
+def row_major(index, sizes) -> int:
+    """The flat row-major (C-order) position of a multi-index: ((i0*n1 + i1)*n2 + i2)..."""
+    flat = 0
+    for i, n in zip(index, sizes):
+        flat = flat * n + i
+    return flat

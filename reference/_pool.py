@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import explicit_padding, output_sizes, pad_array, spatial_array, tuple_param, windows
+from ._params import explicit_padding, grid, output_sizes, pad_array, spatial_array, tuple_param, windows
 from .errors import ParameterError
 
 
@@ -67,3 +67,48 @@ class PoolGeometry:
 
 def pool_input(x) -> np.ndarray:
     return spatial_array("x", x)
+
+
+# --- per-window helpers of the literal definitions (max_pool_literal, avg_pool_literal, ...) --------
+
+EMPTY_WINDOW = ("a pooling window lies entirely in the padding (padding must leave every window at least one "
+                "input element)")
+
+
+def window_taps(geo: PoolGeometry, i) -> list:
+    """Output i's window, tap by tap in row-major order: the input coordinates i*s + j*d - p_begin of each
+    tap j (they may lie in the padding or, with ceil_mode, beyond it)."""
+    return [tuple(ii * s + jj * d - b for ii, jj, s, d, (b, _) in zip(i, j, geo.stride, geo.dilation, geo.pads))
+            for j in grid(geo.kernel)]
+
+
+def is_input(geo: PoolGeometry, p) -> bool:
+    """Does position p lie on the input (not in the padding, not in the ceil_mode overhang)?"""
+    return all(0 <= pp < n for pp, n in zip(p, geo.in_sizes))
+
+
+def is_padded_input(geo: PoolGeometry, p) -> bool:
+    """Does position p lie in the explicitly padded input (the overhang beyond it does not)?"""
+    return all(-b <= pp < n + e for pp, n, (b, e) in zip(p, geo.in_sizes, geo.pads))
+
+
+def windows_literal(geo: PoolGeometry) -> dict:
+    """{output position i: its window's taps}, every window checked to hold at least one input."""
+    out = {}
+    for i in grid(geo.out_sizes):
+        out[i] = window_taps(geo, i)
+        if not any(is_input(geo, p) for p in out[i]):
+            raise ParameterError("padding", EMPTY_WINDOW)
+    return out
+
+
+def first_max(values) -> int:
+    """Which of the values a max chooses: the first NaN if there is one, else the first maximum (a tie
+    keeps the earlier value)."""
+    best = 0
+    for t, v in enumerate(values):
+        if v != v:  # NaN propagates: the first NaN is chosen
+            return t
+        if v > values[best]:  # strictly greater: ties go to the earlier (smaller) index
+            best = t
+    return best

@@ -6,15 +6,72 @@ Divisor D(i), the spec's border rule:
 - count_include_pad=True: also counts elements in the explicit padding; never the ceil_mode overhang
   beyond the padded input (PyTorch's rule).
 Padding and overhang contribute 0 to the sum. Exact on Fraction object arrays.
+
+The module opens with the literal definition (`avg_pool_literal`, `avg_pool_backward_literal`: a loop over
+the windows and their taps); `avg_pool` and `avg_pool_backward` are its vectorised form, proven equal by
+tests/test_reference_literal.py.
 """
 from __future__ import annotations
+
+from fractions import Fraction
+from itertools import product
 
 import numpy as np
 
 from ._params import zero_like
-from ._pool import PoolGeometry, pool_input
+from ._pool import PoolGeometry, is_input, is_padded_input, pool_input, windows_literal
 from .conv import check_grad
 from .errors import ParameterError
+
+
+# --- the literal definition ------------------------------------------------------------------------
+
+def divisor_literal(geo, taps, count_include_pad) -> int:
+    """D(i): the window's taps on inputs; with count_include_pad, its taps inside the padded input."""
+    counts = is_padded_input if count_include_pad else is_input
+    return sum(1 for p in taps if counts(geo, p))
+
+
+def over(v, d: int, dtype):
+    """v / d; exactly, as v * Fraction(1, d), on object (Fraction) arrays."""
+    return v * Fraction(1, d) if dtype == object else v / d
+
+
+def avg_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
+                     count_include_pad=False):
+    """y[n, c, i] = (1 / D(i)) * sum_j x_pad[n, c, i*s + j*d]; padding and overhang contribute 0."""
+    x = pool_input(x)
+    geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = windows_literal(geo)
+    zero = zero_like(x)
+    y = np.empty(x.shape[:2] + geo.out_sizes, dtype=x.dtype)
+    for n, c in product(range(x.shape[0]), range(x.shape[1])):
+        for i, taps in windows.items():
+            total = zero
+            for p in taps:
+                total += x[(n, c) + p] if is_input(geo, p) else zero
+            y[(n, c) + i] = over(total, divisor_literal(geo, taps, count_include_pad), x.dtype)
+    return y
+
+
+def avg_pool_backward_literal(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
+                              count_include_pad=False):
+    """dx[n, c, p] += g[n, c, i] / D(i) for every input p of window i. -> (dx,)."""
+    x = pool_input(x)
+    geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = windows_literal(geo)
+    g = check_grad("grad_out", grad_out, x.shape[:2] + geo.out_sizes)
+    dx = np.full(x.shape, zero_like(g), dtype=g.dtype)
+    for n, c in product(range(x.shape[0]), range(x.shape[1])):
+        for i, taps in windows.items():
+            share = over(g[(n, c) + i], divisor_literal(geo, taps, count_include_pad), g.dtype)
+            for p in taps:
+                if is_input(geo, p):
+                    dx[(n, c) + p] += share
+    return (dx,)
+
+
+# --- the vectorised form ---------------------------------------------------------------------------
 
 
 def _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
@@ -36,12 +93,14 @@ def _divide(total, divisor):
     return total / divisor.astype(total.dtype)
 
 
+# The vectorised form of avg_pool_literal; tests/test_reference_literal.py proves the two equal.
 def avg_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
     x, geo, divisor = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
     total = geo.window_view(x, zero_like(x)).sum(axis=-1)
     return _divide(total, divisor)
 
 
+# The vectorised form of avg_pool_backward_literal; tests/test_reference_literal.py proves the two equal.
 def avg_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
     """-> (dx,): each output's gradient / D(i) spread over the real inputs of its window."""
     x, geo, divisor = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)

@@ -4,13 +4,103 @@
 
 x: (N, C_in, *spatial), w: (C_out, C_in/groups, *kernel), b: (C_out,) or None.
 Output size per dim: floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1.
+
+The module opens with the literal definition, `conv_literal` and `conv_backward_literal`: loops over the
+output positions and the kernel taps, read off the formula. `conv` and `conv_backward` further down are
+its vectorised form (im2col, one matrix product per group), the one the engine and LeNet run;
+tests/test_reference_literal.py proves the two equal.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+from itertools import product
+
 import numpy as np
 
-from ._params import output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, windows, zero_like
+from ._params import grid, output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, windows, zero_like
 from .errors import ParameterError, ShapeError
+
+
+# --- the literal definition ------------------------------------------------------------------------
+
+def tap(i, j, geo) -> tuple[int, ...]:
+    """Where kernel tap j of output i's window reads the input: i*s + j*d - p_begin, in unpadded
+    coordinates (so it may lie in the padding)."""
+    return tuple(ii * s + jj * d - b for ii, jj, s, d, (b, _) in zip(i, j, geo.stride, geo.dilation, geo.pads))
+
+
+def inside(p, sizes) -> bool:
+    """Does position p lie in the (unpadded) input of the given spatial sizes?"""
+    return all(0 <= pp < n for pp, n in zip(p, sizes))
+
+
+def x_pad(x, n, c, p, zero):
+    """x zero-padded: x[n, c, p] at an input position, `zero` in the padding."""
+    return x[(n, c) + p] if inside(p, x.shape[2:]) else zero
+
+
+def _zero(*arrays):
+    """The additive identity of the arrays' common dtype: where a sum of their products starts."""
+    dtype = np.result_type(*arrays)
+    return Fraction(0) if dtype == object else dtype.type(0)
+
+
+def _geometry(x, w, b, stride, padding, dilation, groups, strict):
+    x, w, b = _inputs(x, w, b)
+    b_shape = None if b is None else b.shape
+    geo = ConvGeometry(x.shape, w.shape, b_shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                       strict=strict)
+    return x, w, b, geo
+
+
+def conv_literal(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
+    """y[n, o, i] = b[o] + sum_{c in group(o)} sum_j  x_pad[n, c, i*s + j*d] * w[o, c - g(o)*C_in/G, j]"""
+    x, w, b, geo = _geometry(x, w, b, stride, padding, dilation, groups, strict)
+    cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups  # channels per group: C_in/G, C_out/G
+    zero = zero_like(x)  # the padding
+    y = np.empty((geo.n, geo.c_out) + geo.out_sizes, dtype=np.result_type(*[a for a in (x, w, b) if a is not None]))
+    for n, o, i in product(range(geo.n), range(geo.c_out), grid(geo.out_sizes)):
+        first = (o // og) * cg  # group(o) = input channels first .. first + C_in/G - 1
+        total = _zero(x, w)
+        for j in grid(geo.kernel):
+            p = tap(i, j, geo)
+            for c in range(cg):
+                total += x_pad(x, n, first + c, p, zero) * w[(o, c) + j]
+        y[(n, o) + i] = total if b is None else total + b[o]
+    return y
+
+
+def conv_backward_literal(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
+    """The gradient of conv_literal, product by product: g[n, o, i] flows back through every term
+    x_pad[n, c, i*s + j*d] * w[o, c', j] of output i's sum (c' = c - g(o)*C_in/G):
+
+        dx[n, c, i*s + j*d - p_begin] += g[n, o, i] * w[o, c', j]       (a tap in the padding reaches no input)
+        dw[o, c', j]                   += g[n, o, i] * x_pad[n, c, i*s + j*d]
+        db[o]                          += g[n, o, i]
+
+    -> (dx, dw, db); db is None when b is None."""
+    x, w, b, geo = _geometry(x, w, b, stride, padding, dilation, groups, strict)
+    g = check_grad("grad_out", grad_out, (geo.n, geo.c_out) + geo.out_sizes)
+    cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups
+    zero = zero_like(x)
+    dx = np.full(x.shape, _zero(g, w), dtype=np.result_type(g, w))
+    dw = np.full(w.shape, _zero(g, x), dtype=np.result_type(g, x))
+    db = None if b is None else np.full(b.shape, zero_like(g), dtype=g.dtype)
+    for n, o, i in product(range(geo.n), range(geo.c_out), grid(geo.out_sizes)):
+        first = (o // og) * cg
+        g_i = g[(n, o) + i]
+        for j in grid(geo.kernel):
+            p = tap(i, j, geo)
+            for c in range(cg):
+                if inside(p, geo.in_sizes):
+                    dx[(n, first + c) + p] += g_i * w[(o, c) + j]
+                dw[(o, c) + j] += g_i * x_pad(x, n, first + c, p, zero)
+        if db is not None:
+            db[o] += g_i
+    return dx, dw, db
+
+
+# --- the vectorised form ---------------------------------------------------------------------------
 
 
 class ConvGeometry:
@@ -120,6 +210,7 @@ def _inputs(x, w, b):
     return x, w, b
 
 
+# The vectorised form of conv_literal; tests/test_reference_literal.py proves the two equal.
 def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     x, w, b = _inputs(x, w, b)
     geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
@@ -127,6 +218,7 @@ def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=Fals
     return y if b is None else y + bias_shape(geo.nd, b)
 
 
+# The vectorised form of conv_backward_literal; tests/test_reference_literal.py proves the two equal.
 def conv_backward(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     """-> (dx, dw, db); db is None when b is None."""
     x, w, b = _inputs(x, w, b)

@@ -11,14 +11,99 @@ output_padding adds rows at the end that the first n_y windows of the conv do no
 receive zero (plus bias). Precisely, conv_transpose is the adjoint of x -> (the first n_y outputs of
 conv(x)), which is conv itself whenever conv maps n_x to exactly n_y (always when dilation <= stride). Padding modes: 'valid' is 0; 'full' is d*(k-1) on both
 sides; 'same' makes n_x = n_y * s (TensorFlow's SAME) with conv's 'same' split for that n_x.
+
+The module opens with the literal definition (`conv_transpose_literal`, `conv_transpose_backward_literal`:
+loops over output positions and kernel taps); `conv_transpose` and `conv_transpose_backward` are its
+vectorised form (col2im and im2col), proven equal by tests/test_reference_literal.py.
 """
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 
-from ._params import as_array, explicit_padding, same_pads, spatial_array, tuple_param
-from .conv import ConvGeometry, bias_shape, check_grad, conv_core, conv_input_grad, conv_weight_grad
+from ._params import as_array, explicit_padding, grid, same_pads, spatial_array, tuple_param, zero_like
+from .conv import (
+    ConvGeometry, _zero, bias_shape, check_grad, conv_core, conv_input_grad, conv_weight_grad, tap, x_pad,
+)
 from .errors import ParameterError, ShapeError
+
+
+# --- the literal definition ------------------------------------------------------------------------
+
+def window_reading(p, j, geo):
+    """The conv output i whose kernel tap j reads input position p (i*s + j*d - p_begin = p), or None:
+    i = (p + p_begin - j*d) / s must be a whole number with 0 <= i < n_y in every dim."""
+    i = []
+    for pp, jj, s, d, (b, _), n_y in zip(p, j, geo.stride, geo.dilation, geo.pads, geo.out_sizes):
+        q = pp + b - jj * d
+        if q < 0 or q % s or q // s >= n_y:
+            return None
+        i.append(q // s)
+    return tuple(i)
+
+
+def conv_transpose_literal(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    """The adjoint of conv, read off conv's formula: output position p collects every y[n, o, i] whose
+    window tap j reads p in the conv (i*s + j*d - p_begin = p), weighted as the conv weighted it:
+
+        x[n, c, p] = b[c] + sum_{o in group(c)} sum_j  y[n, o, i(p, j)] * w[o, c - g(c)*C_x/G, j]
+
+    summing over the taps j for which i(p, j) = (p + p_begin - j*d) / s is an output of the conv."""
+    y, w, b = _inputs(y, w, b)
+    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation, groups=groups)
+    cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups  # channels per group: C_x/G, C_y/G
+    x = np.empty((geo.n, geo.c_in) + geo.in_sizes, dtype=np.result_type(*[a for a in (y, w, b) if a is not None]))
+    for n, c, p in product(range(geo.n), range(geo.c_in), grid(geo.in_sizes)):
+        group, c_w = divmod(c, cg)  # c's group and its channel within the group (w's second axis)
+        total = _zero(y, w)
+        for j in grid(geo.kernel):
+            i = window_reading(p, j, geo)
+            if i is None:
+                continue
+            for o in range(group * og, (group + 1) * og):
+                total += y[(n, o) + i] * w[(o, c_w) + j]
+        x[(n, c) + p] = total if b is None else total + b[c]
+    return x
+
+
+def conv_transpose_backward_literal(grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
+                                    groups=1):
+    """The gradient of conv_transpose_literal, product by product: g[n, c, p] flows back through every
+    term y[n, o, i] * w[o, c', j] of x[n, c, p], where p = i*s + j*d - p_begin. Taken per conv window
+    (the adjoint of the adjoint is conv):
+
+        dy[n, o, i]  += g_pad[n, c, i*s + j*d] * w[o, c', j]
+        dw[o, c', j] += y[n, o, i] * g_pad[n, c, i*s + j*d]
+        db[c]        += g[n, c, p]
+
+    -> (dy, dw, db); db is None when b is None."""
+    y, w, b = _inputs(y, w, b)
+    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation, groups=groups)
+    g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
+    cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups
+    zero = zero_like(g)
+    dy = np.full(y.shape, _zero(g, w), dtype=np.result_type(g, w))
+    dw = np.full(w.shape, _zero(y, g), dtype=np.result_type(y, g))
+    for n, o, i in product(range(geo.n), range(geo.c_out), grid(geo.out_sizes)):
+        first = (o // og) * cg
+        for j in grid(geo.kernel):
+            p = tap(i, j, geo)
+            for c in range(cg):
+                g_p = x_pad(g, n, first + c, p, zero)
+                dy[(n, o) + i] += g_p * w[(o, c) + j]
+                dw[(o, c) + j] += y[(n, o) + i] * g_p
+    db = None
+    if b is not None:
+        db = np.full(b.shape, zero_like(g), dtype=g.dtype)
+        for n, c, p in product(range(geo.n), range(geo.c_in), grid(geo.in_sizes)):
+            db[c] += g[(n, c) + p]
+    return dy, dw, db
+
+
+# --- the vectorised form ---------------------------------------------------------------------------
 
 
 def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_padding, dilation, groups) -> ConvGeometry:
@@ -72,6 +157,7 @@ def _inputs(y, w, b):
     return y, w, b
 
 
+# The vectorised form of conv_transpose_literal; tests/test_reference_literal.py proves the two equal.
 def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     y, w, b = _inputs(y, w, b)
     geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
@@ -79,6 +165,7 @@ def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilat
     return x if b is None else x + bias_shape(geo.nd, b)
 
 
+# The vectorised form of conv_transpose_backward_literal; tests/test_reference_literal.py proves the two equal.
 def conv_transpose_backward(grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     """-> (dy, dw, db). The adjoint of the adjoint is conv: dy = conv(g, w); dw is conv's weight
     gradient with the roles of input and output gradient swapped."""

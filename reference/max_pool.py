@@ -5,15 +5,69 @@ input index). NaN propagates: a window holding NaN yields NaN, and the chosen el
 in row-major window order (its payload is returned unchanged). A window made only of padding is an
 error. max_pool_indices returns the flat per-plane (row-major, unpadded) index of each chosen input;
 the backward routes each window's gradient to that index, overlapping windows accumulate.
+
+The module opens with the literal definition (`max_pool_literal`, `max_pool_indices_literal`,
+`max_pool_backward_literal`: a loop over the windows and their taps); `max_pool` and friends are its
+vectorised form (a -inf fill, argmax and an at_padding fix-up), proven equal by tests/test_reference_literal.py.
 """
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 
-from ._params import zero_like
-from ._pool import PoolGeometry, pool_input
+from ._params import row_major, zero_like
+from ._pool import PoolGeometry, first_max, is_input, pool_input, windows_literal
 from .conv import check_grad
 from .errors import ParameterError
+
+
+# --- the literal definition ------------------------------------------------------------------------
+
+def _chosen_literal(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """{(n, c, *i): the input position window i chooses}. Padding and ceil_mode overhang count as -inf
+    and are never chosen over an input, so the choice is among the window's inputs, in row-major tap
+    order: the first NaN if any, else the first maximum."""
+    x = pool_input(x)
+    geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    chosen = {}
+    for i, taps in windows_literal(geo).items():
+        inputs = [p for p in taps if is_input(geo, p)]
+        for n, c in product(range(x.shape[0]), range(x.shape[1])):
+            chosen[(n, c) + i] = inputs[first_max([x[(n, c) + p] for p in inputs])]
+    return x, geo, chosen
+
+
+def max_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """y[n, c, i] = max_j x_pad[n, c, i*s + j*d], padding and overhang counting as -inf."""
+    x, geo, chosen = _chosen_literal(x, kernel_size, stride, padding, dilation, ceil_mode)
+    y = np.empty(x.shape[:2] + geo.out_sizes, dtype=x.dtype)
+    for (n, c, *i), p in chosen.items():
+        y[(n, c, *i)] = x[(n, c) + p]
+    return y
+
+
+def max_pool_indices_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """The flat row-major per-plane index of the input each window chooses."""
+    x, geo, chosen = _chosen_literal(x, kernel_size, stride, padding, dilation, ceil_mode)
+    index = np.empty(x.shape[:2] + geo.out_sizes, dtype=np.intp)
+    for key, p in chosen.items():
+        index[key] = row_major(p, geo.in_sizes)
+    return index
+
+
+def max_pool_backward_literal(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """dx[n, c, chosen(i)] += g[n, c, i]: the max passes each window's gradient to the input it chose,
+    overlapping windows accumulate. -> (dx,)."""
+    x, geo, chosen = _chosen_literal(x, kernel_size, stride, padding, dilation, ceil_mode)
+    g = check_grad("grad_out", grad_out, x.shape[:2] + geo.out_sizes)
+    dx = np.full(x.shape, zero_like(g), dtype=g.dtype)
+    for (n, c, *i), p in chosen.items():
+        dx[(n, c) + p] += g[(n, c, *i)]
+    return (dx,)
+
+
+# --- the vectorised form ---------------------------------------------------------------------------
 
 
 def _argmax_first(win: np.ndarray) -> np.ndarray:
@@ -49,14 +103,17 @@ def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
     return x, geo, values, np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
 
 
+# The vectorised form of max_pool_literal; tests/test_reference_literal.py proves the two equal.
 def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
     return _choose(x, kernel_size, stride, padding, dilation, ceil_mode)[2]
 
 
+# The vectorised form of max_pool_indices_literal; tests/test_reference_literal.py proves the two equal.
 def max_pool_indices(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
     return _choose(x, kernel_size, stride, padding, dilation, ceil_mode)[3]
 
 
+# The vectorised form of max_pool_backward_literal; tests/test_reference_literal.py proves the two equal.
 def max_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
     """-> (dx,): each window's gradient added at its chosen input."""
     x, geo, values, idx = _choose(x, kernel_size, stride, padding, dilation, ceil_mode)

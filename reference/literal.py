@@ -1,0 +1,28 @@
+"""The literal specification: every op as the loops of its formula, under the op's plain name.
+
+`convspec.reference.literal.conv` is `conv_literal` from reference/conv.py: explicit loops over the output
+positions and the kernel taps. The ops of `convspec.reference` are the vectorised forms of these, and
+tests/test_reference_literal.py proves each pair equal (forward, every gradient, the index ops). Read
+these to see what an op computes; run the fast ones.
+"""
+from .avg_pool import avg_pool_backward_literal as avg_pool_backward, avg_pool_literal as avg_pool
+from .conv import conv_backward_literal as conv_backward, conv_literal as conv
+from .conv_transpose import (
+    conv_transpose_backward_literal as conv_transpose_backward, conv_transpose_literal as conv_transpose,
+)
+from .convolve import convolve_backward_literal as convolve_backward, convolve_literal as convolve
+from .global_pool import global_avg_pool_backward_literal as global_avg_pool_backward
+from .global_pool import global_avg_pool_literal as global_avg_pool
+from .global_pool import global_max_pool_backward_literal as global_max_pool_backward
+from .global_pool import global_max_pool_literal as global_max_pool
+from .kmax_pool import kmax_pool_backward_literal as kmax_pool_backward, kmax_pool_indices_literal as kmax_pool_indices
+from .kmax_pool import kmax_pool_literal as kmax_pool
+from .max_pool import max_pool_backward_literal as max_pool_backward, max_pool_indices_literal as max_pool_indices
+from .max_pool import max_pool_literal as max_pool
+
+__all__ = [
+    "conv", "conv_backward", "convolve", "convolve_backward", "conv_transpose", "conv_transpose_backward",
+    "max_pool", "max_pool_backward", "max_pool_indices", "avg_pool", "avg_pool_backward",
+    "global_max_pool", "global_max_pool_backward", "global_avg_pool", "global_avg_pool_backward",
+    "kmax_pool", "kmax_pool_backward", "kmax_pool_indices",
+]
