@@ -14,7 +14,7 @@ import argparse
 
 from convspec.backends._xp import conv as kernels
 from convspec.backends.numpy_backend import NumpyBackend
-from convspec.conformance.bench import _inputs, _peak_extra, resolve_suites
+from convspec.conformance.bench import layer_inputs, peak_extra, resolve_suites
 
 
 def main() -> None:
@@ -29,10 +29,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for suite in resolve_suites(args.suites):
         for layer in suite.layers:
-            x, w, b, g = _inputs(layer, suite.batch, 0, "float32")
+            x, w, b, g = layer_inputs(layer, suite.batch, 0, "float32")
             p = layer.params()
-            fwd = _peak_extra(lambda: backend.conv(x, w, b, **p), backend)  # the scratch cache emptied first
-            bwd = _peak_extra(lambda: backend.conv_backward(g, x, w, b, **p), backend)
+            fwd = peak_extra(lambda: backend.conv(x, w, b, **p), backend)  # the scratch cache emptied first
+            bwd = peak_extra(lambda: backend.conv_backward(g, x, w, b, **p), backend)
             print(f"| {suite.name} | {layer.name} | {suite.batch} | {x.nbytes / mib:.1f} | {fwd / mib:.1f} | {bwd / mib:.1f} |", flush=True)
     kernels.release_scratch()
 

@@ -21,6 +21,7 @@ import math
 import sys
 
 from convspec.conformance import bench
+from convspec.conformance.report.markdown import table as markdown_table
 
 
 def _backends():
@@ -92,15 +93,14 @@ def main(argv=None) -> int:
     lines = [f"# cupy vs torch-cuda (cuDNN, TF32 off): conv forward and backward, {args.dtype}", "",
              f"Device {device}; cupy {cupy.__version__}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; "
              f"cudnn.benchmark={bool(args.cudnn_benchmark)}; median of {args.repeats} rounds after {args.warmup} warm-up, CUDA events. "
-             f"Ratio = cupy time / cuDNN time (goal: <= {args.goal:g}).", "",
-             "| suite | layer | batch | cupy fwd ms | cuDNN fwd ms | fwd x | cupy bwd ms | cuDNN bwd ms | bwd x |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    misses, ratios = [], {"forward": [], "backward": []}
+             f"Ratio = cupy time / cuDNN time (goal: <= {args.goal:g}).", ""]
+    header = ["suite", "layer", "batch", "cupy fwd ms", "cuDNN fwd ms", "fwd x", "cupy bwd ms", "cuDNN bwd ms", "bwd x"]
+    rows, misses, ratios = [], [], {"forward": [], "backward": []}
     for s in result["suites"]:
         for lr in s["layers"]:
             c, t = lr["results"].get("cupy", {}), lr["results"].get("torch-cuda", {})
             if "seconds" not in c or "seconds" not in t:
-                lines.append(f"| {s['name']} | {lr['name']} | | error: {c.get('error') or t.get('error')} | | | | | |")
+                rows.append([s["name"], lr["name"], "", f"error: {c.get('error') or t.get('error')}"] + [""] * 5)
                 misses.append((s["name"], lr["name"], "error"))
                 continue
             r = {p: c["seconds"][p] / t["seconds"][p] for p in ("forward", "backward")}
@@ -108,8 +108,10 @@ def main(argv=None) -> int:
                 ratios[p].append(r[p])
             if max(r.values()) > args.goal:
                 misses.append((s["name"], lr["name"], f"fwd x{r['forward']:.2f}, bwd x{r['backward']:.2f}"))
-            lines.append(f"| {s['name']} | {lr['name']} | {c['batch']} | {c['seconds']['forward'] * 1e3:.3f} | {t['seconds']['forward'] * 1e3:.3f} | "
-                         f"{r['forward']:.2f} | {c['seconds']['backward'] * 1e3:.3f} | {t['seconds']['backward'] * 1e3:.3f} | {r['backward']:.2f} |")
+            rows.append([s["name"], lr["name"], c["batch"], f"{c['seconds']['forward'] * 1e3:.3f}",
+                         f"{t['seconds']['forward'] * 1e3:.3f}", f"{r['forward']:.2f}", f"{c['seconds']['backward'] * 1e3:.3f}",
+                         f"{t['seconds']['backward'] * 1e3:.3f}", f"{r['backward']:.2f}"])
+    lines += markdown_table(header, rows)
 
     def geo(v):
         return math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")

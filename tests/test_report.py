@@ -341,7 +341,7 @@ def test_markdown_detail_sections(runs, mixed_report):
     assert f"| host | {host} |" in env and "| profile | quick |" in env
     assert "| rep-gone | unavailable: needs a device this machine lacks |" in env
     # bound ratios: the numpy column holds the real largest ratio of its tanh cases
-    from convspec.conformance.report.model import fmt_ratio
+    from convspec.conformance.report.format import fmt_ratio
 
     tanh = [c["bound_ratio"] for c in recs if c["op"] == "tanh" and c["backend"] == "numpy"]
     assert max(tanh) > 0

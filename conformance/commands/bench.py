@@ -1,6 +1,6 @@
 """`convspec bench [--backend NAME ...] [--suite lenet|resnet50|vgg|alphago|text1d|all] [--out FILE]`:
 time conv forward and backward of every backend side by side on real networks' layer shapes (see
-convspec.conformance.bench)."""
+convspec.conformance.bench; the tables, Markdown and plot come from convspec.conformance.report)."""
 from __future__ import annotations
 
 import shlex
@@ -61,6 +61,8 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     from pathlib import Path
 
     from convspec.conformance import bench
+    from convspec.conformance.report import perf, plots
+    from convspec.conformance.report.markdown import bench_markdown
 
     for hint, path in (("--out", out), ("--markdown", md_path), ("--plot", plot_path)):
         if path and not Path(path).resolve().parent.is_dir():  # fail now, not after the whole run
@@ -95,23 +97,25 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     bench.dump(result, out)
 
     out_console = Console(width=None if sys.stdout.isatty() else 180)
-    for line in bench.header_lines(result):
+    for line in perf.result_header_lines(result):
         out_console.print(line, highlight=False)
     for s in result["suites"]:
-        t = Table(*bench.LAYER_HEADER, title=f"{s['name']}: {s['description']} (CPU batch {s['batch']}, load {s['load_before']})", title_justify="left")
-        for row in bench.layer_rows(s, baseline):
+        t = Table(*perf.LAYER_HEADER, title=f"{s['name']}: {s['description']} (CPU batch {s['batch']}, load {s['load_before']})",
+                  title_justify="left")
+        for row in perf.layer_rows(s, baseline):
             t.add_row(*row)
         out_console.print(t)
-    t = Table(*bench.SUMMARY_HEADER, title="geometric means over each suite's layers (x = time / " + baseline + ")", title_justify="left")
-    for row in bench.summary_rows(result):
+    t = Table(*perf.BENCH_SUMMARY_HEADER, title="geometric means over each suite's layers (x = time / " + baseline + ")",
+              title_justify="left")
+    for row in perf.bench_summary_rows(result):
         t.add_row(*row)
     out_console.print(t)
     if md_path:
         with open(md_path, "w") as f:
-            f.write(markdown(result, baseline))
+            f.write(bench_markdown(result, baseline))
         click.echo(f"markdown: {md_path}", err=True)
     if plot_path:
-        svg = bench.plot_svg(result)
+        svg = plots.bench_gflops(result)
         if svg is None:
             click.echo("plot: matplotlib not installed, no plot written", err=True)
         else:
@@ -119,14 +123,3 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
                 f.write(svg)
             click.echo(f"plot: {plot_path}", err=True)
     click.echo(f"results: {out}", err=True)
-
-
-def markdown(result: dict, baseline: str) -> str:
-    from convspec.conformance import bench
-
-    parts = ["\n".join(f"- {line}" for line in bench.header_lines(result)), "",
-             "### Summary (geometric mean over each suite's layers)", "", bench.markdown_table(bench.SUMMARY_HEADER, bench.summary_rows(result))]
-    for s in result["suites"]:
-        parts += ["", f"### {s['name']}: {s['description']} (CPU batch {s['batch']}, GPU batch {s['gpu_batch']}, load before {s['load_before']})", "",
-                  bench.markdown_table(bench.LAYER_HEADER, bench.layer_rows(s, baseline))]
-    return "\n".join(parts) + "\n"

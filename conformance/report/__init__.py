@@ -2,11 +2,14 @@
 one machine or several, or the shards of a split run) and writes reports/<name>.md (readable on GitHub)
 and reports/<name>.html (one self-contained file with the plots).
 
-    load.py      read, validate and merge results files
-    schema.py    the published JSON Schema (conformance/schema/results.schema.json) and validation
-    model.py     the matrix, features, bound ratios, deviations, failures, training curves
-    perf.py      the Performance section from `convspec bench --out` files (--bench)
-    markdown.py / html.py / plots.py   the renderings
+    schema.py    the published JSON Schema (conformance/schema/results.schema.json); reading and
+                 validating one results file
+    load.py      read (through schema.py) and merge results files
+    model.py     aggregation: the matrix, features, bound ratios, deviations, failures, training curves
+    format.py    plain-text formatting of what model.py computes, and of one failure (failure_lines)
+    perf.py      `convspec bench --out` files: read them (--bench), and their rows as tables
+    markdown.py / html.py / plots.py   the renderings (markdown.py: the one Markdown table writer and the
+                 bench's Markdown; plots.py: the one plot style and the bench's GFLOP/s plot)
 """
 from __future__ import annotations
 
@@ -14,16 +17,16 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import html, markdown, plots
 from .load import MergeError, load
 from .model import Report, build
+from .perf import load_bench
 
 __all__ = ["MergeError", "Report", "atomic_write", "build", "load", "render", "write_reports"]
 
 
 def render(report: Report) -> dict:
     """{'md': text, 'html': text}: both renderings, complete, before anything is written."""
-    from . import html, markdown, plots
-
     pics = plots.all_plots(report)
     return {"md": markdown.render(report, {a: cap for a, cap, _ in pics}), "html": html.render(report, pics)}
 
@@ -53,8 +56,6 @@ def write_reports(paths, out_dir, name: str = "compatibility", title: str = "con
     """Load, merge and render the results files (and the `convspec bench` JSON files in `bench`, for the
     Performance section), then write <out_dir>/<name>.md and .html. Returns the paths written. Nothing
     is written unless every file loaded and both renderings succeeded."""
-    from .perf import load_bench
-
     benches = [load_bench(p) for p in bench]
     report = build(load(paths), title=title)
     report.benches = benches

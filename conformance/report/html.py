@@ -7,8 +7,9 @@ import base64
 from html import escape
 from string import Template
 
-from . import model as M
-from .model import Report
+from . import format as F
+from . import perf
+from .model import Cell, Report, ratio_summary
 
 MAX_FAILURES = 300
 
@@ -77,8 +78,8 @@ def _kind_class(kind: str) -> str:
     return "k-" + kind.replace(" ", "-")
 
 
-def _cell(cell: M.Cell) -> str:
-    return f'<td class="{_kind_class(cell.kind)}" title="{_e(cell.unavailable or "")}">{_e(M.cell_text(cell))}</td>'
+def _cell(cell: Cell) -> str:
+    return f'<td class="{_kind_class(cell.kind)}" title="{_e(cell.unavailable or "")}">{_e(F.cell_text(cell))}</td>'
 
 
 def _table(header, rows_html, *, tid: str = "", cls: str = "") -> str:
@@ -124,7 +125,7 @@ def render(report: Report, plots: list) -> str:
     parts.append(
         '<p class="legend">' + "".join(
             f'<span><span class="swatch {_kind_class(k)}" style="background: var(--{k.replace(" ", "-")}, white)"></span>'
-            f"<strong>{_e(k)}</strong>: {_e(w)}</span>" for k, w in M.KIND_WORDS.items()
+            f"<strong>{_e(k)}</strong>: {_e(w)}</span>" for k, w in F.KIND_WORDS.items()
         ) + "</p>"
     )
     sections.append(("matrix-section", "Compatibility matrix", "\n".join(parts)))
@@ -144,8 +145,8 @@ def render(report: Report, plots: list) -> str:
                 continue
             tds = []
             for b in cols:
-                s = M.ratio_summary(per.get(b, []))
-                tds.append("<td>–</td>" if s is None else f"<td>{M.fmt_ratio(s[0])} / {M.fmt_ratio(s[1])}</td>")
+                s = ratio_summary(per.get(b, []))
+                tds.append("<td>–</td>" if s is None else f"<td>{F.fmt_ratio(s[0])} / {F.fmt_ratio(s[1])}</td>")
             rrows.append(f"<tr><th><code>{_e(op)}</code></th>" + "".join(tds) + "</tr>")
     ratio_html = '<p class="hint">Largest and median of max |backend − reference| / error bound over each op\'s cases (1 is the bound; 0 is bit-exact).</p>\n'
     if "plot-bound-ratio" in plot:
@@ -154,7 +155,7 @@ def render(report: Report, plots: list) -> str:
     sections.append(("bound-ratios", "Bound ratios", ratio_html))
 
     if report.trains or report.reference_train:
-        header, trows = M.train_table(report)
+        header, trows = F.train_table(report)
         body = ""
         for anchor in ("plot-loss", "plot-weight-diff"):
             if anchor in plot:
@@ -163,8 +164,6 @@ def render(report: Report, plots: list) -> str:
         sections.append(("lenet", "LeNet-5 training", body))
 
     if report.benches:
-        from . import perf
-
         body = f'<p class="hint">Conv forward and backward timings on network layer shapes (<code>convspec bench</code>). {_e(perf.HINT)}</p>'
         for i, run in enumerate(report.benches):
             body += f"\n<h3>{_e(run.label)}</h3>\n<ul>" + "".join(f"<li>{_e(t)}</li>" for t in perf.header_lines(run)) + "</ul>\n"
@@ -190,14 +189,9 @@ def render(report: Report, plots: list) -> str:
     if report.failures:
         items = []
         for c in report.failures[:MAX_FAILURES]:
-            item = (
-                f'<div class="failure"><span class="status">{_e(c["status"].upper())}</span> <code>{_e(c["backend"])}</code> '
-                f"<code>{_e(c['case_id'])}</code>: {_e(M.first_problem(c))}<pre>{_e(c['repro'])}</pre>"
-            )
-            mini = c.get("minimal")
-            if mini and mini.get("case_id") != c["case_id"]:
-                item += f"smallest failing case found by shrinking: <code>{_e(mini['case_id'])}</code><pre>{_e(mini['repro'])}</pre>"
-            items.append(item + "</div>")
+            lines = F.failure_lines(c, strong=lambda s: f'<span class="status">{_e(s)}</span>',
+                                    code=lambda s: f"<code>{_e(s)}</code>", block=lambda s: f"<pre>{_e(s)}</pre>", text=_e)
+            items.append('<div class="failure">' + "".join(lines) + "</div>")
         if len(report.failures) > MAX_FAILURES:
             items.append(f"<p>… and {len(report.failures) - MAX_FAILURES} more; every failure is in the results files with its repro command.</p>")
         fail = "\n".join(items)
@@ -214,14 +208,14 @@ def render(report: Report, plots: list) -> str:
     if report.plugin_errors:
         sections.append((
             "plugin-errors", "Plugin errors",
-            "<ul>" + "".join(f"<li><code>{_e(e['plugin'])}</code> ({_e(e['_run'])}): {_e(M.last_line(e['error']))}</li>" for e in report.plugin_errors) + "</ul>",
+            "<ul>" + "".join(f"<li><code>{_e(e['plugin'])}</code> ({_e(e['_run'])}): {_e(F.last_line(e['error']))}</li>" for e in report.plugin_errors) + "</ul>",
         ))
 
     env = []
     for run in report.runs:
         env.append(f"<h3>{_e(run.label)}</h3>")
-        env.append(_table(["field", "value"], [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in M.environment_rows(run)]))
-        brows = M.backend_rows(run)
+        env.append(_table(["field", "value"], [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in F.environment_rows(run)]))
+        brows = F.backend_rows(run)
         if brows:
             env.append(_table(["backend", "status", "version", "device", "dtypes", "plugin"], ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in brows]))
     sections.append(("environment", "Environment", "\n".join(env)))

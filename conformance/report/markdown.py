@@ -1,25 +1,30 @@
 """The report as GitHub-flavoured Markdown: the matrix, per-feature detail, bound ratios, LeNet-5
-training, declared deviations, failures with their repro commands, and the environment of each run."""
+training, declared deviations, failures with their repro commands, and the environment of each run; and
+the Markdown of one `convspec bench` result (`convspec bench --markdown`). :func:`table` is the one
+Markdown table writer."""
 from __future__ import annotations
 
-from . import model as M
-from .model import Report
+from . import format as F
+from . import perf
+from .model import Cell, Report, ratio_summary
 
 MAX_FAILURES = 100  # beyond this the Markdown lists a count; the results files have them all
 
 
-def _esc(text) -> str:
+def esc(text) -> str:
+    """`text` safe inside a Markdown table cell or line: backslashes and pipes escaped, newlines folded."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header, rows) -> list:
-    out = ["| " + " | ".join(_esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(rows_cell for rows_cell in row) + " |" for row in rows]
+def table(header, rows) -> list:
+    """A Markdown table as lines: the header cells escaped, the row cells as given (already Markdown)."""
+    out = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return out
 
 
-def _cell(cell: M.Cell) -> str:
-    return f"{M.SYMBOL.get(cell.kind, '')} {_esc(M.cell_text(cell))}".strip()
+def _cell(cell: Cell) -> str:
+    return f"{F.SYMBOL.get(cell.kind, '')} {esc(F.cell_text(cell))}".strip()
 
 
 def _code(text) -> str:
@@ -42,20 +47,20 @@ def render(report: Report, plot_names: dict | None = None) -> str:
         "",
     ]
     if report.notes:
-        lines += ["> **Note**"] + [f"> - {_esc(n)}" for n in report.notes] + [""]
+        lines += ["> **Note**"] + [f"> - {esc(n)}" for n in report.notes] + [""]
 
     lines += ["## Compatibility matrix", "", "Each cell counts the cases of an op on a backend by outcome.", ""]
     rows = []
     for group, ops in report.matrix:
-        rows.append([f"**{_esc(group)}**"] + [""] * len(cols))
+        rows.append([f"**{esc(group)}**"] + [""] * len(cols))
         for op, cells in ops:
             rows.append([f"`{op}`"] + [_cell(cells[b]) for b in cols])
-    rows.append(["**all ops**"] + [f"**{_esc(M.cell_text(report.totals[b]))}**" for b in cols])
-    lines += _table(["op"] + cols, rows) + [""]
-    lines += ["Legend: " + "; ".join(f"{M.SYMBOL[k]} {k}: {w}" for k, w in M.KIND_WORDS.items()) + ".", ""]
+    rows.append(["**all ops**"] + [f"**{esc(F.cell_text(report.totals[b]))}**" for b in cols])
+    lines += table(["op"] + cols, rows) + [""]
+    lines += ["Legend: " + "; ".join(f"{F.SYMBOL[k]} {k}: {w}" for k, w in F.KIND_WORDS.items()) + ".", ""]
 
     lines += ["## Per-feature detail", "", "Cases grouped by what they exercise (a case counts under every feature it has).", ""]
-    lines += _table(["feature"] + cols, [[_esc(f)] + [_cell(cells[b]) for b in cols] for f, cells in report.features]) + [""]
+    lines += table(["feature"] + cols, [[esc(f)] + [_cell(cells[b]) for b in cols] for f, cells in report.features]) + [""]
 
     lines += [
         "## Bound ratios", "",
@@ -69,15 +74,15 @@ def render(report: Report, plot_names: dict | None = None) -> str:
                 continue
             row = [f"`{op}`"]
             for b in cols:
-                s = M.ratio_summary(per.get(b, []))
-                row.append("–" if s is None else f"{M.fmt_ratio(s[0])} / {M.fmt_ratio(s[1])}")
+                s = ratio_summary(per.get(b, []))
+                row.append("–" if s is None else f"{F.fmt_ratio(s[0])} / {F.fmt_ratio(s[1])}")
             ratio_rows.append(row)
-    lines += (_table(["op (max / median)"] + cols, ratio_rows) if ratio_rows else ["No case recorded a bound ratio."]) + [""]
+    lines += (table(["op (max / median)"] + cols, ratio_rows) if ratio_rows else ["No case recorded a bound ratio."]) + [""]
 
     if report.trains or report.reference_train:
         lines += ["## LeNet-5 training", ""]
-        header, trows = M.train_table(report)
-        lines += _table(header, [[_esc(v) for v in r] for r in trows]) + [""]
+        header, trows = F.train_table(report)
+        lines += table(header, [[esc(v) for v in r] for r in trows]) + [""]
     if report.benches:
         lines += _performance(report)
     if plot_names:
@@ -88,9 +93,9 @@ def render(report: Report, plot_names: dict | None = None) -> str:
     lines += ["## Declared deviations", ""]
     if report.deviations:
         lines += ["Where a backend declares that it differs from the spec, and the difference showed up.", ""]
-        lines += _table(
+        lines += table(
             ["backend", "op", "reason", "cases", "example"],
-            [[f"`{d['backend']}`", f"`{d['op']}`", _esc(d["reason"]), str(d["count"]), f"`{_esc(d['cases'][0]['case_id'])}`"] for d in report.deviations],
+            [[f"`{d['backend']}`", f"`{d['op']}`", esc(d["reason"]), str(d["count"]), f"`{esc(d['cases'][0]['case_id'])}`"] for d in report.deviations],
         ) + [""]
     else:
         lines += ["None showed up.", ""]
@@ -99,43 +104,56 @@ def render(report: Report, plot_names: dict | None = None) -> str:
     if not report.failures:
         lines += ["None: no case failed, raised, timed out or crashed.", ""]
     for c in report.failures[:MAX_FAILURES]:
-        lines += [f"- **{c['status'].upper()}** `{c['backend']}` `{_esc(c['case_id'])}`: {_esc(M.first_problem(c))}", "", _indent(_code(c["repro"]))]
-        mini = c.get("minimal")
-        if mini and mini.get("case_id") != c["case_id"]:
-            lines += ["", f"  smallest failing case found by shrinking: `{_esc(mini['case_id'])}`", "", _indent(_code(mini["repro"]))]
+        head, repro, *mini = F.failure_lines(c, strong=lambda s: f"**{s}**", code=lambda s: f"`{esc(s)}`",
+                                             block=lambda s: _indent(_code(s)), text=esc)
+        lines += [f"- {head}", "", repro]
+        if mini:
+            lines += ["", f"  {mini[0]}", "", mini[1]]
         lines += [""]
     if len(report.failures) > MAX_FAILURES:
         lines += [f"… and {len(report.failures) - MAX_FAILURES} more; every failure is in the results files with its repro command.", ""]
 
     if report.conflicts:
         lines += ["## Conflicting results", "", "The same backend gave different outcomes for a case in different files.", ""]
-        lines += _table(
+        lines += table(
             ["backend", "case", "outcomes"],
-            [[f"`{b}`", f"`{_esc(cid)}`", _esc("; ".join(f"{s} in {', '.join(files)}" for s, files in st.items()))] for b, cid, st in report.conflicts],
+            [[f"`{b}`", f"`{esc(cid)}`", esc("; ".join(f"{s} in {', '.join(files)}" for s, files in st.items()))] for b, cid, st in report.conflicts],
         ) + [""]
 
     if report.plugin_errors:
-        lines += ["## Plugin errors", ""] + [f"- `{_esc(e['plugin'])}` ({_esc(e['_run'])}): {_esc(M.last_line(e['error']))}" for e in report.plugin_errors] + [""]
+        lines += ["## Plugin errors", ""] + [f"- `{esc(e['plugin'])}` ({esc(e['_run'])}): {esc(F.last_line(e['error']))}" for e in report.plugin_errors] + [""]
 
     lines += ["## Environment", ""]
     for run in report.runs:
-        lines += [f"### {_esc(run.label)}", ""]
-        lines += _table(["field", "value"], [[_esc(k), f"`{_esc(v)}`" if k == "command" else _esc(v)] for k, v in M.environment_rows(run)]) + [""]
-        brows = M.backend_rows(run)
+        lines += [f"### {esc(run.label)}", ""]
+        lines += table(["field", "value"], [[esc(k), f"`{esc(v)}`" if k == "command" else esc(v)] for k, v in F.environment_rows(run)]) + [""]
+        brows = F.backend_rows(run)
         if brows:
-            lines += _table(["backend", "status", "version", "device", "dtypes", "plugin"], [[_esc(v) for v in r] for r in brows]) + [""]
+            lines += table(["backend", "status", "version", "device", "dtypes", "plugin"], [[esc(v) for v in r] for r in brows]) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _performance(report: Report) -> list:
-    from . import perf
-
-    lines = ["## Performance", "", "Conv forward and backward timings on network layer shapes (`convspec bench`). " + perf.HINT, ""]
+    lines = ["## Performance", "",
+             "Conv forward and backward timings on network layer shapes (`convspec bench`). " + perf.HINT, ""]
     for run in report.benches:
-        lines += [f"### {_esc(run.label)}", ""]
-        lines += [f"- {_esc(t)}" for t in perf.header_lines(run)] + [""]
-        lines += _table(perf.SUMMARY_HEADER, [[_esc(v) for v in r] for r in perf.summary_rows(run)]) + [""]
+        lines += [f"### {esc(run.label)}", ""]
+        lines += [f"- {esc(t)}" for t in perf.header_lines(run)] + [""]
+        lines += table(perf.SUMMARY_HEADER, [[esc(v) for v in r] for r in perf.summary_rows(run)]) + [""]
     return lines
+
+
+def bench_markdown(result: dict, baseline: str) -> str:
+    """One `convspec bench` result as Markdown (`convspec bench --markdown`): the machine and settings, the
+    per-suite summary, then each suite's per-layer table. Cells are written as they are, unescaped."""
+    parts = ["\n".join(f"- {line}" for line in perf.result_header_lines(result)), "",
+             "### Summary (geometric mean over each suite's layers)", "",
+             "\n".join(table(perf.BENCH_SUMMARY_HEADER, perf.bench_summary_rows(result)))]
+    for s in result["suites"]:
+        parts += ["", f"### {s['name']}: {s['description']} (CPU batch {s['batch']}, GPU batch {s['gpu_batch']}, "
+                      f"load before {s['load_before']})", "",
+                  "\n".join(table(perf.LAYER_HEADER, perf.layer_rows(s, baseline)))]
+    return "\n".join(parts) + "\n"
 
 
 def _indent(block: str) -> str:

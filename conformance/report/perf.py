@@ -1,5 +1,6 @@
-"""The report's Performance section: conv timings from `convspec bench --out FILE` (schema
-convspec-bench/1, written by convspec.conformance.bench), read strictly and summarised per suite.
+"""`convspec bench` results as tables: read strictly for the report's Performance section (`convspec report
+--bench FILE`, schema convspec-bench/1, written by convspec.conformance.bench), and the rows that the
+bench command prints and writes as Markdown (header lines, per-layer rows, per-suite summary rows).
 
 Each bench file gives, per suite and backend, the geometric mean over the suite's layers of the time
 ratio to the baseline backend (forward, backward, forward+backward), the worst layer, and the network's
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from convspec import SpecError
 
-from .. import bench as B
+from ..bench.records import SCHEMA, vs_baseline_backward
+from .format import fmt_num, mib
 
 
 class BenchFileError(SpecError):
@@ -63,9 +65,9 @@ def load_bench(path) -> BenchRun:
         result = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BenchFileError(path, f"is not JSON (line {exc.lineno}: {exc.msg}): not a `convspec bench --out` file") from None
-    if not isinstance(result, dict) or result.get("schema") != B.SCHEMA:
+    if not isinstance(result, dict) or result.get("schema") != SCHEMA:
         got = result.get("schema") if isinstance(result, dict) else type(result).__name__
-        raise BenchFileError(path, f"must be a bench result of schema {B.SCHEMA!r} (from `convspec bench --out`), got schema {got!r}")
+        raise BenchFileError(path, f"must be a bench result of schema {SCHEMA!r} (from `convspec bench --out`), got schema {got!r}")
     settings = _need(path, result, "settings", dict, "the file")
     _need(path, settings, "baseline", str, "settings")
     _need(path, result, "environment", dict, "the file")
@@ -83,7 +85,22 @@ def load_bench(path) -> BenchRun:
     return BenchRun(path, result)
 
 
-SUMMARY_HEADER = ["suite", "backend", "fwd x", "bwd x", "f+b x", "f+b / baseline bwd", "worst layer (f+b x)", "network GF/s", "GEMM %"]
+def _summary_head(suite: dict, name: str, entry: dict, baseline: str) -> list:
+    """The first seven cells of a summary row: suite, backend, the three geometric-mean ratios, forward +
+    backward over the baseline's backward alone, and the worst layer."""
+    worst = entry.get("worst_layer")
+    strict = None if name == baseline else vs_baseline_backward(suite, name, baseline)
+    return [
+        suite["name"], name, fmt_num(entry.get("geomean_ratio_forward")), fmt_num(entry.get("geomean_ratio_backward")),
+        fmt_num(entry.get("geomean_ratio_total")),
+        "-" if strict is None else f"{strict[0]:.2f} (worst {strict[1]} {strict[2]:.2f})",
+        "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
+    ]
+
+
+_HEAD = ["suite", "backend", "fwd x", "bwd x", "f+b x", "f+b / baseline bwd", "worst layer (f+b x)", "network GF/s"]
+SUMMARY_HEADER = _HEAD + ["GEMM %"]  # the report's Performance section
+BENCH_SUMMARY_HEADER = _HEAD + ["max extra MiB"]  # what `convspec bench` prints and writes
 
 
 def summary_rows(run: BenchRun) -> list:
@@ -93,26 +110,83 @@ def summary_rows(run: BenchRun) -> list:
     rows = []
     for s in run.result["suites"]:
         for name, e in s["summary"].items():
-            worst = e.get("worst_layer")
-            fair = None if name == run.baseline else B.vs_baseline_backward(s, name, run.baseline)
             net = e.get("network_gflops_total")
-            rows.append([
-                s["name"], name, B._fmt(e.get("geomean_ratio_forward")), B._fmt(e.get("geomean_ratio_backward")),
-                B._fmt(e.get("geomean_ratio_total")),
-                "-" if fair is None else f"{fair[0]:.2f} (worst {fair[1]} {fair[2]:.2f})",
-                "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
-                B._fmt(net, ".1f"), "-" if net is None or not rate or rate != rate else f"{100 * net / rate:.0f}",
+            rows.append(_summary_head(s, name, e, run.baseline) + [
+                fmt_num(net, ".1f"), "-" if net is None or not rate or rate != rate else f"{100 * net / rate:.0f}",
             ])
     return rows
+
+
+def bench_summary_rows(result: dict) -> list:
+    """Per suite and backend: geometric-mean time ratios to the baseline, and forward+backward over
+    the baseline's backward alone (the stricter comparison when the baseline's backward re-runs its
+    forward under autograd, as torch's does through the contract), the worst layer, the network's
+    GFLOP/s and the largest peak extra memory."""
+    baseline = result["settings"]["baseline"]
+    rows = []
+    for s in result["suites"]:
+        for name, e in s["summary"].items():
+            rows.append(_summary_head(s, name, e, baseline) + [
+                fmt_num(e.get("network_gflops_total"), ".1f"),
+                "-" if "max_peak_extra_bytes" not in e else mib(e["max_peak_extra_bytes"]),
+            ])
+    return rows
+
+
+LAYER_HEADER = ["layer", "backend", "batch", "fwd ms", "bwd ms", "fwd GF/s", "f+b GF/s", "fwd x", "bwd x", "f+b x",
+                "GEMM %", "extra MiB f/b"]
+
+
+def layer_rows(suite_rec: dict, baseline: str | None = None) -> list:
+    """Table rows: layer, backend, batch, ms fwd/bwd, GFLOP/s fwd and fwd+bwd, ratio fwd/bwd/total, GEMM %,
+    peak extra MiB (forward/backward). The ratios were computed against the run's baseline; `baseline` is
+    accepted for the callers that pass it."""
+    rows = []
+    for lr in suite_rec["layers"]:
+        for name, r in lr["results"].items():
+            if "error" in r:
+                rows.append([lr["name"], name, str(r["batch"]), "error: " + r["error"][:60]] + [""] * 8)
+                continue
+            ratio = r.get("ratio_to_baseline") or {}
+            frac = r.get("gemm_fraction") or {}
+            peak = r.get("peak_extra_bytes")
+            rows.append([
+                lr["name"], name, str(r["batch"]), f"{r['seconds']['forward'] * 1e3:.2f}",
+                f"{r['seconds']['backward'] * 1e3:.2f}", f"{r['gflops']['forward']:.1f}", f"{r['gflops']['total']:.1f}",
+                fmt_num(ratio.get("forward")), fmt_num(ratio.get("backward")), fmt_num(ratio.get("total")),
+                fmt_num(None if frac.get("total") is None else 100 * frac["total"], ".0f"),
+                "-" if peak is None else f"{mib(peak['forward'])}/{mib(peak['backward'])}",
+            ])
+    return rows
+
+
+def result_header_lines(result: dict) -> list:
+    """Machine, threads, GEMM rate, load average and settings of one bench result (one line each)."""
+    env, g = result["environment"], result["gemm"]
+    th = env["threads"]
+    blas = th.get("blas")
+    blas_txt = blas if isinstance(blas, str) else ", ".join(f"{b['library']} {b['threads']}" for b in blas)
+    libs = ", ".join(f"{k} {v['gflops']:.1f}" for k, v in g["libraries"].items())
+    settings = result["settings"]
+    return [
+        f"machine: {env['processor']} ({env.get('cpus_usable', env['cpus'])} usable CPUs), numpy {env['numpy']}, "
+        f"torch {env.get('torch', '-')}",
+        f"threads: torch {th.get('torch', '-')}, BLAS {blas_txt}",
+        f"float32 GEMM {g['size']}^3 (median, GFLOP/s): {libs}; machine rate {g['machine_gflops']:.1f}",
+        f"load average: start {result['load_average']['start']}, end {result['load_average']['end']}",
+        f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians; "
+        f"ratio x = time per FLOP / {settings['baseline']}'s (> 1 slower)",
+    ]
 
 
 def header_lines(run: BenchRun) -> list:
     """Machine, threads, GEMM rate, load average and settings of the run (one line each)."""
     try:
-        lines = B.header_lines(run.result)
+        lines = result_header_lines(run.result)
     except (KeyError, TypeError, AttributeError):  # an older or trimmed file: say what there is
         env = run.result["environment"]
-        lines = [f"machine: {env.get('processor', '?')}", f"machine GEMM rate {run.result['gemm']['machine_gflops']:.1f} GFLOP/s",
+        lines = [f"machine: {env.get('processor', '?')}",
+                 f"machine GEMM rate {run.result['gemm']['machine_gflops']:.1f} GFLOP/s",
                  f"load average: {run.result['load_average']}"]
     if run.result.get("command"):
         lines.append(f"command: {run.result['command']}")
@@ -121,9 +195,5 @@ def header_lines(run: BenchRun) -> list:
 
 HINT = ("x = time per FLOP relative to the baseline backend (> 1: slower), geometric mean over each suite's layers; "
         "'f+b / baseline bwd' compares forward+backward with the baseline's backward alone, which for an autograd "
-        "backend (torch) re-runs the forward; GEMM % = the network's GFLOP/s as a share of the machine's float32 GEMM rate.")
-
-
-def plot(run: BenchRun) -> str | None:
-    """The bench's GFLOP/s-per-layer plot (SVG text), or None without matplotlib or suites."""
-    return B.plot_svg(run.result)
+        "backend (torch) re-runs the forward; GEMM % = the network's GFLOP/s as a share of the machine's float32 GEMM "
+        "rate.")

@@ -1,16 +1,25 @@
 """The report's pictures, drawn with matplotlib's object API (no pyplot, so no global backend and no
 display: a Figure rendered to SVG by the Agg-free SVG canvas). Each function returns SVG text, or None
 when there is nothing to draw. Text is drawn as paths, so the SVG needs no fonts; the hash salt and the
-absent date make the output byte-for-byte reproducible."""
+absent date make the output byte-for-byte reproducible. PALETTE and style() are the one plot style of
+the reports and of `convspec bench --plot` (:func:`bench_gflops`)."""
 from __future__ import annotations
 
 import io
 
+from convspec import SpecError
+
 from .model import Report
 
 FLOOR = 1e-4  # bound ratios below this (exact results are 0) are drawn at the floor of the log axis
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
-_RC = {"svg.hashsalt": "convspec", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+
+
+def style(font_size: float = 9) -> dict:
+    """matplotlib rc settings of every convspec plot: text as paths, a fixed SVG hash salt, no top or right
+    spine."""
+    return {"svg.hashsalt": "convspec", "svg.fonttype": "path", "font.size": font_size, "axes.spines.top": False,
+            "axes.spines.right": False}
 
 
 def _horizontal() -> dict:
@@ -27,21 +36,19 @@ def _mpl():
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - depends on the environment
-        from convspec import SpecError
-
         raise SpecError("matplotlib", "the report's plots need matplotlib: pip install 'convspec[report]'") from None
     return matplotlib, Figure
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(buf, format="svg", metadata={"Date": None}, **({"bbox_inches": "tight"} if tight else {}))
     return buf.getvalue()
 
 
 def color(report: Report, backend: str) -> str:
     i = report.columns.index(backend) if backend in report.columns else len(report.columns)
-    return _COLORS[i % len(_COLORS)]
+    return PALETTE[i % len(PALETTE)]
 
 
 def bound_ratios(report: Report) -> str | None:
@@ -53,7 +60,7 @@ def bound_ratios(report: Report) -> str | None:
     backends = [b for b in report.columns if any(report.ratios.get(op, {}).get(b) for op in ops)]
     if not ops or not backends:
         return None
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(style()):
         n = len(backends)
         fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(ops) * max(1, n) ** 0.6 + 0.4))
         ax = fig.add_subplot()
@@ -90,7 +97,7 @@ def loss_curves(report: Report) -> str | None:
     curves = [c for c in report.trains if c.losses]
     if not curves and not report.reference_train:
         return None
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(style()):
         fig = Figure(figsize=(7.5, 3.6))
         ax = fig.add_subplot()
         if report.reference_train:
@@ -113,7 +120,7 @@ def weight_diffs(report: Report) -> str | None:
     curves = [c for c in report.trains if c.weight_diff]
     if not curves:
         return None
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(style()):
         fig = Figure(figsize=(7.5, 3.2))
         ax = fig.add_subplot()
         for c in curves:
@@ -140,10 +147,42 @@ def all_plots(report: Report) -> list:
         svg = fn(report)
         if svg:
             out.append((anchor, caption, svg))
-    from . import perf
-
     for i, run in enumerate(report.benches):
-        svg = perf.plot(run)
+        svg = bench_gflops(run.result)
         if svg:
-            out.append((f"plot-perf-{i + 1}", f"Conv forward + backward GFLOP/s per layer and backend ({run.path.name}), with the machine's GEMM rate", svg))
+            caption = (f"Conv forward + backward GFLOP/s per layer and backend ({run.path.name}), "
+                       "with the machine's GEMM rate")
+            out.append((f"plot-perf-{i + 1}", caption, svg))
     return out
+
+
+def bench_gflops(result: dict) -> str | None:
+    """GFLOP/s (forward + backward) per layer per backend of one `convspec bench` result, one panel per
+    suite, with the machine's GEMM rate as a line. SVG text, or None without matplotlib or suites."""
+    try:
+        matplotlib, Figure = _mpl()
+    except SpecError:
+        return None
+    suites = result["suites"]
+    if not suites:
+        return None
+    names = [b["name"] for b in result["backends"]]
+    with matplotlib.rc_context(style(font_size=8)):
+        heights = [max(1.6, 0.32 * len(s["layers"]) * len(names) / 2 + 0.8) for s in suites]
+        fig = Figure(figsize=(8, sum(heights)))
+        axes = fig.subplots(len(suites), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+        rate = result["gemm"]["machine_gflops"]
+        for ax, s in zip(axes, suites):
+            layers = s["layers"]
+            bar = 0.8 / max(len(names), 1)
+            for j, name in enumerate(names):
+                ys = [i + (j - (len(names) - 1) / 2) * bar for i in range(len(layers))]
+                vals = [lr["results"].get(name, {}).get("gflops", {}).get("total", 0.0) for lr in layers]
+                ax.barh(ys, vals, height=bar, color=PALETTE[j % len(PALETTE)], label=name)
+            ax.axvline(rate, color="#555555", linestyle="--", linewidth=0.8, label=f"GEMM {rate:.0f}")
+            ax.set_yticks(range(len(layers)), [lr["name"] for lr in layers])
+            ax.invert_yaxis()
+            ax.set_title(f"{s['name']} (batch {s['batch']}): forward + backward GFLOP/s", loc="left")
+            ax.legend(loc="lower right", fontsize=7, frameon=False)
+        fig.tight_layout()
+        return _svg(fig, tight=False)

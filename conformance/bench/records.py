@@ -1,0 +1,129 @@
+"""The shapes of what `convspec bench --out` writes (schema convspec-bench/1), and the fields derived
+from the timings: per layer and backend the time ratio to the baseline and the share of the machine's
+GEMM rate; per suite the geometric means, the worst layer and the network-weighted totals.
+
+A result is ``{schema, command, started, seconds, settings, environment, load_average, backends, gemm,
+suites}``; a suite ``{name, description, batch, gpu_batch, load_before, load_after, layers, summary}``; a
+layer ``{name, c_in, c_out, size, kernel, out_size, stride, padding, dilation, groups, count,
+flops_per_sample, results}``, with ``results`` ``{backend: {batch, timer, seconds, samples, gflops,
+peak_extra_bytes?, gemm_fraction, ratio_to_baseline}}`` or ``{batch, timer, error}``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import numpy as np
+
+SCHEMA = "convspec-bench/1"
+BASELINE = "torch-cpu"
+
+
+def timing_record(batch: int, timer: str, times: dict, flops: dict, peak: dict | None = None) -> dict:
+    """One backend on one layer: median seconds (forward, backward, and of their per-round sums), the
+    samples, GFLOP/s from `flops` (the layer's at `batch`), and the peak extra bytes when measured."""
+    fwd, bwd = statistics.median(times["forward"]), statistics.median(times["backward"])
+    total = statistics.median([a + b for a, b in zip(times["forward"], times["backward"])])
+    rec = {"batch": batch, "timer": timer, "seconds": {"forward": fwd, "backward": bwd, "total": total},
+           "samples": times}
+    rec["gflops"] = {k: flops[k] / v / 1e9 for k, v in rec["seconds"].items()}
+    if peak is not None:
+        rec["peak_extra_bytes"] = peak
+    return rec
+
+
+def error_record(batch: int, timer: str, error: str) -> dict:
+    return {"batch": batch, "timer": timer, "error": error}
+
+
+def layer_record(layer, results: dict) -> dict:
+    """The layer's JSON record (a suites.Layer), with `results` {backend: timing or error record}."""
+    return {
+        "name": layer.name, "c_in": layer.c_in, "c_out": layer.c_out, "size": list(layer.size),
+        "kernel": list(layer.kernel), "out_size": list(layer.out_sizes()), "stride": layer.stride,
+        "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups, "count": layer.count,
+        "flops_per_sample": {k: v for k, v in layer.flops(1).items()}, "results": results,
+    }
+
+
+def _geomean(values) -> float | None:
+    vals = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
+
+
+def add_ratios(layer_rec: dict, machine_gflops: float, baseline: str = BASELINE) -> None:
+    """Per backend: time per FLOP relative to the baseline (> 1: slower; at equal batch the plain time
+    ratio) and GFLOP/s as a fraction of the machine's GEMM rate."""
+    base = layer_rec["results"].get(baseline, {}).get("gflops")
+    for rec in layer_rec["results"].values():
+        if "gflops" not in rec:
+            continue
+        known = machine_gflops == machine_gflops  # not NaN
+        rec["gemm_fraction"] = {k: v / machine_gflops for k, v in rec["gflops"].items()} if known else None
+        rec["ratio_to_baseline"] = {k: base[k] / v for k, v in rec["gflops"].items()} if base else None
+
+
+def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
+    """Per backend: geometric mean over the suite's layers of the time ratios to the baseline, the
+    worst layer, and the network-weighted totals (layers x their multiplicity)."""
+    names = {n for lr in suite_rec["layers"] for n in lr["results"]}
+    out = {}
+    for name in sorted(names):
+        recs = [lr["results"].get(name, {}) for lr in suite_rec["layers"]]
+        entry = {}
+        ratios = [r.get("ratio_to_baseline") for r in recs]
+        if all(ratios):
+            for k in ("forward", "backward", "total"):
+                entry[f"geomean_ratio_{k}"] = _geomean(r[k] for r in ratios)
+            worst = max(range(len(recs)), key=lambda i: ratios[i]["total"])
+            entry["worst_layer"] = {"name": suite_rec["layers"][worst]["name"], "ratio_total": ratios[worst]["total"]}
+        ok = [(lr, r) for lr, r in zip(suite_rec["layers"], recs) if "seconds" in r]
+        if ok:
+            flops = sum(lr["count"] * lr["flops_per_sample"]["total"] * r["batch"] for lr, r in ok)
+            secs = sum(lr["count"] * r["seconds"]["total"] for lr, r in ok)
+            entry["network_gflops_total"] = flops / secs / 1e9
+            peaks = [max(r["peak_extra_bytes"]["forward"], r["peak_extra_bytes"]["backward"])
+                     for _, r in ok if "peak_extra_bytes" in r]
+            if peaks:
+                entry["max_peak_extra_bytes"] = max(peaks)
+        errors = [lr["name"] for lr, r in zip(suite_rec["layers"], recs) if "error" in r]
+        if errors:
+            entry["errors"] = errors
+        out[name] = entry
+    return out
+
+
+def vs_baseline_backward(suite: dict, backend: str, baseline: str):
+    """(geometric mean, worst layer name, worst ratio) over the suite's layers of backend's
+    forward+backward time / the baseline's backward time; None where a layer lacks either."""
+    ratios = []
+    for lr in suite["layers"]:
+        a, b = lr["results"].get(backend, {}), lr["results"].get(baseline, {})
+        try:
+            r = a["seconds"]["total"] / b["seconds"]["backward"]
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
+        if not (r > 0 and math.isfinite(r)):
+            return None
+        ratios.append((r, lr["name"]))
+    if not ratios:
+        return None
+    worst = max(ratios)
+    return math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios)), worst[1], worst[0]
+
+
+def dump(result: dict, path) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, default=_jsonable)
+        f.write("\n")
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,148 @@
+"""Running the benchmark: every backend side by side on every layer of the chosen suites.
+
+Every backend is timed through the backend contract only: inputs are converted with ``from_numpy`` outside
+the clock, and the clock covers ``conv`` (forward) or ``conv_backward`` (backward) and the backend's
+``synchronize()`` (see timing.py). Backends run interleaved (round robin, the order rotating every round)
+after warm-up calls, and each figure is the median over the rounds, so slow drifts of a shared machine's
+load hit every backend alike. GPU backends run at the suite's larger GPU batch. One GEMM sample is taken
+per layer round (timing.Gemm).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from convspec import SpecError
+
+from ..environment import environment
+from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
+from .suites import Layer, Suite, layer_inputs
+from .timing import Gemm, is_gpu, peak_extra, set_threads, timer_for
+
+
+class _Case:
+    """One layer on one backend: the converted arrays and the two timed calls."""
+
+    def __init__(self, backend, layer: Layer, batch: int, seed: int, dtype: str):
+        self.backend, self.layer, self.batch = backend, layer, batch
+        x, w, b, g = layer_inputs(layer, batch, seed, dtype)
+        self.input_bytes = x.nbytes
+        conv = backend.from_numpy
+        self.x, self.w, self.b, self.g = conv(x), conv(w), conv(b), conv(g)
+        self.params = layer.params()
+        self.timer = timer_for(backend)
+        self.numpy_arrays = isinstance(self.x, np.ndarray)
+        self.times = {"forward": [], "backward": []}
+
+    def forward(self):
+        return self.backend.conv(self.x, self.w, self.b, **self.params)
+
+    def backward(self):
+        return self.backend.conv_backward(self.g, self.x, self.w, self.b, **self.params)
+
+    def run(self, record: bool) -> None:
+        for phase, fn in (("forward", self.forward), ("backward", self.backward)):
+            t = self.timer(fn)
+            if record:
+                self.times[phase].append(t)
+
+    def release(self):
+        self.x = self.w = self.b = self.g = None
+
+
+def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, warmup: int, seed: int, dtype: str,
+                gemm: Gemm, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True) -> dict:
+    """Time one layer on every backend, interleaved. -> the layer's JSON record (without ratios)."""
+    cases = []
+    for bk in backends:
+        n = (gpu_batch or suite.gpu_batch) if is_gpu(bk) else (batch or suite.batch)
+        cases.append(_Case(bk, layer, n, seed, dtype))
+    errors = {}
+    for _ in range(warmup):
+        for c in cases:
+            if c.backend.name not in errors:
+                try:
+                    c.run(record=False)
+                except Exception as exc:  # a backend failing one layer must not stop the others
+                    errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
+    for r in range(repeats):
+        order = cases[r % len(cases):] + cases[:r % len(cases)]
+        for c in order:
+            if c.backend.name in errors:
+                continue
+            try:
+                c.run(record=True)
+            except Exception as exc:
+                errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
+        gemm.sample()
+    results = {}
+    for c in cases:
+        name = c.backend.name
+        if name in errors:
+            results[name] = error_record(c.batch, c.timer.kind, errors[name])
+        else:
+            peak = None
+            if memory and c.numpy_arrays:
+                peak = {"forward": peak_extra(c.forward, c.backend), "backward": peak_extra(c.backward, c.backend),
+                        "input": c.input_bytes}
+            results[name] = timing_record(c.batch, c.timer.kind, c.times, layer.flops(c.batch), peak)
+        c.release()
+    return layer_record(layer, results)
+
+
+def _load() -> list | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed: int = 0, dtype: str = "float32",
+        threads: int = 2, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True,
+        baseline: str = BASELINE, progress=None, command: str | None = None) -> dict:
+    """Benchmark `backends` (contract objects) on `suites`; -> the JSON-serialisable result."""
+    if repeats < 1:
+        raise SpecError("repeats", f"must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise SpecError("warmup", f"must be >= 0, got {warmup}")
+    threads_info = set_threads(threads)
+    gemm = Gemm(seed=seed)
+    for _ in range(3):  # warm the BLAS up, and three samples before any layer
+        gemm.sample()
+    started = time.time()
+    load_start = _load()
+    suite_recs = []
+    for suite in suites:
+        load_before = _load()
+        layers = []
+        for layer in suite.layers:
+            rec = bench_layer(backends, layer, suite, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, gemm=gemm,
+                              batch=batch, gpu_batch=gpu_batch, memory=memory)
+            layers.append(rec)
+            if progress:
+                progress(suite, rec)
+        suite_recs.append({"name": suite.name, "description": suite.description, "batch": batch or suite.batch,
+                           "gpu_batch": gpu_batch or suite.gpu_batch, "load_before": load_before, "load_after": _load(),
+                           "layers": layers})
+    gemm_summary = gemm.summary()
+    for s in suite_recs:
+        for lr in s["layers"]:
+            add_ratios(lr, gemm_summary["machine_gflops"], baseline)
+        s["summary"] = summarize(s, baseline)
+    return {
+        "schema": SCHEMA,
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "seconds": time.time() - started,
+        "settings": {"repeats": repeats, "warmup": warmup, "seed": seed, "dtype": dtype, "threads": threads,
+                     "baseline": baseline},
+        "environment": environment(threads_info),
+        "load_average": {"start": load_start, "end": _load()},
+        "backends": [{"name": b.name, "device": str(getattr(b, "device", "")),
+                      "version": str(getattr(b, "version", "")),
+                      "timer": timer_for(b).kind if not is_gpu(b) else "cuda-events"} for b in backends],
+        "gemm": gemm_summary,
+        "suites": suite_recs,
+    }

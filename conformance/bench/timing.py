@@ -1,0 +1,166 @@
+"""How the benchmark measures: thread settings, the clocks around one call, the machine's GEMM rate and
+the peak extra memory of one call.
+
+The clock covers the call and the backend's ``synchronize()``. CPU backends are timed with
+``time.perf_counter`` (:class:`CpuTimer`); GPU backends (device ``cuda...``) with device events
+(``torch.cuda.Event`` or ``cupy.cuda.Event``, :class:`EventTimer`).
+
+The machine's float32 GEMM rate (:class:`Gemm`) is one square matmul sampled once per layer round, with
+NumPy's BLAS and with torch when present, so that each layer's GFLOP/s can be read as a fraction of what
+this machine's GEMM does right now.
+
+For NumPy-array backends the peak extra memory of one call (:func:`peak_extra`) is measured with
+tracemalloc (NumPy reports its buffers to it) in a separate, untimed call: the peak minus the result
+arrays, i.e. the column matrices and other temporaries.
+"""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+GEMM_SIZE = 1024  # square float32 matmul for the machine's GEMM rate: 2*1024^3 = 2.1 GFLOP
+
+
+def set_threads(n: int) -> dict:
+    """Use n threads in torch (intra-op) and in NumPy's BLAS (via threadpoolctl when installed)."""
+    info = {"requested": n}
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+        info["torch"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        threadpool_limits(n, user_api="blas")
+        info["blas"] = [{"library": p.get("internal_api"), "threads": p.get("num_threads")}
+                        for p in threadpool_info() if p.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = ("threadpoolctl not installed: BLAS threads not set "
+                        "(OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide)")
+    return info
+
+
+class CpuTimer:
+    """Wall clock (perf_counter) around the call and the backend's synchronize()."""
+
+    kind = "perf_counter"
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __call__(self, fn) -> float:
+        self.backend.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        self.backend.synchronize()
+        return time.perf_counter() - t0
+
+
+class EventTimer:
+    """GPU backends: device events recorded around the call on the current stream, read after an event
+    synchronisation (elapsed device time, so host-side launch gaps before the first kernel are not hidden
+    behind an idle GPU). `lib` is "torch" or "cupy". Not exercised on a machine without a GPU."""
+
+    kind = "cuda-events"
+
+    def __init__(self, backend, lib: str):
+        self.backend, self.lib = backend, lib
+        if lib == "torch":
+            import torch
+
+            self._event = lambda: torch.cuda.Event(enable_timing=True)
+            self._elapsed_ms = lambda a, b: a.elapsed_time(b)
+        else:
+            import cupy
+
+            self._event = lambda: cupy.cuda.Event()
+            self._elapsed_ms = lambda a, b: cupy.cuda.get_elapsed_time(a, b)
+
+    def __call__(self, fn) -> float:
+        self.backend.synchronize()
+        start, stop = self._event(), self._event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        self.backend.synchronize()
+        return self._elapsed_ms(start, stop) / 1000.0
+
+
+def timer_for(backend):
+    if not str(getattr(backend, "device", "cpu")).startswith("cuda"):
+        return CpuTimer(backend)
+    lib = "cupy" if "cupy" in type(backend).__module__ or "cupy" in backend.name else "torch"
+    return EventTimer(backend, lib)
+
+
+def is_gpu(backend) -> bool:
+    return str(getattr(backend, "device", "cpu")).startswith("cuda")
+
+
+class Gemm:
+    """The machine's float32 GEMM rate, sampled between layer rounds with each available library."""
+
+    def __init__(self, size: int = GEMM_SIZE, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.size = size
+        self.flops = 2 * size ** 3
+        self.a = rng.standard_normal((size, size), dtype=np.float32)
+        self.b = rng.standard_normal((size, size), dtype=np.float32)
+        self.out = np.empty((size, size), dtype=np.float32)
+        self.samples: dict = {"numpy": []}
+        try:
+            import torch
+
+            self.ta, self.tb, self.tout = torch.from_numpy(self.a), torch.from_numpy(self.b), torch.empty(size, size)
+            self.samples["torch"] = []
+        except ImportError:
+            self.ta = None
+
+    def sample(self) -> None:
+        t0 = time.perf_counter()
+        np.matmul(self.a, self.b, out=self.out)
+        self.samples["numpy"].append(time.perf_counter() - t0)
+        if self.ta is not None:
+            import torch
+
+            t0 = time.perf_counter()
+            torch.mm(self.ta, self.tb, out=self.tout)
+            self.samples["torch"].append(time.perf_counter() - t0)
+
+    def summary(self) -> dict:
+        libs = {lib: {"gflops": self.flops / statistics.median(s) / 1e9, "samples": len(s)}
+                for lib, s in self.samples.items() if s}
+        rate = max((v["gflops"] for v in libs.values()), default=float("nan"))
+        return {"size": self.size, "libraries": libs, "machine_gflops": rate}
+
+
+def _nbytes(a) -> int:
+    return int(getattr(a, "nbytes", 0) or 0)
+
+
+def peak_extra(fn, backend=None) -> int:
+    """Peak traced memory of fn() above the start, minus what it returns (the results themselves).
+    A backend that caches work buffers between calls may define ``release_memory()``: it is called
+    first, so that the buffers are allocated (and counted) inside the measured call."""
+    release = getattr(backend, "release_memory", None)
+    if callable(release):
+        release()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    outs = out if isinstance(out, tuple) else (out,)
+    return max(peak - base - sum(_nbytes(o) for o in outs if o is not None), 0)

@@ -1,0 +1,143 @@
+"""Formatting a report's aggregates as plain text, shared by the Markdown and HTML renderings: cell texts
+and symbols, numbers, the training table, the environment and backend rows of a run, and one failure.
+
+:func:`failure_lines` is the one place that renders an individual failure (what went wrong, the repro
+command, the smallest failing case); its markup comes from the caller, plain text by default.
+"""
+from __future__ import annotations
+
+from .model import NOT_RUN, UNAVAILABLE, Cell, Report
+
+
+def fmt_num(v, spec: str = ".2f") -> str:
+    """`v` formatted with `spec`, or '-' for None."""
+    return "-" if v is None else format(v, spec)
+
+
+def mib(n) -> str:
+    """Bytes as MiB with one decimal."""
+    return f"{n / 2**20:.1f}"
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def failure_lines(case: dict, *, strong=_same, code=_same, block=_same, text=_same) -> list:
+    """The lines that show one failed case record (status fail/error/timeout/crashed/invalid):
+
+        [head, block(repro)] + [minimal, block(minimal repro)] when shrinking found a smaller failing case
+
+    head is ``strong(STATUS) code(backend) code(case_id): text(problem)``, the problem being
+    :func:`first_problem` (the first failing check and its first mismatching element, else the message's
+    last line). The callbacks add markup and escaping, each given the plain string: ``strong`` the status,
+    ``code`` a backend or case id, ``block`` a repro command, ``text`` other prose; plain text by default."""
+    head = f"{strong(case['status'].upper())} {code(case['backend'])} {code(case['case_id'])}: "
+    lines = [head + text(first_problem(case)), block(case["repro"])]
+    mini = case.get("minimal")
+    if mini and mini.get("case_id") != case["case_id"]:
+        lines += [f"{text('smallest failing case found by shrinking:')} {code(mini['case_id'])}", block(mini["repro"])]
+    return lines
+
+
+def first_problem(c: dict) -> str:
+    """One line saying what went wrong in a failed case: the first failing check and its mismatch."""
+    for chk in c.get("checks", []):
+        if chk.get("status") != "pass":
+            m = chk.get("mismatch")
+            if m:
+                return (
+                    f"{chk['what']}: {m['count']} of {m['of']} elements off; at {tuple(m['index'])} "
+                    f"expected {m['expected']}, "
+                    f"got {m['got']} (bound {m['bound']})"
+                )
+            msg = last_line(chk.get("message", ""))
+            return f"{chk['what']}: {chk['status']}" + (f": {msg}" if msg else "")
+    return last_line(c.get("message", "")) or c["status"]
+
+
+def last_line(text) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+SYMBOL = {"pass": "✅", "fail": "❌", "deviation": "⚠️", "unsupported": "➖", "unavailable": "⛔", "invalid": "🚫",
+          NOT_RUN: "·", "ran": "ℹ️"}
+KIND_WORDS = {
+    "pass": "every case within its error bound (or bit-exact where required)",
+    "fail": "at least one case failed, raised, timed out or crashed",
+    "deviation": "differs from the spec where the backend declares a known deviation",
+    "unsupported": "the backend does not implement the op, a parameter or a dtype",
+    "unavailable": "the backend could not run on that machine",
+    "invalid": "the spec rejects the case itself (a bug in the suite's case generation)",
+    NOT_RUN: "no case of this op was run on this backend",
+}
+
+
+def cell_text(cell: Cell) -> str:
+    """'fail 3 · pass 81', 'unavailable', 'not run'."""
+    if cell.kind in (UNAVAILABLE, NOT_RUN):
+        return cell.kind
+    return " · ".join(f"{s} {n}" for s, n in cell.parts)
+
+
+def fmt_ratio(v) -> str:
+    if v is None:
+        return "–"
+    if v == 0:
+        return "0"
+    return f"{v:.2g}" if v < 100 else f"{v:.3g}"
+
+
+def train_table(report: Report) -> tuple:
+    """(header, rows) summarising each training run: steps, first/final loss, the reference's final
+    loss, the largest weight difference, then every scalar field any record carries."""
+    extra = []
+    for c in report.trains:
+        for k in c.scalars:
+            if k not in extra:
+                extra.append(k)
+    fixed = ["backend", "steps", "first loss", "final loss", "reference final loss", "max weight diff"]
+    extra = [k for k in extra if k not in fixed]  # e.g. a record's own 'steps' count
+    header = fixed + extra
+    ref_final = report.reference_train[-1][1] if report.reference_train else None
+    rows = []
+    for c in report.trains:
+        ref = c.reference[-1][1] if c.reference else ref_final
+        rows.append([
+            c.backend, str(len(c.losses)) if c.losses else "–",
+            f"{c.losses[0][1]:.4g}" if c.losses else "–", f"{c.losses[-1][1]:.4g}" if c.losses else "–",
+            f"{ref:.4g}" if ref is not None else "–",
+            f"{max(y for _, y in c.weight_diff):.3g}" if c.weight_diff else "–",
+        ] + [_plain(c.scalars.get(k, "–")) for k in extra])
+    return header, rows
+
+
+def _plain(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def environment_rows(run) -> list:
+    """[(key, value)] describing one run: where, what software, which profile and shard."""
+    h = run.header
+    env = h.get("environment", {})
+    i, n = h["shard"]
+    rows = [("file", run.path.name), ("host", env.get("host", "?"))]
+    rows += [(k, str(v)) for k, v in env.items() if k != "host"]
+    rows += [
+        ("spec version", h["spec_version"]), ("profile", h["profile"]), ("seed", str(h["seed"])), ("shard", f"{i}/{n}"),
+        ("started", h["started"]), ("finished", "yes" if run.finished else "no (interrupted: partial results)"),
+        ("command", "convspec " + " ".join(h.get("argv", []))),
+    ]
+    return rows
+
+
+def backend_rows(run) -> list:
+    """[(name, status, version, device, dtypes, plugin)] of the backend records of one run."""
+    out = []
+    for b in run.of("backend"):
+        status = "available" if b["available"] else f"unavailable: {b['reason']}"
+        out.append((b["name"], status, b["version"], b["device"], ", ".join(b["dtypes"]), b["plugin"]))
+    return out
