@@ -111,6 +111,15 @@ def test_bad_settings():
         bench.run([NumpyBackend()], [bench.tiny_suite()], repeats=0)
 
 
+def test_rendering_names_moved_to_report_still_import_from_bench():
+    from convspec.conformance.bench import SUMMARY_HEADER, layer_rows, markdown_table, plot_svg, summary_rows
+    from convspec.conformance.report import perf, plots
+
+    assert layer_rows is perf.layer_rows and summary_rows is perf.bench_summary_rows and plot_svg is plots.bench_gflops
+    assert SUMMARY_HEADER == perf.BENCH_SUMMARY_HEADER
+    assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
 def test_cli_writes_json_markdown_and_plot(tmp_path):
     out, md, svg = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.svg"
     res = CliRunner().invoke(main, ["bench", "-b", "numpy", "--baseline", "numpy", "--suite", "tiny", "--repeats", "1", "--warmup", "0",

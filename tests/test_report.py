@@ -23,6 +23,7 @@ from convspec.conformance import report as rep
 from convspec.conformance.cli import main
 from convspec.conformance.report import html as report_html
 from convspec.conformance.report import schema as S
+from convspec.conformance.report.format import failure_lines
 from convspec.conformance.report.load import MergeError, load, load_file
 from convspec.conformance.report.model import build, features
 from convspec.conformance.results import ResultFileError
@@ -347,6 +348,15 @@ def test_markdown_detail_sections(runs, mixed_report):
     assert max(tanh) > 0
     ratio_row = next(ln for ln in md[md.index("## Bound ratios"):].splitlines() if ln.startswith("| `tanh` |"))
     assert ratio_row.split(" | ")[1].startswith(fmt_ratio(max(tanh)) + " / ")
+
+
+def test_failure_lines_render_one_failure_plain_or_with_markup(runs):
+    fail = next(r for r in records(runs / "mixed.jsonl") if r["record"] == "case" and r["status"] == "fail")
+    head, repro, *mini = failure_lines(fail)
+    assert head.startswith(f"FAIL {fail['backend']} {fail['case_id']}: ") and repro == fail["repro"]
+    assert len(mini) in (0, 2)
+    marked = failure_lines(fail, strong=lambda s: f"**{s}**", code=lambda s: f"`{s}`", block=lambda s: f"$ {s}")
+    assert marked[0].startswith(f"**FAIL** `{fail['backend']}` `{fail['case_id']}`: ") and marked[1] == "$ " + fail["repro"]
 
 
 def test_html_is_self_contained_with_matrix_and_plot(runs, mixed_report):
