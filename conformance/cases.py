@@ -20,7 +20,8 @@ import numpy as np
 
 from convspec import SpecError
 
-from .ops import OPS
+from . import registry
+from .registry import OPS
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ class Case:
         """Readable and unique: op[dims, key params, dtype, data]#hash."""
         p = self.params
         bits = []
-        x = self.shapes.get(OPS[self.op].arrays[0])
-        if self.op in ("conv", "convolve", "conv_transpose", "max_pool", "avg_pool") and x:
+        info = registry.get(self.op)
+        x = self.shapes.get(info.arrays[0])
+        if info.spatial and x:
             bits.append(f"{len(x) - 2}d")
-        for k in ("kernel_size", "stride", "padding", "dilation", "groups", "output_padding", "ceil_mode", "count_include_pad", "k"):
+        for k in registry.ID_PARAMS:
             if k in p:
                 bits.append(f"{k}={_short(p[k])}")
         bits += [self.dtype, self.data]
@@ -81,8 +83,8 @@ class Case:
         out = []
         for name in info.arrays:
             shape = self.shapes.get(name)
-            if name == "labels":
-                out.append(self._labels(rng))
+            if info.special_inputs.get(name) == "labels":
+                out.append(self._labels(rng, name, info))
                 continue
             if shape is None:
                 out.append(None)
@@ -94,11 +96,12 @@ class Case:
             out.append(a.astype(self.dtype))
         return out
 
-    def _labels(self, rng):
-        if self.values is not None and "labels" in self.values:
-            return np.asarray(self.values["labels"], dtype=np.int64)
-        n, k = self.shapes["logits"]
-        return rng.integers(0, k, size=n).astype(np.int64)
+    def _labels(self, rng, name, info):
+        """Class indices in [0, K), K = axis 1 of the op's first input."""
+        if self.values is not None and name in self.values:
+            return np.asarray(self.values[name], dtype=np.int64)
+        k = self.shapes[info.arrays[0]][1]
+        return rng.integers(0, k, size=self.shapes[name]).astype(np.int64)
 
     def grad_output(self, shape) -> np.ndarray:
         """The incoming gradient for the backward check (integers for exact cases)."""

@@ -9,47 +9,15 @@ from collections import Counter, defaultdict
 import click
 
 from convspec import SpecError
-from convspec import reference as R
 
-from . import plugins as plugin_loader
+from . import registry
 from .cases import Case
 from .evaluate import reference_result
 from .lenet.check import lenet_record
+from .records import BAD, DISPLAY_ORDER, failure_text
 from .results import ResultWriter, run_record
-from .run import BAD, Plan, applies, execute, plan_cases
-
-
-def load_registry(plugin, names=()):
-    """The plugins' registry, with plugin load errors reported and every name in `names` checked to
-    be a registered backend (a usage error listing the valid names otherwise)."""
-    reg = plugin_loader.load(plugin)
-    for err in reg.load_errors:
-        click.echo(f"convspec: plugin {err.plugin!r} failed to load: {err.error}", err=True)
-    for n in names:
-        if n not in reg.backends:
-            raise click.BadParameter(f"unknown backend {n!r}; valid names: {', '.join(reg.backends) or '(none found)'}", param_hint="--backend")
-    return reg
-
-
-def availability(backend) -> str | None:
-    try:
-        return backend.availability()
-    except Exception as exc:  # a backend whose availability check itself breaks is unavailable
-        return f"availability check raised {exc!r}"
-
-
-def backend_rows(reg, names=None) -> list:
-    """One row per backend (those named, or all): availability, version, device, dtypes, plugin."""
-    rows = []
-    for name, b in reg.backends.items():
-        if names is not None and name not in names:
-            continue
-        reason = availability(b)
-        rows.append({
-            "name": name, "available": reason is None, "reason": reason, "version": str(getattr(b, "version", "")),
-            "device": getattr(b, "device", ""), "dtypes": list(getattr(b, "dtypes", ())), "plugin": reg.origins[name],
-        })
-    return rows
+from .commands.common import availability, backend_rows, load_registry  # noqa: F401  (also imported from here)
+from .run import Plan, applies, execute, plan_cases
 
 
 class _Group(click.Group):
@@ -123,8 +91,8 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
     reg = load_registry(plugin, names)
     known = list(reg.backends)
     for op in ops:
-        if op not in R.OPS:
-            raise click.BadParameter(f"unknown op {op!r}; valid ops: {', '.join(R.OPS)}", param_hint="--op")
+        if op not in registry.OPS:
+            raise click.BadParameter(f"unknown op {op!r}; valid ops: {', '.join(registry.OPS)}", param_hint="--op")
     only = None
     if case_json:
         try:
@@ -134,7 +102,7 @@ def run(names, ops, profile, seed, out, jobs, shard, timeout, resume, case_json,
     shard = _parse_shard(shard)
     # the LeNet check: full profile, all ops, once per backend (in shard 1 of a split run)
     lenet = profile == "full" and not ops and only is None and shard[0] == 1
-    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or tuple(R.OPS), shard=shard, timeout=timeout, jobs=jobs, only_case=only,
+    plan = Plan(profile=profile, seed=seed, ops=tuple(ops) or registry.names(), shard=shard, timeout=timeout, jobs=jobs, only_case=only,
                 sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds, lenet_steps=LENET_STEPS if lenet else 0)
 
     selected = [reg.backends[n] for n in (names or known)]
@@ -212,33 +180,24 @@ def _print_summary(console, backends, counts, failures):
     from rich.table import Table
     from rich.text import Text
 
-    statuses = ("pass", "fail", "error", "deviation", "unsupported", "timeout", "crashed", "invalid")
     t = Table(title="convspec conformance", show_lines=False)
     t.add_column("op")
     for b in backends:
         t.add_column(b.name)
-    for op in (*R.OPS, "lenet"):
+    for op in (*registry.names(), "lenet"):
         cells = []
         for b in backends:
             c = counts.get((b.name, op))
-            cells.append("-" if not c else " ".join(f"{s}:{c[s]}" for s in statuses if c[s]))
+            cells.append("-" if not c else " ".join(f"{s}:{c[s]}" for s in DISPLAY_ORDER if c[s]))
         if any(cell != "-" for cell in cells):
             t.add_row(op, *cells)
     console.print(t)
     for r in failures[:20]:
-        first = next((c for c in r.get("checks", []) if c["status"] != "pass"), {})
-        detail = first.get("mismatch") or _last_line(first.get("message", "")) if first else _last_line(r.get("message", ""))
-        where = f" {first.get('what')}: {detail}" if first else f" {detail}"
-        console.print(Text.assemble((r["status"].upper(), "bold red"), f" {r['backend']} {r['case_id']}{where}\n    repro: {r['repro']}"), soft_wrap=True)
-        if r.get("minimal"):
-            console.print(Text(f"    minimal failing config: {r['minimal']['case_id']}\n    minimal repro: {r['minimal']['repro']}"), soft_wrap=True)
+        head, *rest = failure_text(r, brief=True).split("\n")
+        status = str(r["status"]).upper()
+        console.print(Text.assemble((status, "bold red"), head[len(status):], *("\n" + ln for ln in rest)), soft_wrap=True)
     if len(failures) > 20:
         console.print(Text(f"... and {len(failures) - 20} more failures in the results file"))
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 from .commands import register_commands  # noqa: E402  (sub-commands of other modules)

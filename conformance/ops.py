@@ -1,39 +1,59 @@
-"""What the engine knows about each op: its array inputs, which of them are differentiable, its index
-companion and its group in the reports. The semantics themselves live in convspec.reference."""
+"""The built-in ops of the registry: one entry per op, holding every fact the engine needs about it.
+
+Adding an op: write its module in reference/ (the literal definition and the fast form) and add its
+entry here (or register() it from a plugin or a test); nothing else in the engine lists ops.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
-
-@dataclass(frozen=True)
-class OpInfo:
-    name: str
-    arrays: tuple[str, ...]  # positional array arguments, in the forward's order
-    differentiable: tuple[str, ...]  # the inputs <op>_backward returns gradients for, in order
-    group: str
-    index_op: str | None = None  # an index-valued companion that must match exactly
-
+from . import tolerance as T
+from .registry import OPS, OpInfo, groups, register
+from .sources import strategies as S
 
 _CONV = ("x", "w", "b")
-OPS: dict[str, OpInfo] = {
-    op.name: op
-    for op in (
-        OpInfo("conv", _CONV, _CONV, "convolution"),
-        OpInfo("convolve", _CONV, _CONV, "convolution"),
-        OpInfo("conv_transpose", ("y", "w", "b"), ("y", "w", "b"), "transposed convolution"),
-        OpInfo("max_pool", ("x",), ("x",), "pooling", "max_pool_indices"),
-        OpInfo("avg_pool", ("x",), ("x",), "pooling"),
-        OpInfo("global_max_pool", ("x",), ("x",), "pooling"),
-        OpInfo("global_avg_pool", ("x",), ("x",), "pooling"),
-        OpInfo("kmax_pool", ("x",), ("x",), "pooling", "kmax_pool_indices"),
-        OpInfo("relu", ("x",), ("x",), "activations"),
-        OpInfo("sigmoid", ("x",), ("x",), "activations"),
-        OpInfo("tanh", ("x",), ("x",), "activations"),
-        OpInfo("linear", _CONV, _CONV, "fully connected"),
-        OpInfo("flatten", ("x",), ("x",), "fully connected"),
-        OpInfo("add", ("x", "y"), ("x", "y"), "fully connected"),
-        OpInfo("softmax", ("z",), ("z",), "losses"),
-        OpInfo("cross_entropy", ("logits", "labels"), ("logits",), "losses"),
-    )
-}
-GROUPS = ("convolution", "transposed convolution", "pooling", "activations", "fully connected", "losses")
+
+for _info in (
+    OpInfo(name="conv", arrays=_CONV, differentiable=_CONV, group="convolution", error_model=T.conv_model,
+           strategy=partial(S.conv_cases, "conv"), exact=True, spatial=True, products=True),
+    OpInfo(name="convolve", arrays=_CONV, differentiable=_CONV, group="convolution", error_model=T.convolve_model,
+           strategy=partial(S.conv_cases, "convolve"), exact=True, spatial=True, products=True),
+    OpInfo(name="conv_transpose", arrays=("y", "w", "b"), differentiable=("y", "w", "b"),
+           group="transposed convolution", error_model=T.conv_transpose_model,
+           strategy=partial(S.conv_cases, "conv_transpose"), exact=True, spatial=True, products=True),
+    OpInfo(name="max_pool", arrays=("x",), differentiable=("x",), index_op="max_pool_indices", group="pooling",
+           error_model=T.max_pool_model, strategy=partial(S.pool_cases, "max_pool"), exact=True, spatial=True),
+    OpInfo(name="avg_pool", arrays=("x",), differentiable=("x",), group="pooling", error_model=T.avg_pool_model,
+           strategy=partial(S.pool_cases, "avg_pool"), spatial=True),
+    OpInfo(name="global_max_pool", arrays=("x",), differentiable=("x",), group="pooling",
+           error_model=T.exact_model, strategy=partial(S.global_pool_cases, "global_max_pool"), exact=True,
+           spatial=True),
+    OpInfo(name="global_avg_pool", arrays=("x",), differentiable=("x",), group="pooling",
+           error_model=T.global_avg_pool_model, strategy=partial(S.global_pool_cases, "global_avg_pool"),
+           spatial=True),
+    OpInfo(name="kmax_pool", arrays=("x",), differentiable=("x",), index_op="kmax_pool_indices", group="pooling",
+           error_model=T.exact_model, strategy=S.kmax_cases, exact=True),
+    OpInfo(name="relu", arrays=("x",), differentiable=("x",), group="activations", error_model=T.exact_model,
+           strategy=partial(S.elementwise_cases, "relu"), exact=True),
+    OpInfo(name="sigmoid", arrays=("x",), differentiable=("x",), group="activations", error_model=T.sigmoid_model,
+           strategy=partial(S.elementwise_cases, "sigmoid")),
+    OpInfo(name="tanh", arrays=("x",), differentiable=("x",), group="activations", error_model=T.tanh_model,
+           strategy=partial(S.elementwise_cases, "tanh")),
+    OpInfo(name="linear", arrays=_CONV, differentiable=_CONV, group="fully connected", error_model=T.linear_model,
+           strategy=S.linear_cases, exact=True, products=True),
+    OpInfo(name="flatten", arrays=("x",), differentiable=("x",), group="fully connected", error_model=T.exact_model,
+           strategy=S.flatten_cases, exact=True),
+    OpInfo(name="add", arrays=("x", "y"), differentiable=("x", "y"), group="fully connected",
+           error_model=T.add_model, strategy=S.add_cases, exact=True),
+    OpInfo(name="softmax", arrays=("z",), differentiable=("z",), group="losses", error_model=T.softmax_model,
+           strategy=partial(S.loss_cases, "softmax")),
+    OpInfo(name="cross_entropy", arrays=("logits", "labels"), differentiable=("logits",), group="losses",
+           error_model=T.cross_entropy_model, strategy=partial(S.loss_cases, "cross_entropy"),
+           special_inputs={"labels": "labels"}),
+):
+    register(_info)
+
+#: the report groups, in order
+GROUPS = groups()
+
+__all__ = ["OPS", "GROUPS", "OpInfo", "register"]

@@ -47,11 +47,12 @@ class CaseFailure(Exception):
 def suite_cases(registry, *, profile: str = "quick", seed: int = 0, ops=None, backend=None) -> list:
     """Every case of every registered source, in the engine's stable order (for `backend`: the ones
     it is asked, i.e. optional precision tiers only where it declares them)."""
-    from convspec import reference as R
-
     from .run import Plan, applies, plan_cases
 
-    cases = plan_cases(Plan(profile=profile, seed=seed, ops=tuple(ops or R.OPS), sources=registry.case_sources))
+    plan = Plan(profile=profile, seed=seed, sources=registry.case_sources)
+    if ops:
+        plan.ops = tuple(ops)
+    cases = plan_cases(plan)
     return cases if backend is None else [c for c in cases if applies(c, backend)]
 
 
@@ -69,42 +70,9 @@ def run_suite(backend: str, *, profile: str = "quick", seed: int = 0, ops=None, 
 
 def failure_report(backend: str, result: dict) -> str:
     """A readable account of a bad result: status, each check, the first mismatching element, repro."""
-    lines = [f"convspec: backend {backend} {result['status'].upper()} on {result['case_id']}"]
-    for c in result.get("checks", []):
-        what = f"  {c['what']:<10}"
-        if c["status"] == "pass":
-            ratio = c.get("bound_ratio")
-            lines.append(f"{what} pass" + (f" (worst |error| / bound = {_fmt(ratio)})" if ratio is not None else ""))
-            continue
-        m = c.get("mismatch")
-        if m:
-            lines.append(
-                f"{what} {c['status'].upper()}: {m['count']} of {m['of']} elements outside the bound; first at index "
-                f"{m['index']}: expected {_fmt(m['expected'])}, got {_fmt(m['got'])}, bound {_fmt(m['bound'])} "
-                f"(worst |error| / bound = {_fmt(c.get('bound_ratio'))})"
-            )
-        else:
-            lines.append(f"{what} {c['status'].upper()}" + _block(c.get("message", ""), 4))
-    if result.get("message"):
-        lines.append(f"  {result['status']}" + _block(result["message"], 4))
-    lines.append(f"  repro: {result['repro']}")
-    if result.get("source") == "property":
-        lines.append("  (a hypothesis-drawn case: the repro command also searches for the minimal failing configuration of this op)")
-    return "\n".join(lines)
+    from .records import failure_text
 
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def _block(text: str, n: int) -> str:
-    """': one line', or ':' and the lines below, indented by n."""
-    lines = str(text).rstrip().splitlines()
-    if len(lines) <= 1:
-        return f": {lines[0].strip()}" if lines else ""
-    return ":\n" + "\n".join(" " * n + ln for ln in lines)
+    return "convspec: " + failure_text({**result, "backend": backend})
 
 
 # -- xfail / skip files -------------------------------------------------------------------------------
@@ -189,14 +157,13 @@ def pytest_configure(config):
     names = config.getoption("convspec_backend", None)
     if not names:
         return  # inert
-    from convspec import reference as R
-
     from . import plugins as loader
+    from . import registry as op_registry
 
     ops = tuple(config.getoption("convspec_op") or ())
     for op in ops:
-        if op not in R.OPS:
-            raise pytest.UsageError(f"--convspec-op: unknown op {op!r}; valid ops: {', '.join(R.OPS)}")
+        if op not in op_registry.OPS:
+            raise pytest.UsageError(f"--convspec-op: unknown op {op!r}; valid ops: {', '.join(op_registry.OPS)}")
     reg = loader.load(tuple(config.getoption("convspec_plugin")))
     for err in reg.load_errors:
         warnings.warn(pytest.PytestConfigWarning(f"convspec plugin {err.plugin!r} failed to load: {err.error}"))
@@ -209,7 +176,7 @@ def pytest_configure(config):
         names=list(dict.fromkeys(names)),
         profile=config.getoption("convspec_profile"),
         seed=config.getoption("convspec_seed"),
-        ops=ops or tuple(R.OPS),
+        ops=ops or op_registry.names(),
         xfails=[p for f in config.getoption("convspec_xfails") for p in read_patterns(f, "--convspec-xfails")],
         skips=[p for f in config.getoption("convspec_skips") for p in read_patterns(f, "--convspec-skips")],
         plugins=tuple(config.getoption("convspec_plugin")),
@@ -292,11 +259,7 @@ class CaseItem(pytest.Item):
         reason = state.availability[self.backend_name]
         if reason:
             pytest.skip(f"backend {self.backend_name} unavailable: {reason}")
-        r = evaluate(backend, self.case)
-        if state.plugins:
-            from .evaluate import repro
-
-            r["repro"] = repro(self.backend_name, self.case, state.plugins)
+        r = evaluate(backend, self.case, plugins=state.plugins)
         self.user_properties.append(("convspec_status", r["status"]))
         status = r["status"]
         if status == "pass":

@@ -3,29 +3,31 @@ processes, optionally in parallel), shrink property failures, and stream results
 from __future__ import annotations
 
 import hashlib
-import traceback
 import multiprocessing as mp
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from convspec import SpecError
-from convspec import reference as R
-
 from convspec.api.backend import product_roundoff
+
+from . import registry
 from .cases import Case
-from .evaluate import reference_result, repro
+from .evaluate import reference_result
+from .records import BAD, CaseResult, Status, format_exception, repro
+from .sources import as_source, shrinker_of
 from .worker import Worker
 
-BAD = ("fail", "error", "timeout", "crashed")
+__all__ = ["BAD", "Plan", "applies", "plan_cases", "execute", "run_unit", "ReferenceCache"]
 
 
 @dataclass
 class Plan:
     profile: str = "quick"
     seed: int = 0
-    ops: tuple = tuple(R.OPS)
+    ops: tuple = field(default_factory=registry.names)
     shard: tuple = (1, 1)  # (i, n): run the i-th of n shards
     timeout: float = 60.0
     jobs: int = 1
@@ -53,7 +55,7 @@ def plan_cases(plan: Plan) -> list:
         return [plan.only_case]
     cases = []
     for name, source in plan.sources.items():
-        cases.extend(source(plan.profile, plan.seed, plan.ops))
+        cases.extend(as_source(source).cases(plan.profile, plan.seed, plan.ops))
     i, n = plan.shard
     if n > 1:
         cases = [c for c in cases if int(hashlib.sha1(c.id.encode()).hexdigest(), 16) % n == i - 1]
@@ -68,7 +70,7 @@ def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
     """The minimal failing configuration hypothesis finds for this op on this backend, as a
     {case_id, case, repro, checks} record, or None. Within plan.shrink_seconds; when the budget
     runs out, the smallest failing configuration seen so far."""
-    shrink = getattr(plan.sources.get(case.source), "shrink", None)
+    shrink = shrinker_of(plan.sources.get(case.source))
     if shrink is None:
         return None
     deadline = time.monotonic() + plan.shrink_seconds
@@ -81,7 +83,7 @@ def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
             if time.monotonic() > deadline:
                 return False
             r = worker.run(c)
-            memo[key] = r["status"] in ("fail", "error")
+            memo[key] = r["status"] in (Status.FAIL, Status.ERROR)
             if memo[key]:
                 failing[key] = (c, r)
         return memo[key]
@@ -122,21 +124,18 @@ class ReferenceCache:
 CACHE = ReferenceCache()
 
 
-def _engine_error(plan: Plan, backend, case: Case, exc: BaseException) -> dict:
+def _engine_error(plan: Plan, backend, case: Case, exc: BaseException, status=Status.ERROR, message=None) -> dict:
     """A case the engine itself could not finish (a bug of ours, not the backend's): recorded, and
     the run goes on."""
-    return {
-        "record": "case", "backend": backend.name, "case_id": case.id, "op": case.op, "source": case.source, "dtype": case.dtype,
-        "case": case.spec(), "repro": repro(backend.name, case, plan.plugins), "status": "error", "checks": [], "bound_ratio": None,
-        "seconds": 0.0, "message": "convspec engine error:\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
-    }
+    return CaseResult(case, status, backend=backend.name, plugins=plan.plugins,
+                      message=message or "convspec engine error:\n" + format_exception(exc)).to_dict()
 
 
 def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
     the minimal failing configuration of its op (shrunk once per op and backend). lenet: also run the
     LeNet-5 training equivalence check (plan.lenet_steps steps)."""
-    worker = Worker(backend, plan.timeout)
+    worker = Worker(backend, plan.timeout, plan.plugins)
     minimal: dict = {}
     try:
         for case in cases:
@@ -144,22 +143,16 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
                 reference, ref_seconds = CACHE.get(case, product_roundoff(backend))
                 r = worker.run(case, reference)
                 r["reference_seconds"] = round(ref_seconds, 6)
-                if r["status"] in ("fail", "error") and case.source == "property" and plan.shrink_seconds > 0:
+                if r["status"] in (Status.FAIL, Status.ERROR) and case.source == "property" and plan.shrink_seconds > 0:
                     if case.op not in minimal:
                         minimal[case.op] = _shrink(plan, worker, case)
                     if minimal[case.op]:
                         r["minimal"] = minimal[case.op]
-                r["backend"] = backend.name
-                r["record"] = "case"
-                if plan.plugins:
-                    r["repro"] = repro(backend.name, case, plan.plugins)
             except Exception as exc:
                 r = _engine_error(plan, backend, case, exc)
             emit(r)
         if lenet and plan.lenet_steps > 0 and backend.name not in plan.lenet_done:
-            r = worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout)
-            r["backend"], r["record"] = backend.name, "case"
-            emit(r)
+            emit(worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout))
     finally:
         worker.close()
 
@@ -200,8 +193,8 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
         why = errors.get(k) or f"exit code {units_exit.get(k)}"
         for case in cases:
             if case.id not in finished[k]:
-                emit({**_engine_error(plan, b, case, RuntimeError("the unit process running this case died")),
-                      "status": "crashed", "message": f"the process running this part of the run died before this case: {why}"})
+                emit(_engine_error(plan, b, case, None, Status.CRASHED,
+                                   f"the process running this part of the run died before this case: {why}"))
 
     while pending or procs:
         while pending and len(procs) < plan.jobs:

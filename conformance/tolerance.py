@@ -24,7 +24,7 @@ import numpy as np
 
 from convspec import reference as R
 
-from .ops import OPS
+from . import registry
 
 C_FN = 8
 
@@ -47,19 +47,20 @@ def _abs(a):
 
 
 def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str, product_roundoff: float = 0.0):
-    """(forward bound, [bound per gradient]) for float64 inputs `inputs` and incoming gradient g.
+    """(forward bound, [bound per gradient]) for float64 inputs `inputs` and incoming gradient g, from
+    the op's error model in the registry.
 
     product_roundoff: a mixed-precision tier that rounds both factors of each product of the
-    convolutions and matrix products to a narrower format first (TF32: 10-bit mantissas,
-    u = 2**-11) adds (2u + u^2) * (|x| conv |w|): each product is then off by that much relative.
+    convolutions and matrix products (registry flag `products`) to a narrower format first (TF32:
+    10-bit mantissas, u = 2**-11) adds (2u + u^2) * (|x| conv |w|): each product is then off by that
+    much relative.
 
     With gradual underflow every operation may also add an absolute error of half the smallest
     subnormal (Higham eq. 2.8: fl(x op y) = (x op y)(1 + d) + e, |e| <= eta/2); a non-zero bound is
     charged UNDERFLOW_OPS of those (results far below the subnormal range round to 0 or a subnormal)."""
-    f = BOUNDS.get(op)
-    if f is None:
-        raise KeyError(f"no error model for op {op!r}")
-    fwd, grads = f(inputs, params, g, dtype, product_roundoff) if f in _PRODUCT_MODELS else f(inputs, params, g, dtype)
+    info = registry.get(op)
+    pr = product_roundoff if info.products else 0.0
+    fwd, grads = info.error_model(inputs, params, g, dtype, pr)
     eta = UNDERFLOW_OPS * float(np.finfo(np.dtype(dtype)).smallest_subnormal)
     return _with_underflow(fwd, eta), [_with_underflow(b, eta) for b in grads]
 
@@ -100,7 +101,7 @@ def _products(n, dtype, pr):
     return _both(n, dtype) + 2 * pr + pr * pr
 
 
-def _linear(inputs, params, g, dtype, pr=0.0):
+def linear_model(inputs, params, g, dtype, pr=0.0):
     x, w, b = inputs
     mag = R.linear(np.abs(x), np.abs(w), _abs(b))
     dx, dw, db = R.linear_backward(np.abs(g), np.abs(x), np.abs(w), _abs(b))
@@ -110,7 +111,7 @@ def _linear(inputs, params, g, dtype, pr=0.0):
     return _products(x.shape[1] + 1, dtype, pr) * mag, grads
 
 
-def _max_pool(inputs, params, g, dtype):
+def max_pool_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     k = prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
     # forward selects (exact); the backward adds the gradients of the windows that chose the same
@@ -119,7 +120,7 @@ def _max_pool(inputs, params, g, dtype):
     return 0.0, [_both(k, dtype) * dx]
 
 
-def _avg_pool(inputs, params, g, dtype):
+def avg_pool_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     k = prod(np.broadcast_to(params["kernel_size"], (x.ndim - 2,)))
     mag = R.avg_pool(np.abs(x), **params)
@@ -127,32 +128,32 @@ def _avg_pool(inputs, params, g, dtype):
     return _both(k + 1, dtype) * mag, [_both(k + 1, dtype) * dx]
 
 
-def _global_avg(inputs, params, g, dtype):
+def global_avg_pool_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     n = prod(x.shape[2:])
     # backward: g * (1/n) or g / n, up to two roundings
     return _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)), [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]]
 
 
-def _exact(inputs, params, g, dtype):
+def exact_model(inputs, params, g, dtype, pr=0.0):
     """Selection / data movement: forward and backward exact."""
     info_grads = len(inputs)
     return 0.0, [0.0] * info_grads
 
 
-def _add(inputs, params, g, dtype):
+def add_model(inputs, params, g, dtype, pr=0.0):
     x, y = inputs
     return _both(1, dtype) * (np.abs(x) + np.abs(y)), [0.0, 0.0]
 
 
-def _sigmoid(inputs, params, g, dtype):
+def sigmoid_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     s = R.sigmoid(x)
     u = unit_roundoff(dtype)
     return C_FN * u * s, [C_FN * u * np.abs(g) * s]
 
 
-def _tanh(inputs, params, g, dtype):
+def tanh_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     t = np.abs(R.tanh(x))
     u = unit_roundoff(dtype)
@@ -164,7 +165,7 @@ def _shift(z):
     return (z.max(axis=-1, keepdims=True) - z.min(axis=-1, keepdims=True))
 
 
-def _softmax(inputs, params, g, dtype):
+def softmax_model(inputs, params, g, dtype, pr=0.0):
     (z,) = inputs
     p = R.softmax(z)
     u = unit_roundoff(dtype)
@@ -173,7 +174,7 @@ def _softmax(inputs, params, g, dtype):
     return rel * p, [rel * p * (ag + (ag * p).sum(axis=-1, keepdims=True)) * 2]
 
 
-def _cross_entropy(inputs, params, g, dtype):
+def cross_entropy_model(inputs, params, g, dtype, pr=0.0):
     z, labels = inputs
     u = unit_roundoff(dtype)
     n, k = z.shape
@@ -187,27 +188,6 @@ def _cross_entropy(inputs, params, g, dtype):
     return fwd, [rel * (p + onehot) * np.abs(np.asarray(g).reshape(())) / n]
 
 
-_CONV = _conv_like(R.conv, R.conv_backward)
-_CONVOLVE = _conv_like(R.convolve, R.convolve_backward)
-_CONV_T = _conv_like(R.conv_transpose, R.conv_transpose_backward)
-_PRODUCT_MODELS = (_CONV, _CONVOLVE, _CONV_T, _linear)  # the ops whose products a TF32-like tier rounds
-
-BOUNDS = {
-    "conv": _CONV,
-    "convolve": _CONVOLVE,
-    "conv_transpose": _CONV_T,
-    "linear": _linear,
-    "max_pool": _max_pool,
-    "avg_pool": _avg_pool,
-    "global_max_pool": _exact,
-    "global_avg_pool": _global_avg,
-    "kmax_pool": _exact,
-    "relu": _exact,
-    "flatten": _exact,
-    "add": _add,
-    "sigmoid": _sigmoid,
-    "tanh": _tanh,
-    "softmax": _softmax,
-    "cross_entropy": _cross_entropy,
-}
-assert set(BOUNDS) == set(OPS)
+conv_model = _conv_like(R.conv, R.conv_backward)
+convolve_model = _conv_like(R.convolve, R.convolve_backward)
+conv_transpose_model = _conv_like(R.conv_transpose, R.conv_transpose_backward)

@@ -6,10 +6,12 @@ import multiprocessing as mp
 import time
 
 from .cases import Case
-from .evaluate import evaluate, repro
+from .evaluate import evaluate
+from .lenet.check import equivalence_check, lenet_record
+from .records import CaseResult
 
 
-def _serve(conn, backend):
+def _serve(conn, backend, plugins):
     while True:
         try:
             msg = conn.recv()
@@ -18,43 +20,44 @@ def _serve(conn, backend):
         if msg is None:
             return
         if msg[0] == "lenet":  # the short LeNet-5 training equivalence check of the full profile
-            from .lenet.check import equivalence_check
-
             conn.send(equivalence_check(backend, **msg[1]))
             continue
         case_json, reference = msg
-        conn.send(evaluate(backend, Case.from_json(case_json), reference))
+        conn.send(evaluate(backend, Case.from_json(case_json), reference, plugins=plugins))
 
 
 class Worker:
     """A forked child that evaluates cases for one backend. Fork keeps backends a test registered
     in-process (not importable by name) usable in the child."""
 
-    def __init__(self, backend, timeout: float):
-        self.backend, self.timeout = backend, timeout
+    def __init__(self, backend, timeout: float, plugins=()):
+        self.backend, self.timeout, self.plugins = backend, timeout, tuple(plugins)
         self._ctx = mp.get_context("fork")
         self.proc = None
         self.conn = None
 
     def _start(self):
         parent, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=_serve, args=(child, self.backend), daemon=True)
+        self.proc = self._ctx.Process(target=_serve, args=(child, self.backend, self.plugins), daemon=True)
         self.proc.start()
         child.close()
         self.conn = parent
 
     def run(self, case: Case, reference=None) -> dict:
         """The result of `case` (with the precomputed reference_result, if given)."""
-        return self._ask((case.to_json(), reference), self.timeout, lambda status, msg, t0: _failure(self.backend, case, status, msg, t0))
+        def failure(status, msg, t0):
+            return CaseResult(case, status, backend=self.backend.name, plugins=self.plugins, message=msg,
+                              seconds=time.perf_counter() - t0).to_dict()
+
+        return self._ask((case.to_json(), reference), self.timeout, failure)
 
     def run_lenet(self, *, steps: int, seed: int, timeout: float) -> dict:
         """The LeNet-5 equivalence check's case record (computed in the child, so a GPU backend
         initialises its device there and never in the parent)."""
 
         def failure(status, msg, t0):
-            from .lenet.check import lenet_record
-
-            return {**lenet_record(self.backend, steps=steps, seed=seed), "status": status, "message": msg, "checks": [], "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6)}
+            return lenet_record(self.backend, steps=steps, seed=seed, status=status, message=msg,
+                                seconds=time.perf_counter() - t0)
 
         return self._ask(("lenet", {"steps": steps, "seed": seed}), timeout, failure)
 
@@ -91,11 +94,3 @@ class Worker:
                 pass
             self.proc.join(2)
         self.kill()
-
-
-def _failure(backend, case, status, message, t0):
-    return {
-        "case_id": case.id, "op": case.op, "source": case.source, "dtype": case.dtype, "case": case.spec(),
-        "repro": repro(backend.name, case), "status": status, "message": message, "checks": [],
-        "bound_ratio": None, "seconds": round(time.perf_counter() - t0, 6),
-    }

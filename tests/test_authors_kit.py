@@ -363,8 +363,9 @@ def test_failures_show_the_element_and_the_repro_and_x_stops(kit):
     r = evaluate(importlib.import_module("kit_broken").Broken(), relu_cases[0])
     m = next(c for c in r["checks"] if c["what"] == "forward")["mismatch"]
     assert f"convspec: backend broken FAIL on {relu_cases[0].id}" in out
+    # every digit needed to tell expected from got (repr: the shortest string that round-trips)
     assert (f"forward    FAIL: {m['count']} of {m['of']} elements outside the bound; first at index {m['index']}: "
-            f"expected {m['expected']:.6g}, got {m['got']:.6g}, bound {m['bound']:.6g}") in out
+            f"expected {m['expected']!r}, got {m['got']!r}, bound {m['bound']!r}") in out
     assert f"repro: convspec run -p kit_broken --backend broken --case '{relu_cases[0].to_json()}'" in out
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import click
 
+from .common import availability, load_registry
+
 DEFAULT_OUT = "train.jsonl"
 
 
@@ -46,7 +48,6 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     """Train LeNet-5 on each backend and compare it with the float64 reference."""
     from convspec import SpecError
 
-    from ..cli import availability, load_registry
     from ..lenet import data as D
     from ..lenet import equivalence as E
     from ..lenet import train as T

@@ -3,7 +3,9 @@ one backend against the float64 reference, as one "case" record (op "lenet", sou
 from __future__ import annotations
 
 import time
-import traceback
+from dataclasses import dataclass
+
+from ..records import CaseResult, format_exception
 
 from . import data as D
 from . import equivalence as E
@@ -19,16 +21,43 @@ def _reference(cfg, dataset):
     return _REFERENCE_CACHE[key]
 
 
-def lenet_record(backend, *, steps: int = 30, seed: int = 0, batch_size: int = 16, dtype: str | None = None) -> dict:
-    """The identity of one LeNet check on `backend`: its case record without an outcome (the engine
-    also uses it for a check that timed out or crashed, and to skip a recorded one on --resume)."""
-    dtype = dtype or ("float32" if "float32" in getattr(backend, "dtypes", ()) else backend.dtypes[0])
-    return {
-        "record": "case", "backend": backend.name, "case_id": f"lenet:lenet5[digits,steps={steps},batch={batch_size},seed={seed},{dtype}]",
-        "op": "lenet", "source": "lenet", "dtype": dtype,
-        "case": {"op": "lenet", "steps": steps, "batch_size": batch_size, "seed": seed, "dtype": dtype},
-        "repro": f"convspec train --backend {backend.name} --steps {steps} --batch-size {batch_size} --seed {seed} --dtype {dtype}",
-    }
+@dataclass(frozen=True)
+class LenetCase:
+    """The identity of one LeNet check: a case kind of its own (op "lenet", source "lenet"), whose repro
+    command is `convspec train`."""
+
+    steps: int
+    seed: int
+    batch_size: int
+    dtype: str
+    op: str = "lenet"
+    source: str = "lenet"
+
+    @classmethod
+    def for_backend(cls, backend, *, steps=30, seed=0, batch_size=16, dtype=None) -> "LenetCase":
+        dtype = dtype or ("float32" if "float32" in getattr(backend, "dtypes", ()) else backend.dtypes[0])
+        return cls(steps, seed, batch_size, dtype)
+
+    @property
+    def id(self) -> str:
+        return f"lenet:lenet5[digits,steps={self.steps},batch={self.batch_size},seed={self.seed},{self.dtype}]"
+
+    def spec(self) -> dict:
+        return {"op": "lenet", "steps": self.steps, "batch_size": self.batch_size, "seed": self.seed,
+                "dtype": self.dtype}
+
+    def repro_command(self, backend: str, plugins=()) -> str:
+        opts = "".join(f" -p {p}" for p in plugins)
+        return (f"convspec train{opts} --backend {backend} --steps {self.steps} --batch-size {self.batch_size} "
+                f"--seed {self.seed} --dtype {self.dtype}")
+
+
+def lenet_record(backend, *, steps: int = 30, seed: int = 0, batch_size: int = 16, dtype: str | None = None,
+                 status: str = "", message: str = "", seconds: float = 0.0) -> dict:
+    """One LeNet check's case record (without an outcome when status is empty: the engine uses that to
+    skip a recorded check on --resume)."""
+    case = LenetCase.for_backend(backend, steps=steps, seed=seed, batch_size=batch_size, dtype=dtype)
+    return CaseResult(case, status, backend=backend.name, message=message, seconds=seconds).to_dict()
 
 
 def equivalence_check(backend, *, steps: int = 30, seed: int = 0, batch_size: int = 16, dtype: str | None = None, dataset=None) -> dict:
@@ -36,14 +65,12 @@ def equivalence_check(backend, *, steps: int = 30, seed: int = 0, batch_size: in
     dtype) and on the reference; pass when every step's loss and the final weights agree within the
     tolerances of convspec.conformance.lenet.equivalence."""
     t0 = time.perf_counter()
-    rec = lenet_record(backend, steps=steps, seed=seed, batch_size=batch_size, dtype=dtype)
-    dtype = rec["dtype"]
+    case = LenetCase.for_backend(backend, steps=steps, seed=seed, batch_size=batch_size, dtype=dtype)
+    dtype = case.dtype
 
-    def done(status, message="", checks=(), ratio=None, **extra):
-        rec.update(status=status, checks=list(checks), bound_ratio=ratio, seconds=round(time.perf_counter() - t0, 6), **extra)
-        if message:
-            rec["message"] = message
-        return rec
+    def done(status, message="", checks=(), **extra):
+        return CaseResult(case, status, backend=backend.name, checks=list(checks), message=message,
+                          seconds=time.perf_counter() - t0, extra=extra).to_dict()
 
     if dtype not in E.LOSS_RTOL:
         return done("unsupported", f"no LeNet tolerance for dtype {dtype}")
@@ -56,7 +83,7 @@ def equivalence_check(backend, *, steps: int = 30, seed: int = 0, batch_size: in
         ref = _reference(cfg, dataset)
         run = T.train(backend, dataset, cfg, dtype=dtype, evaluate_epochs=False)
     except Exception as exc:
-        return done("error", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+        return done("error", format_exception(exc))
     eq = E.compare(run, ref)
     loss_ok = eq["first_exceed_step"] is None or eq["first_exceed_step"] > eq["track_steps"]
     checks = [{"what": f"loss per step (first {eq['track_steps']})", "status": "pass" if loss_ok else "fail",
@@ -69,4 +96,4 @@ def equivalence_check(backend, *, steps: int = 30, seed: int = 0, batch_size: in
             c["mismatch"] = {"first_exceed_step": eq["first_exceed_step"], "final_weight_rel_diff": eq["final_weight_rel_diff"]}
     status = "pass" if eq["equivalent"] else "fail"
     message = "" if status == "pass" else "LeNet-5 training leaves the reference: " + "; ".join(eq["failures"])
-    return done(status, message, checks, max(c["bound_ratio"] for c in checks), lenet=eq)
+    return done(status, message, checks, lenet=eq)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import registry
 from . import properties
-
-#: ops whose forward and backward only add and multiply (or select): exact on small integers
-EXACT_OPS = ("conv", "convolve", "conv_transpose", "linear", "max_pool", "global_max_pool", "kmax_pool", "relu", "flatten", "add")
 
 
 def source(profile, run_seed, ops):
     n = {"quick": 3, "full": 20}[profile]
     for op in ops:
-        if op not in EXACT_OPS:
+        if not registry.get(op).exact:  # only ops that add, multiply or select are exact on ints
             continue
         seen = set()
         for case in properties.draw_cases(op, n, run_seed + 17):

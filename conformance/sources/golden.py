@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cases import Case
-from ..ops import OPS
+from ..registry import OPS
 
 
 def cases() -> list:

@@ -19,9 +19,9 @@ class OpSignature:
     index_op: str | None = None  # an index-valued companion that must match exactly
 
     @property
-    def backward(self) -> str:
+    def backward_name(self) -> str:
         return self.name + "_backward"
 
     def methods(self) -> tuple[str, ...]:
         """The backend methods this op needs: forward, backward and the index companion, if any."""
-        return (self.name, self.backward) + ((self.index_op,) if self.index_op else ())
+        return (self.name, self.backward_name) + ((self.index_op,) if self.index_op else ())
