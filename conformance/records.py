@@ -35,6 +35,8 @@ BAD = frozenset({"fail", "error", "timeout", "crashed"})
 DISPLAY_ORDER = ("pass", "fail", "error", "deviation", "unsupported", "timeout", "crashed", "invalid")
 #: worst first: the order of the reports' status columns and of merged statuses
 SEVERITY = ("crashed", "timeout", "error", "fail", "invalid", "deviation", "unsupported", "pass")
+#: worst first, for one check: a check can also be "skipped" (it depends on a part that failed)
+CHECK_ORDER = ("crashed", "timeout", "error", "fail", "invalid", "deviation", "unsupported", "skipped", "pass")
 #: the reports' order: what needs attention first
 REPORT_ORDER = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "pass")
 
@@ -79,12 +81,40 @@ class CaseResult:
         if self.deviation is not None:
             d["deviation"] = self.deviation
         d["checks"] = checks
+        d["verdicts"] = verdicts(str(self.status), checks)
         d["bound_ratio"] = case_ratio(checks)
         d["seconds"] = round(self.seconds, 6)
         if self.reference_seconds is not None:
             d["reference_seconds"] = round(self.reference_seconds, 6)
         d.update(self.extra)
         return d
+
+
+#: the parts of a case that get a verdict of their own: the forward output, the index output, the gradients
+PARTS = ("forward", "indices", "backward")
+
+
+def part_of(check_name: str) -> str:
+    """The part a check belongs to: "forward", "indices", or "backward" (every "grad <input>")."""
+    return check_name if check_name in ("forward", "indices") else "backward"
+
+
+def verdicts(status: str, checks) -> dict:
+    """The verdict of each part of a case: the worst status of its checks (SEVERITY order). A part
+    without checks gets the case's status when nothing was checked (the backend lacks the op, raised,
+    or the spec rejects the case), and no verdict otherwise (the op has no index output; the
+    backward was skipped because the forward failed: see the "backward" check's message)."""
+    out: dict = {}
+    for c in checks:
+        part = part_of(c["what"])
+        st = c["status"]
+        if part not in out or CHECK_ORDER.index(st) < CHECK_ORDER.index(out[part]):
+            out[part] = st
+    if not checks and status:
+        out["forward"] = status
+    if status == "deviation":  # the declared deviation excuses the failing parts it covers
+        out = {k: ("deviation" if v == "fail" else v) for k, v in out.items()}
+    return out
 
 
 def case_ratio(checks) -> float | None:

@@ -15,7 +15,7 @@ SUITE_CHOICES = ("lenet", "resnet50", "vgg", "alphago", "text1d", "all", "tiny")
 
 def _backends(names, plugin):
     """The available backends among the registry's (all of them, or those named)."""
-    from ..cli import availability, load_registry
+    from .common import availability, load_registry
 
     reg = load_registry(plugin, names)
     chosen = []
