@@ -1,15 +1,20 @@
 """cross_entropy(logits, labels) = mean_n [ logsumexp(z_n) - z_n[label_n] ]  (softmax fused in).
 
 logits: (N, K) float; labels: (N,) ints in [0, K). Backward: dz = (softmax(z) - onehot(labels)) / N,
-scaled by the incoming scalar gradient. labels are not differentiable."""
+scaled by the incoming scalar gradient. labels are not differentiable.
+
+The literal definition (`cross_entropy_literal`, `cross_entropy_backward_literal`: loops over the
+samples and the classes) comes first; `cross_entropy` and `cross_entropy_backward` are its vectorised
+form, proven equal by tests/test_reference_literal.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from ._params import as_array
+from ._pool import first_max
 from .errors import DTypeError, ParameterError, ShapeError
 from .sigmoid import _float
-from .softmax import softmax
+from .softmax import softmax, softmax_literal
 
 
 def _inputs(logits, labels):
@@ -28,6 +33,47 @@ def _inputs(logits, labels):
     return z, y
 
 
+def _grad(grad_out):
+    g = as_array("grad_out", grad_out)
+    if g.size != 1:
+        raise ShapeError("grad_out", f"must be a scalar (the loss is a scalar), got shape {g.shape}")
+    return g.reshape(())
+
+
+# --- the literal definition ------------------------------------------------------------------------
+
+def cross_entropy_literal(logits, labels):
+    """L = (1/N) sum_n [log sum_k exp(z[n, k]) - z[n, label_n]], each logsumexp taken as
+    log sum_k exp(z[n, k] - m_n) + m_n with m_n = max_k z[n, k], so that exp cannot overflow."""
+    z, y = _inputs(logits, labels)
+    n_batch, k = z.shape
+    total = z.dtype.type(0)
+    for n in range(n_batch):
+        row = [z[n, j] for j in range(k)]
+        m = row[first_max(row)]
+        sum_exp = z.dtype.type(0)
+        for v in row:
+            sum_exp += np.exp(v - m)
+        total += np.log(sum_exp) + m - z[n, y[n]]
+    return total / n_batch
+
+
+def cross_entropy_backward_literal(grad_out, logits, labels):
+    """dL/dz[n, k] = g * (softmax(z)[n, k] - [k == label_n]) / N. -> (dlogits,)."""
+    z, y = _inputs(logits, labels)
+    g = _grad(grad_out)
+    p = softmax_literal(z)
+    n_batch, k = z.shape
+    dz = np.empty(z.shape, dtype=np.result_type(p, g))
+    for n in range(n_batch):
+        for j in range(k):
+            dz[n, j] = (p[n, j] - (1 if j == y[n] else 0)) * (g / n_batch)
+    return (dz,)
+
+
+# --- the vectorised form ---------------------------------------------------------------------------
+
+# The vectorised form of cross_entropy_literal; tests/test_reference_literal.py proves the two equal.
 def cross_entropy(logits, labels):
     z, y = _inputs(logits, labels)
     m = z.max(axis=1, keepdims=True)
@@ -35,12 +81,11 @@ def cross_entropy(logits, labels):
     return (lse - z[np.arange(z.shape[0]), y]).mean()
 
 
+# The vectorised form of cross_entropy_backward_literal; tests/test_reference_literal.py proves the two equal.
 def cross_entropy_backward(grad_out, logits, labels):
     """-> (dlogits,)."""
     z, y = _inputs(logits, labels)
-    g = as_array("grad_out", grad_out)
-    if g.size != 1:
-        raise ShapeError("grad_out", f"must be a scalar (the loss is a scalar), got shape {g.shape}")
+    g = _grad(grad_out)
     p = softmax(z)
     p[np.arange(z.shape[0]), y] -= 1
-    return (p * (g.reshape(()) / z.shape[0]),)
+    return (p * (g / z.shape[0]),)

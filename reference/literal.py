@@ -5,24 +5,36 @@ positions and the kernel taps. The ops of `convspec.reference` are the vectorise
 tests/test_reference_literal.py proves each pair equal (forward, every gradient, the index ops). Read
 these to see what an op computes; run the fast ones.
 """
+from .add import add_backward_literal as add_backward, add_literal as add
 from .avg_pool import avg_pool_backward_literal as avg_pool_backward, avg_pool_literal as avg_pool
 from .conv import conv_backward_literal as conv_backward, conv_literal as conv
 from .conv_transpose import (
     conv_transpose_backward_literal as conv_transpose_backward, conv_transpose_literal as conv_transpose,
 )
 from .convolve import convolve_backward_literal as convolve_backward, convolve_literal as convolve
+from .cross_entropy import cross_entropy_backward_literal as cross_entropy_backward
+from .cross_entropy import cross_entropy_literal as cross_entropy
+from .flatten import flatten_backward_literal as flatten_backward, flatten_literal as flatten
 from .global_pool import global_avg_pool_backward_literal as global_avg_pool_backward
 from .global_pool import global_avg_pool_literal as global_avg_pool
 from .global_pool import global_max_pool_backward_literal as global_max_pool_backward
 from .global_pool import global_max_pool_literal as global_max_pool
 from .kmax_pool import kmax_pool_backward_literal as kmax_pool_backward, kmax_pool_indices_literal as kmax_pool_indices
 from .kmax_pool import kmax_pool_literal as kmax_pool
+from .linear import linear_backward_literal as linear_backward, linear_literal as linear
 from .max_pool import max_pool_backward_literal as max_pool_backward, max_pool_indices_literal as max_pool_indices
 from .max_pool import max_pool_literal as max_pool
+from .relu import relu_backward_literal as relu_backward, relu_literal as relu
+from .sigmoid import sigmoid_backward_literal as sigmoid_backward, sigmoid_literal as sigmoid
+from .softmax import softmax_backward_literal as softmax_backward, softmax_literal as softmax
+from .tanh import tanh_backward_literal as tanh_backward, tanh_literal as tanh
 
 __all__ = [
     "conv", "conv_backward", "convolve", "convolve_backward", "conv_transpose", "conv_transpose_backward",
     "max_pool", "max_pool_backward", "max_pool_indices", "avg_pool", "avg_pool_backward",
     "global_max_pool", "global_max_pool_backward", "global_avg_pool", "global_avg_pool_backward",
     "kmax_pool", "kmax_pool_backward", "kmax_pool_indices",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "linear", "linear_backward", "flatten", "flatten_backward", "add", "add_backward",
+    "softmax", "softmax_backward", "cross_entropy", "cross_entropy_backward",
 ]
