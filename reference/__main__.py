@@ -1,6 +1,6 @@
 """`python -m convspec.reference`: print every lecture golden case, evaluated by the reference.
 
-For each case: id, provenance (seed file and slide), the op call, what the reference computes, what the
+For each case: id, provenance (the lecture by author, title, course and year, and the slide), the op call, what the reference computes, what the
 lectures expect (corrected where the slide text is wrong) and the errata. Exits 1 if any case disagrees.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from fractions import Fraction
 
-from .lectures import CASES, call, evaluate, expects_error, is_exact
+from .lectures import CASES, LECTURES, call, citation, evaluate, expects_error, is_exact
 
 WIDTH = 160
 
@@ -52,7 +52,7 @@ def main() -> int:
                 ok, got_text = False, f"raises {type(err).__name__}: {err}"
         failures += not ok
         print(f"{case.id}  [{'ok' if ok else 'MISMATCH'}]")
-        print(f"  from:      {case.seed}, slide '{case.slide}'")
+        print(f"  from:      {citation(case.seed)}, slide '{case.slide}'")
         print(f"  call:      {call(case)}")
         print(f"  reference: {got_text}")
         print(f"  expected:  {fmt(case.expected)}")
@@ -63,6 +63,10 @@ def main() -> int:
         if case.note:
             print(f"  note:      {case.note}")
         print()
+    print("Lectures:")
+    for lecture in dict.fromkeys(LECTURES[c.seed] for c in CASES):
+        print(f"  {lecture.citation(note=True)}")
+    print()
     n_errata = sum(len(c.errata) for c in CASES)
     print(f"{len(CASES)} golden cases, {len(CASES) - failures} agree with the reference, {n_errata} errata recorded.")
     return 1 if failures else 0

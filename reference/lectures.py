@@ -1,7 +1,7 @@
 """Golden cases: every worked example of the lecture notes, as data.
 
-Each GoldenCase names the seed file and slide it comes from, the reference op that reproduces it, the
-op's inputs (channels-first nested lists of ints/Fractions; N=1, C=1 unless the example has channels),
+Each GoldenCase names the lecture (LECTURES: author, course, year) and the slide it comes from, the
+reference op that reproduces it, the op's inputs (channels-first nested lists of ints/Fractions; N=1, C=1 unless the example has channels),
 and the value the slides compute -- the right value, where the slide text has an error; the text's
 version is kept in `errata`. The numbers were copied from the seed texts into this file: nothing here
 reads the lecture notes at run time.
@@ -32,7 +32,7 @@ class Erratum:
 @dataclass(frozen=True)
 class GoldenCase:
     id: str          # short kebab id, e.g. 'box-filter-1d-shrink'
-    seed: str        # seed file name, e.g. '000_ad4448b0529a36da.txt'
+    seed: str        # the lecture's key in LECTURES (cite it with citation(seed), not by this key)
     slide: str       # the slide's title as in the text
     op: str          # name of a convspec.reference function
     inputs: tuple    # positional args; arrays as nested lists of ints/Fractions in the op's layout
@@ -43,11 +43,52 @@ class GoldenCase:
 
 
 F = Fraction
-S000 = "000_ad4448b0529a36da.txt"  # Data mining & ML: Convolutional Neural Networks
-S001 = "001_c49ca718e2f99475.txt"  # Applied Deep Learning (NTU, Y.-N. Chen): Convolutional Neural Network
-S002 = "002_ef517354ceaa3187.txt"  # Deep Learning Lecture 4 (Uppsala, J. Lindblad): CNNs 1
-S003 = "003_fffa955db1b57f2a.txt"  # Deep Learning: CNNs (SURF)
-S004 = "004_9ed2c276c74e4917.txt"  # COMP 551 Applied ML (McGill): Convolutional Neural Networks
+S000 = "000_ad4448b0529a36da.txt"
+S001 = "001_c49ca718e2f99475.txt"
+S002 = "002_ef517354ceaa3187.txt"
+S003 = "003_fffa955db1b57f2a.txt"
+S004 = "004_9ed2c276c74e4917.txt"
+
+
+@dataclass(frozen=True)
+class Lecture:
+    """Who gave a lecture, where and when, as far as its own text says (`year` None where it says no year)."""
+
+    title: str
+    course: str
+    author: str
+    year: int | None = None
+    url: str = ""  # given only where the lecture names its own page
+    note: str = ""  # what the text says about its origin, where it names no author or year
+
+    def citation(self, *, note: bool = False) -> str:
+        """'author, "title", course, year <url>': the lecture as a reader can find it; note: with the note."""
+        year = str(self.year) if self.year else "undated"
+        text = f'{self.author}, "{self.title}", {self.course}, {year}'
+        return text + (f" <{self.url}>" if self.url else "") + (f" ({self.note})" if note and self.note else "")
+
+
+#: the lecture each seed text is (the seed file names are this project's own keys: cite these instead)
+LECTURES = {
+    S000: Lecture("Convolutional Neural Networks", "Data Mining & Machine Learning",
+                  "author not named", note="the slides name no author or year; 'most slides adapted from "
+                  "[the] Visual Computing Group'; their newest reference is Goodfellow et al. 2016"),
+    S001: Lecture("Convolutional Neural Network", "Applied Deep Learning, National Taiwan University",
+                  "Yun-Nung (Vivian) Chen", 2019, "http://adl.miulab.tw",
+                  note="7 May 2019; slides credited from Mark Chang and Hung-Yi Lee"),
+    S002: Lecture("Lecture 4 - Convolutional Neural Networks 1", "Deep Learning, Uppsala University",
+                  "Joakim Lindblad", note="the slides give no year; their newest reference is from 2020"),
+    S003: Lecture("CNNs", "Deep Learning (SURF, High Performance Machine Learning Group)",
+                  "Bryan Cardenas, Caspar van Leeuwen, Monica Rotulo and Robert Jan Schlimbach",
+                  note="the slides give no year; their newest reference is from 2016"),
+    S004: Lecture("Convolutional Neural Networks", "COMP 551 Applied Machine Learning (McGill University)",
+                  "Isabeau Prémont-Schwarz", 2023, note="Fall 2023"),
+}
+
+
+def citation(seed: str) -> str:
+    """The lecture a golden case comes from, cited by author, title, course and year."""
+    return LECTURES[seed].citation()
 
 
 def _sig(values):

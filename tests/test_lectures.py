@@ -208,3 +208,17 @@ def test_printer_runs_and_prints_every_id():
         for e in case.errata:
             assert e.correct in proc.stdout
     assert "MISMATCH" not in proc.stdout
+    # lectures are cited by author, title, course and year, never by this project's seed file names
+    assert ".txt" not in proc.stdout
+    for seed in SEEDS:
+        assert lectures.citation(seed) in proc.stdout
+    assert 'Yun-Nung (Vivian) Chen, "Convolutional Neural Network", Applied Deep Learning, National Taiwan University, ' \
+           "2019 <http://adl.miulab.tw>" in proc.stdout
+    assert "Isabeau Prémont-Schwarz" in proc.stdout and "Joakim Lindblad" in proc.stdout
+
+
+def test_every_lecture_is_cited_with_course_author_and_year_or_undated():
+    assert set(lectures.LECTURES) == SEEDS
+    for lecture in lectures.LECTURES.values():
+        assert lecture.course and lecture.author and lecture.title
+        assert lecture.year or "year" in lecture.note  # undated: the note says so
