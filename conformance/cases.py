@@ -8,6 +8,10 @@ Data recipes (`data`):
 - ``ints``: small integers in [-3, 3] from ``seed``, for exact cases (every partial sum representable);
 - ``ties``: integers in [0, 2] from ``seed``, so pooling windows often hold equal maxima;
 - ``nan``: like ``normal`` with about a quarter of the values NaN;
+- ``special``: like ``normal`` with about half of the values replaced by NaN, +inf, -inf, -0.0 or +0.0;
+- ``large``: magnitudes around exp's overflow and underflow thresholds: ``scale`` is the threshold
+  (strategies set it to the case dtype's EXP_LIMIT) and the values are +-scale times multipliers on
+  both sides of 1 and of the underflow limit (0.5, 0.97, 1.005, 1.02, 1.04, 1.15, 1.25);
 - ``explicit``: the arrays are given in ``values`` (lecture examples, crafted corner cases).
 """
 from __future__ import annotations
@@ -83,18 +87,30 @@ class Case:
         out = []
         for name in info.arrays:
             shape = self.shapes.get(name)
-            if info.special_inputs.get(name) == "labels":
+            kind = info.special_inputs.get(name)
+            if kind == "labels":
                 out.append(self._labels(rng, name, info))
-                continue
-            if shape is None:
+            elif shape is None:
                 out.append(None)
-                continue
-            if self.values is not None:
-                a = _floats(self.values[name]).reshape(shape)
+            elif name == info.variadic:  # a sequence of arrays (concat's xs): one shape per array
+                values = self.values[name] if self.values is not None else [None] * len(shape)
+                out.append([self._array(rng, s, v, kind) for s, v in zip(shape, values)])
             else:
-                a = _draw(rng, self.data, tuple(shape), self.scale)
-            out.append(a.astype(self.dtype))
+                out.append(self._array(rng, shape, self.values[name] if self.values is not None else None, kind))
         return out
+
+    def _array(self, rng, shape, values, kind):
+        """One input array: explicit values, or drawn by the case's recipe; special inputs: "mask" (0/1,
+        about half kept) or "positive" (variances: in [0.25, 4) times scale^2, never 0)."""
+        if values is not None:
+            a = _floats(values).reshape(shape)
+        elif kind == "mask":
+            a = (rng.random(tuple(shape)) < 0.5).astype(np.float64)
+        elif kind == "positive":
+            a = (0.25 + 3.75 * rng.random(tuple(shape))) * self.scale * self.scale
+        else:
+            a = _draw(rng, self.data, tuple(shape), self.scale)
+        return a.astype(self.dtype)
 
     def _labels(self, rng, name, info):
         """Class indices in [0, K), K = axis 1 of the op's first input."""
@@ -112,7 +128,12 @@ class Case:
         return _draw(rng, kind, tuple(shape), 1.0).astype(self.dtype)
 
 
-DATA_KINDS = ("normal", "ints", "ties", "nan", "explicit")
+DATA_KINDS = ("normal", "ints", "ties", "nan", "special", "large", "explicit")
+#: log of the largest finite value per dtype: exp overflows just above it (float32 88.72, float64 709.78),
+#: and exp(-x) underflows to a subnormal just above it and to 0 a little further (float32 87.3 / 103.3,
+#: float64 708.4 / 744.4): the scale of the "large" data kind
+EXP_LIMIT = {"float16": 11.09, "float32": 88.72, "float64": 709.78}
+LARGE_MULTIPLIERS = (0.5, 0.97, 1.005, 1.02, 1.04, 1.15, 1.25)
 DTYPES = ("float16", "float32", "float64")
 
 
@@ -152,7 +173,11 @@ def _validate(d) -> None:
     if set(shapes) - allowed - {"grad_out"}:
         raise CaseError("case", f"shapes names {sorted(set(shapes) - allowed)}, which {op} does not take (its inputs: {', '.join(OPS[op].arrays)})")
     for name, shape in shapes.items():
-        if shape is not None and not (isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        if name == OPS[op].variadic and isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
+            bad = [s for s in shape if not _is_shape(s)]
+            if bad:
+                raise CaseError("case", f"shapes of {name} must be lists of non-negative ints, got {bad[0]!r}")
+        elif shape is not None and not _is_shape(shape):
             raise CaseError("case", f"shape of {name} must be a list of non-negative ints or null, got {shape!r}")
     if not isinstance(d.get("params", {}), dict):
         raise CaseError("case", f"params must be an object, got {d.get('params')!r}")
@@ -162,8 +187,65 @@ def _validate(d) -> None:
         raise CaseError("case", f"data must be one of {', '.join(DATA_KINDS)}, got {d.get('data')!r}")
     if (d.get("data") == "explicit") != isinstance(d.get("values"), dict):
         raise CaseError("case", "data 'explicit' goes with a values object (and values only with it)")
-    if not isinstance(d.get("seed", 0), int):
-        raise CaseError("case", f"seed must be an int, got {d.get('seed')!r}")
+    seed = d.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise CaseError("seed", f"must be an integer in [0, 2**63), got {seed!r}")
+    scale = d.get("scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not np.isfinite(scale):
+        raise CaseError("scale", f"must be a finite number, got {scale!r}")
+    for key in ("exact",):
+        if not isinstance(d.get(key, False), bool):
+            raise CaseError(key, f"must be true or false, got {d.get(key)!r}")
+    for key in ("source", "name"):
+        if not isinstance(d.get(key, ""), str):
+            raise CaseError(key, f"must be a string, got {d.get(key)!r}")
+    total = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values() if shape is not None)
+    if total > MAX_ELEMENTS:
+        raise CaseError("shapes", f"the inputs hold {total} elements, more than a case may ({MAX_ELEMENTS})")
+    known_params = _param_names(op)
+    if known_params is not None:
+        unknown = sorted(set(d.get("params", {})) - known_params)
+        if unknown:
+            raise CaseError("params", f"{op} takes no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                                      f"{', '.join(sorted(known_params)) or '(none)'}")
+    values = d.get("values")
+    if isinstance(values, dict):
+        for name, v in values.items():
+            shape = shapes.get(name)
+            if name not in shapes or (shape is None and name != "grad_out"):
+                raise CaseError(f"values.{name}", f"has no shape in shapes (inputs given: {', '.join(shapes)})")
+            try:
+                a = np.asarray(v, dtype=object)
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) or x in ("nan", "inf", "-inf")
+                           for x in a.reshape(-1).tolist()):
+                    raise ValueError
+                n = a.size
+            except (ValueError, TypeError):
+                raise CaseError(f"values.{name}", "must be a nested list of numbers (or \"nan\", \"inf\", \"-inf\")") from None
+            if shape is not None and n != int(np.prod(shape)):
+                raise CaseError(f"values.{name}", f"has {n} numbers, but its shape {shape} holds {int(np.prod(shape))}")
+
+
+#: the most input elements a case may have (a --case with a huge shape is refused, not allocated)
+MAX_ELEMENTS = 2**26
+
+
+def _param_names(op):
+    """The keyword parameters of the op's reference forward, or None when it takes **kwargs."""
+    import inspect
+
+    try:
+        sig = inspect.signature(OPS[op].forward)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
+            (p.kind is p.POSITIONAL_OR_KEYWORD and n not in OPS[op].arrays)}
+
+
+def _is_shape(shape) -> bool:
+    return isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
 
 
 def _draw(rng, kind, shape, scale):
@@ -171,9 +253,14 @@ def _draw(rng, kind, shape, scale):
         return rng.integers(-3, 4, size=shape).astype(np.float64)
     if kind == "ties":
         return rng.integers(0, 3, size=shape).astype(np.float64)
+    if kind == "large":
+        m = rng.choice(LARGE_MULTIPLIERS, size=shape) * (1 + 0.003 * rng.uniform(-1, 1, size=shape))
+        return np.where(rng.random(shape) < 0.5, -1.0, 1.0) * m * scale
     a = rng.standard_normal(shape) * scale
     if kind == "nan":
         a[rng.random(shape) < 0.25] = np.nan
+    if kind == "special":
+        a = np.where(rng.random(shape) < 0.5, rng.choice([np.nan, np.inf, -np.inf, -0.0, 0.0], size=shape), a)
     return a
 
 

@@ -36,20 +36,38 @@ def reference_result(case: Case, product_roundoff: float = 0.0) -> Reference:
     tier)."""
     info = registry.get(case.op)
     inputs = case.inputs()
-    ref_in = [None if a is None else (a.astype(np.float64) if a.dtype.kind == "f" else a) for a in inputs]
+    ref_in = [_float64(a) for a in inputs]
     y = info.forward(*ref_in, **case.params)
     idx = info.index(*ref_in, **case.params) if info.index_op else None
-    g = case.grad_output(np.shape(y))
-    g64 = g.astype(np.float64)
-    grads = info.backward(g64, *ref_in, **case.params)
+    g = g64 = None
+    grads: tuple = ()
+    if info.differentiable:
+        g = case.grad_output(np.shape(y))
+        g64 = g.astype(np.float64)
+        grads = tuple(info.backward(g64, *ref_in, **case.params))
     fb, gb = tolerance.bounds(case.op, ref_in, case.params, g64, case.dtype, product_roundoff)
-    return Reference(inputs, y, idx, g, tuple(grads), fb, gb)
+    return Reference(inputs, y, idx, g, grads, fb, gb)
 
 
-def _call(backend, name, args, params):
-    fn = getattr(backend, name, None)
-    if not callable(fn):
-        raise Unsupported(f"backend has no {name}")
+def _float64(a):
+    """A reference input in float64 (sequences element by element; integer inputs as they are)."""
+    if isinstance(a, (list, tuple)):
+        return [_float64(x) for x in a]
+    return None if a is None else (a.astype(np.float64) if a.dtype.kind == "f" else a)
+
+
+def _to_backend(backend, a):
+    if isinstance(a, (list, tuple)):
+        return [_to_backend(backend, x) for x in a]
+    return None if a is None else backend.from_numpy(a)
+
+
+def _call(backend, info, part, args, params):
+    fn = info.backend_call(backend, part)
+    if fn is None:
+        what = {"forward": info.name, "backward": info.backward_name, "indices": info.index_op}[part]
+        needs = f" (it composes {', '.join(info.requires)})" if info.compose else ""
+        raise Unsupported(f"backend has no {what}{needs}")
     out = fn(*args, **params)
     backend.synchronize()
     return out
@@ -76,8 +94,9 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
     if case.dtype not in backend.dtypes:
         return done(Status.UNSUPPORTED, f"dtype {case.dtype} not supported by {backend.name} "
                                         f"(supports {', '.join(backend.dtypes)})")
-    if not callable(getattr(backend, case.op, None)):
-        return done(Status.UNSUPPORTED, f"op {case.op} not implemented")
+    if info.backend_call(backend, "forward") is None:
+        needs = f" (it composes {', '.join(info.requires)})" if info.compose else ""
+        return done(Status.UNSUPPORTED, f"op {case.op} not implemented{needs}")
     try:
         if reference is None:
             t_ref = time.perf_counter()
@@ -90,19 +109,33 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
         return done(Status.INVALID, f"the spec rejects this case: {exc}")
 
     try:
-        bx = [None if a is None else backend.from_numpy(a) for a in ref.inputs]
-        out = _to_numpy(backend, _call(backend, case.op, bx, case.params))
+        bx = [_to_backend(backend, a) for a in ref.inputs]
+        raw = _call(backend, info, "forward", bx, case.params)
+        if info.outputs:  # several outputs: a sequence of that length, each checked on its own
+            if not isinstance(raw, (list, tuple)) or len(raw) != len(info.outputs):
+                got_n = len(raw) if isinstance(raw, (list, tuple)) else f"a {type(raw).__name__}"
+                checks.append(Check("forward", "fail", message=f"returned {got_n}, expected {len(info.outputs)} "
+                                    f"outputs ({', '.join(info.outputs)})"))
+                return _finish(backend, case, checks, done)
+            outs = [_to_numpy(backend, a) for a in raw]
+        else:
+            outs = [_to_numpy(backend, raw)]
     except Unsupported as exc:
         return done(Status.UNSUPPORTED, str(exc) or f"{case.op} unsupported")
     except Exception as exc:
         return done(Status.ERROR, format_exception(exc))
+    if info.outputs:
+        for name, out, want, bound in zip(info.outputs, outs, ref.forward, ref.forward_bound):
+            checks.append(compare(f"forward {name}", out, want, bound, case.dtype, exact=case.exact))
+        return _finish(backend, case, checks, done)  # a state update: no gradient
+    out = outs[0]
     forward = compare("forward", out, ref.forward, ref.forward_bound, case.dtype, exact=case.exact)
     checks.append(forward)
     shape_ok = np.shape(out) == np.shape(ref.forward) if forward.status == "fail" else True
 
     if info.index_op:
         try:
-            got = _to_numpy(backend, _call(backend, info.index_op, bx, case.params))
+            got = _to_numpy(backend, _call(backend, info, "indices", bx, case.params))
             checks.append(compare("indices", got, ref.indices, 0, case.dtype, exact=True))
         except Unsupported as exc:
             checks.append(Check("indices", "unsupported", message=str(exc)))
@@ -114,13 +147,14 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
                             f"{np.shape(out)}, not {np.shape(ref.forward)}, so no gradient of its shape exists"))
         return _finish(backend, case, checks, done)
     try:
-        got_grads = tuple(_call(backend, info.backward_name, [backend.from_numpy(ref.grad_out)] + bx, case.params))
+        got_grads = tuple(_call(backend, info, "backward", [backend.from_numpy(ref.grad_out)] + bx, case.params))
         present = [_to_numpy(backend, a) for a in got_grads]
-        if len(present) != len(info.differentiable):
+        names = info.gradient_names(ref.inputs)
+        if len(present) != len(names):
             checks.append(Check("backward", "fail", message=f"returned {len(present)} gradients, expected "
-                                f"{len(info.differentiable)} ({', '.join(info.differentiable)})"))
+                                f"{len(names)} ({', '.join(names)})"))
         else:
-            for name, ref_g, bound, got in zip(info.differentiable, ref.grads, ref.grad_bounds, present):
+            for name, ref_g, bound, got in zip(names, ref.grads, ref.grad_bounds, present):
                 if ref_g is not None:
                     checks.append(compare(f"grad {name}", got, ref_g, bound, case.dtype, exact=case.exact))
     except Unsupported as exc:

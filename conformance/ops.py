@@ -50,6 +50,22 @@ for _info in (
     OpInfo(name="cross_entropy", arrays=("logits", "labels"), differentiable=("logits",), group="losses",
            error_model=T.cross_entropy_model, strategy=partial(S.loss_cases, "cross_entropy"),
            special_inputs={"labels": "labels"}),
+    OpInfo(name="batch_norm", arrays=("x", "gamma", "beta"), differentiable=("x", "gamma", "beta"),
+           group="normalization", error_model=T.batch_norm_model, strategy=partial(S.batch_norm_cases, "batch_norm"),
+           spatial=True),
+    OpInfo(name="batch_norm_inference", arrays=("x", "gamma", "beta", "mean", "var"),
+           differentiable=("x", "gamma", "beta"), group="normalization", error_model=T.batch_norm_inference_model,
+           strategy=partial(S.batch_norm_cases, "batch_norm_inference"), spatial=True,
+           special_inputs={"var": "positive"}),
+    OpInfo(name="batch_norm_running_stats", arrays=("running_mean", "running_var", "x"), differentiable=(),
+           outputs=("mean", "var"), group="normalization", error_model=T.batch_norm_running_stats_model,
+           strategy=S.running_stats_cases, special_inputs={"running_var": "positive"}),
+    OpInfo(name="local_response_norm", arrays=("x",), differentiable=("x",), group="normalization",
+           error_model=T.local_response_norm_model, strategy=S.lrn_cases, spatial=True),
+    OpInfo(name="dropout", arrays=("x", "keep"), differentiable=("x",), group="regularization",
+           error_model=T.dropout_model, strategy=S.dropout_cases, special_inputs={"keep": "mask"}),
+    OpInfo(name="concat", arrays=("xs",), differentiable=("xs",), variadic="xs", group="fully connected",
+           error_model=T.concat_model, strategy=S.concat_cases, exact=True),
 ):
     register(_info)
 

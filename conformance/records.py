@@ -96,7 +96,8 @@ PARTS = ("forward", "indices", "backward")
 
 def part_of(check_name: str) -> str:
     """The part a check belongs to: "forward", "indices", or "backward" (every "grad <input>")."""
-    return check_name if check_name in ("forward", "indices") else "backward"
+    head = check_name.split(" ", 1)[0]  # "forward mean" (an op with several outputs) is the forward
+    return head if head in ("forward", "indices") else "backward"
 
 
 def verdicts(status: str, checks) -> dict:

@@ -37,15 +37,49 @@ class OpInfo(OpSignature):
     #: inputs that are not drawn as data: name -> "labels" (class indices in [0, K), K = the first
     #: input's axis 1) or "mask" (0/1 values)
     special_inputs: dict = field(default_factory=dict)
+    #: the input that is a sequence of arrays (concat's xs): its shape is a list of shapes, and its
+    #: gradients are checked one per array ("grad xs[0]", ...)
+    variadic: str | None = None
+    #: the names of the forward's outputs when it returns several (batch_norm_running_stats)
+    outputs: tuple = ()
+    #: a composite op (a network block) is not a backend method: it is computed by composing the
+    #: backend's ops. compose(backend, *arrays, **params) -> output and compose_backward(backend,
+    #: grad_out, *arrays, **params) -> gradients; `requires` names the backend ops it uses.
+    compose: Callable | None = None
+    compose_backward: Callable | None = None
+    requires: tuple = ()
+
+    def backend_call(self, backend, part: str):
+        """The callable that computes `part` ("forward", "backward", "indices") of this op on `backend`,
+        or None when the backend lacks it."""
+        if self.compose is not None:
+            if any(not callable(getattr(backend, op, None)) for op in self.requires):
+                return None
+            fn = {"forward": self.compose, "backward": self.compose_backward}.get(part)
+            return None if fn is None else (lambda *a, **k: fn(backend, *a, **k))
+        name = {"forward": self.name, "backward": self.backward_name, "indices": self.index_op}[part]
+        fn = getattr(backend, name, None) if name else None
+        return fn if callable(fn) else None
 
     def __post_init__(self):
         for attr, fname in (("forward", self.name), ("backward", self.name + "_backward"), ("index", self.index_op)):
+            if attr == "backward" and not self.differentiable:
+                continue  # a state update (running statistics) has no gradient
             if getattr(self, attr) is None and fname:
                 fn = getattr(R, fname, None)
                 if fn is None:
                     raise LookupError(f"op {self.name!r}: no function for its {attr} (convspec.reference has no "
                                       f"{fname!r}); pass {attr}= to OpInfo")
                 object.__setattr__(self, attr, fn)
+
+
+    def gradient_names(self, inputs) -> list:
+        """The name of each gradient the backward returns, for these inputs (variadic ones expanded)."""
+        names = []
+        for name, a in zip(self.arrays, inputs):
+            if name in self.differentiable:
+                names += [f"{name}[{i}]" for i in range(len(a))] if name == self.variadic else [name]
+        return names
 
 
 #: name -> OpInfo, in registration order (the order of reports and runs)

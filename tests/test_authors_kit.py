@@ -120,7 +120,7 @@ def test_fresh_package_reports_every_case_unsupported(tmp_path, monkeypatch):
     pkg = scaffold.generate("fresh-kit", tmp_path / "pkg")
     monkeypatch.syspath_prepend(str(pkg / "src"))
     results = pytest_plugin.run_suite("fresh-kit", plugins=("convspec_fresh_kit.plugin",))
-    assert len(results) > 100 and {r["op"] for r in results} == set(R.OPS)
+    assert len(results) > 100 and {r["op"] for r in results} == set(R.OPS) | set(R.STATE_OPS)
     assert {r["source"] for r in results} == {"golden", "corner", "exact", "property"}
     assert {r["status"] for r in results} == {"unsupported"}
     assert {r["message"] for r in results if r["op"] == "relu"} == {"relu: not implemented yet"}
@@ -170,7 +170,7 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     assert len(relu) == len(_cases(("relu",))) > 5
     assert {r["status"] for r in relu} == {"pass"}
     assert {r["source"] for r in relu} >= {"golden", "corner", "exact", "property"}
-    assert {r["op"] for r in others} == set(R.OPS) - {"relu"}
+    assert {r["op"] for r in others} == (set(R.OPS) | set(R.STATE_OPS)) - {"relu"}
     assert {r["status"] for r in others} == {"unsupported"}
     assert len(cases) == len(_cases(tuple(R.OPS)))
 

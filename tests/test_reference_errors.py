@@ -191,6 +191,10 @@ def _valid_calls():
         "global_avg_pool": ((), {}, "x"), "kmax_pool": ((1,), {}, "x"), "relu": ((), {}, "x"),
         "sigmoid": ((), {}, "x"), "tanh": ((), {}, "x"), "linear": ((z(4, 7),), {}, "x"), "flatten": ((), {}, "x"),
         "add": ((z(1, 4, 7, 7),), {}, "x"), "softmax": ((), {}, "z"), "cross_entropy": ((np.array([0]),), {}, "logits"),
+        "batch_norm": ((np.ones(4), z(4)), {}, "x"),
+        "batch_norm_inference": ((np.ones(4), z(4), z(4), np.ones(4)), {}, "x"),
+        "local_response_norm": ((3,), {}, "x"), "dropout": ((np.ones((1, 4, 7, 7)),), {"p": 0.5}, "x"),
+        "concat": ((), {}, "xs[0]"),
     }
 
 
@@ -204,6 +208,8 @@ def test_every_op_rejects_non_numeric_dtypes(op, bad, what):
     args, kwargs, name = _valid_calls()[op]
     if op in ("linear", "cross_entropy"):
         bad = bad.reshape(1, -1)[:, :7]
+    if op == "concat":  # its input is a sequence of arrays
+        bad = [bad]
     assert_spec_error(lambda: getattr(R, op)(bad, *args, **kwargs), DTypeError, name, what)
     grad = np.ones(())
     assert_spec_error(lambda: getattr(R, op + "_backward")(grad, bad, *args, **kwargs), DTypeError, name, what)
