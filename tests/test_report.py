@@ -293,27 +293,37 @@ def _row(md: str, first: str) -> list:
 
 
 def _cell_text(counts: Counter) -> str:
-    order = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "pass")
+    order = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "skipped", "pass")
     return " · ".join(f"{s} {counts[s]}" for s in order if counts[s])
 
 
-def test_markdown_matrix_counts_every_case_of_every_backend(runs, mixed_report):
+def test_markdown_matrix_counts_every_part_of_every_case_of_every_backend(runs, mixed_report):
     md = mixed_report[0].read_text()
     header = _row(md, "op")
-    assert header == ["op", "numpy", "rep-deviant", "rep-broken", "rep-gone"]
-    got = Counter((c["op"], c["backend"], c["status"]) for c in cases(runs / "mixed.jsonl"))
+    backends = ["numpy", "rep-deviant", "rep-broken", "rep-gone"]
+    assert header == ["op"] + [f"{b} {p}" for b in backends for p in ("forward", "backward")]
+    recs = cases(runs / "mixed.jsonl")
     for op in OPS:
         row = _row(md, f"`{op}`")
-        for backend, cell in zip(header[1:], row[1:]):
+        for col, cell in zip(header[1:], row[1:]):
+            backend, part = col.split()
             if backend == "rep-gone":
                 assert cell == "⛔ unavailable"
                 continue
-            counts = Counter({s: n for (o, b, s), n in got.items() if o == op and b == backend})
-            assert counts, (op, backend)
-            assert cell.endswith(_cell_text(counts)), (op, backend, cell)
-    assert _row(md, "`relu`")[3].startswith("❌ fail")  # the undeclared relu bug
-    assert _row(md, "`tanh`")[2].startswith("⚠️ deviation")  # the declared tanh deviation
-    assert _row(md, "`tanh`")[1] == f"✅ pass {got['tanh', 'numpy', 'pass']}"
+            mine = [c for c in recs if c["op"] == op and c["backend"] == backend]
+            counts = Counter(c["verdicts"][part] for c in mine if part in c["verdicts"])
+            assert counts, (op, backend, part)
+            text = _cell_text(counts)
+            if part == "forward" and op == "max_pool":  # the index output's verdicts follow the forward's
+                text += "; indices: " + _cell_text(Counter(c["verdicts"]["indices"] for c in mine))
+            assert cell.endswith(text), (op, col, cell)
+    assert _row(md, "`relu`")[5].startswith("❌ fail")  # the undeclared relu bug, in its forward
+    assert _row(md, "`tanh`")[3].startswith("⚠️ deviation")  # the declared tanh deviation
+    tanh = [c for c in recs if c["op"] == "tanh" and c["backend"] == "numpy"]
+    assert _row(md, "`tanh`")[1] == f"✅ pass {len(tanh)}" == _row(md, "`tanh`")[2]
+    # whole cases and per-part verdicts per backend
+    got = Counter(c["status"] for c in recs if c["backend"] == "rep-broken")
+    assert _row(md, "**`rep-broken`**")[1] == _cell_text(got)
     # grouped rows: pooling before activations, as in the op table
     assert md.index("| **pooling** |") < md.index("| `max_pool` |") < md.index("| **activations** |") < md.index("| `relu` |")
 
@@ -333,9 +343,15 @@ def test_markdown_detail_sections(runs, mixed_report):
     fails = [c for c in recs if c["status"] == "fail"]
     assert fails and all(c["backend"] == "rep-broken" and c["op"] == "relu" for c in fails)
     section = md[md.index("## Failures"):md.index("## Environment")]
+    # grouped by kind (rep-broken's relu forward: not the exact value, an infinity), counted, one example each
+    groups = [[c.strip() for c in ln.strip("|").split(" | ")]
+              for ln in section.splitlines() if ln.startswith("| `rep-broken` |")]
+    assert groups and all(g[1:3] == ["`relu`", "forward"] for g in groups)
+    assert {g[3] for g in groups} <= {"not exact", "outside bound", "infinity", "NaN"}
+    assert sum(int(g[4]) for g in groups) == len(fails)
     shown = re.findall(r"- \*\*FAIL\*\* `rep-broken` `([^`]+)`: forward: \d+ of \d+ elements off", section)
-    assert sorted(shown) == sorted(c["case_id"] for c in fails)
-    assert all(c["repro"] in section for c in fails)
+    assert len(shown) == len(groups) and set(shown) <= {c["case_id"] for c in fails}
+    assert all(next(c["repro"] for c in fails if c["case_id"] == cid) in section for cid in shown)
     # environment of the run, and the unavailable backend's reason
     env = md[md.index("## Environment"):]
     host = records(runs / "mixed.jsonl")[0]["environment"]["host"]
@@ -476,3 +492,140 @@ def test_html_report_renders_in_headless_chromium(mixed_report, tmp_path):
     assert got["matrixRows"] == len(OPS) and got["matrixHeight"] > 100
     assert got["cellsColoured"] >= len(OPS) * 4  # every op x backend cell has its status colour
     assert got["images"] == [{"id": "plot-bound-ratio", "ok": True}]
+
+
+# ------------------------------------------------------------------------------------------ verdicts and signatures
+# synthetic records (merge() without the schema): a forward-only backend and failures of several kinds
+
+
+def _header(backends):
+    return {"record": "run", "schema": "convspec-results/1", "spec_version": "1.0", "backends": backends,
+            "profile": "quick", "seed": 0, "shard": [1, 1], "started": "2026-01-01T00:00:00Z", "argv": ["run"],
+            "environment": {"host": "h"}}
+
+
+def _case(backend, op, n, status, checks, **kw):
+    return {"record": "case", "backend": backend, "case_id": f"property:{op}[n={n}]#{n:08x}", "op": op,
+            "source": "property", "dtype": "float32", "case": {"op": op, "params": {}, "shapes": {}},
+            "repro": f"REPRO-{backend}-{n}",
+            "status": status, "checks": checks, "bound_ratio": None, "seconds": 0.0, **kw}
+
+
+def _mismatch(got, expected=1.0, bound=1e-6):
+    return {"index": [0, 0, 1], "expected": expected, "got": got, "bound": bound, "count": 1, "of": 8}
+
+
+def _synthetic():
+    from convspec.conformance.records import verdicts
+    from convspec.conformance.report.load import RunFile, merge
+
+    fwd = {"what": "forward", "status": "pass", "bound_ratio": 0.1}
+    recs = [_header(["ort", "bad"])]
+    no_grads = {"what": "backward", "status": "unsupported", "message": "no grads"}
+    recs += [_case("ort", "conv", i, "unsupported", [fwd, no_grads]) for i in range(5)]
+    recs.append(_case("ort", "max_pool", 9, "unsupported", [fwd, {"what": "indices", "status": "pass"},
+                                                             {"what": "backward", "status": "unsupported"}]))
+    for r in recs[1:]:
+        r.pop("verdicts", None)  # written before records carried verdicts: derived when merged
+    shrunk = {"case_id": "property:conv[small]#1", "case": {"op": "conv"}, "repro": "MINI-REPRO",
+              "checks": [{"what": "forward", "status": "fail", "mismatch": _mismatch(3.0)}]}
+    bad = [_case("bad", "conv", 10 + i, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch(2.0)},
+                                                  {"what": "grad x", "status": "pass"}]) for i in range(3)]
+    bad.append(_case("bad", "conv", 20, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch("nan")}],
+                     minimal=shrunk))  # a NaN: the shrunk case (outside the bound) is not this failure's
+    bad.append(_case("bad", "conv", 21, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch(5.0)}],
+                     minimal=shrunk))
+    shape = {"what": "forward", "status": "fail", "message": "shape (1, 2) != expected (1, 3)"}
+    skipped = {"what": "backward", "status": "skipped", "message": "not run"}
+    bad.append(_case("bad", "relu", 30, "fail", [shape, skipped]))
+    raised = "Traceback (most recent call last):\n  File x\nValueError: boom"
+    bad.append(_case("bad", "relu", 31, "error", [], message=raised))
+    bad.append(_case("ort", "tanh", 40, "timeout", [], message="no result within 10 s"))
+    for r in bad:
+        r["verdicts"] = verdicts(r["status"], r["checks"])
+    return build(merge([RunFile(Path("synthetic.jsonl"), recs + bad + [{"record": "summary", "finished": True}])]))
+
+
+def test_forward_only_backend_gets_its_forward_passes_counted():
+    from convspec.conformance.report import format as F
+
+    report = _synthetic()
+    conv = dict(dict(report.matrix)["convolution"])["conv"]["ort"]
+    assert conv.counts == Counter(unsupported=5)  # as whole cases: unsupported (no backward)
+    assert F.part_cells("conv", conv) == [("pass", "pass 5"), ("unsupported", "unsupported 5")]
+    pool = dict(dict(report.matrix)["pooling"])["max_pool"]["ort"]
+    assert F.part_cells("max_pool", pool)[0] == ("pass", "pass 1; indices: pass 1")
+    assert F.part_totals(report.totals["ort"]) == "forward timeout 1 · pass 6; indices pass 1; backward unsupported 6"
+    texts = rep.render(report)
+    assert "| `conv` | ✅ pass 5 | ➖ unsupported 5 | ❌ fail 5 | ✅ pass 3 |" in texts["md"]
+    assert '<td class="k-pass" data-backend="ort" data-part="forward">pass 5</td>' in texts["html"]
+
+
+def test_old_results_without_verdicts_load_with_derived_verdicts(runs, tmp_path):
+    recs = records(runs / "mixed.jsonl")
+    for r in recs:
+        r.pop("verdicts", None)
+    f = tmp_path / "old.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    old = {(c["backend"], c["case_id"]): c["verdicts"] for c in load([f]).cases}
+    new = {(c["backend"], c["case_id"]): c["verdicts"] for c in load([runs / "mixed.jsonl"]).cases}
+    assert old == new and len(old) > 50
+
+
+def test_failures_are_grouped_by_signature_with_every_backend_shown():
+    from convspec.conformance.report.signature import signature
+
+    report = _synthetic()
+    assert [(s, len(r)) for s, r in report.failure_groups] == [
+        (("ort", "tanh", "case", "timeout"), 1),
+        (("bad", "conv", "forward", "NaN"), 1),
+        (("bad", "conv", "forward", "outside bound"), 4),
+        (("bad", "relu", "forward", "shape"), 1),
+        (("bad", "relu", "forward", "error: ValueError"), 1),
+    ]
+    assert all(signature(r) == s for s, recs in report.failure_groups for r in recs)
+    texts = rep.render(report)
+    md = texts["md"][texts["md"].index("## Failures"):]
+    assert "8 failures of 5 kinds" in md
+    assert "| `bad` | `conv` | forward | outside bound | 4 | 3. `property:conv[n=21]#00000015` |" in md
+    assert "### 3. bad · conv · forward · outside bound (and 3 more like it)" in md
+    for html_or_md in (md, texts["html"]):
+        assert "REPRO-ort-40" in html_or_md and "REPRO-bad-31" in html_or_md  # every backend's failures appear
+    assert 'id="failure-groups"' in texts["html"] and 'id="failure-5"' in texts["html"]
+
+
+def test_a_minimal_case_is_shown_only_with_the_failures_it_reproduces():
+    from convspec.conformance.report.signature import reproduces
+
+    report = _synthetic()
+    groups = dict(report.failure_groups)
+    nan, = groups["bad", "conv", "forward", "NaN"]
+    assert nan.get("minimal") and not reproduces(nan)
+    assert failure_lines(nan)[2:] == []  # its shrunk case fails another way: not claimed
+    example = groups["bad", "conv", "forward", "outside bound"][0]
+    assert reproduces(example) and example["case_id"] == "property:conv[n=21]#00000015"  # the group shows it
+    shown = failure_lines(example)[2:]
+    assert shown == ["smallest failing case found by shrinking: property:conv[small]#1", "MINI-REPRO"]
+    texts = rep.render(report)
+    for text in texts.values():
+        assert text.count("MINI-REPRO") == 1
+
+
+def test_signature_kinds():
+    from convspec.conformance.report.signature import check_kind, signature
+
+    def kind(**check):
+        return check_kind({"what": "forward", "status": "fail", **check})
+
+    assert kind(mismatch=_mismatch(2.0)) == "outside bound"
+    assert kind(mismatch=_mismatch(2.0, bound=0.0)) == "not exact"
+    assert kind(mismatch=_mismatch("nan")) == "NaN" and kind(mismatch=_mismatch(1.0, expected="nan")) == "missing NaN"
+    assert kind(mismatch=_mismatch("-inf")) == "infinity"
+    assert check_kind({"what": "indices", "status": "fail", "mismatch": _mismatch(3, 2, 0)}) == "index mismatch"
+    assert kind(message="shape (1,) != expected (2,)") == "shape"
+    assert kind(message="dtype float64 != expected float32") == "dtype"
+    assert kind(message="returned 1 gradients, expected 3 (x, w, b)") == "gradient count"
+    raised = {"what": "grad w", "status": "error", "message": "x\nRuntimeError: oops"}
+    assert check_kind(raised) == "error: RuntimeError"
+    assert signature(_case("b", "conv", 1, "crashed", [])) == ("b", "conv", "case", "crashed")
+    assert signature(_case("b", "conv", 1, "error", [], message="op raised")) == ("b", "conv", "forward", "error")

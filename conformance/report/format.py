@@ -6,7 +6,9 @@ command, the smallest failing case); its markup comes from the caller, plain tex
 """
 from __future__ import annotations
 
-from .model import NOT_RUN, UNAVAILABLE, Cell, Report
+from ..records import PARTS
+from .model import NO_PART, NOT_RUN, UNAVAILABLE, Cell, Report
+from .signature import reproduces
 
 
 def fmt_num(v, spec: str = ".2f") -> str:
@@ -26,7 +28,8 @@ def _same(text: str) -> str:
 def failure_lines(case: dict, *, strong=_same, code=_same, block=_same, text=_same) -> list:
     """The lines that show one failed case record (status fail/error/timeout/crashed/invalid):
 
-        [head, block(repro)] + [minimal, block(minimal repro)] when shrinking found a smaller failing case
+        [head, block(repro)] + [minimal, block(minimal repro)] when shrinking found a smaller case that
+                                                           fails the same way (signature.reproduces)
 
     head is ``strong(STATUS) code(backend) code(case_id): text(problem)``, the problem being
     :func:`first_problem` (the first failing check and its first mismatching element, else the message's
@@ -35,7 +38,8 @@ def failure_lines(case: dict, *, strong=_same, code=_same, block=_same, text=_sa
     head = f"{strong(case['status'].upper())} {code(case['backend'])} {code(case['case_id'])}: "
     lines = [head + text(first_problem(case)), block(case["repro"])]
     mini = case.get("minimal")
-    if mini and mini.get("case_id") != case["case_id"]:
+    # only a minimal case that fails the same way (same check, same kind of mismatch) is this failure's
+    if mini and mini.get("case_id") != case["case_id"] and reproduces(case):
         lines += [f"{text('smallest failing case found by shrinking:')} {code(mini['case_id'])}", block(mini["repro"])]
     return lines
 
@@ -61,13 +65,14 @@ def last_line(text) -> str:
     return lines[-1][:300] if lines else ""
 
 
-SYMBOL = {"pass": "✅", "fail": "❌", "deviation": "⚠️", "unsupported": "➖", "unavailable": "⛔", "invalid": "🚫",
-          NOT_RUN: "·", "ran": "ℹ️"}
+SYMBOL = {"pass": "✅", "fail": "❌", "deviation": "⚠️", "unsupported": "➖", "skipped": "↷", "unavailable": "⛔",
+          "invalid": "🚫", NOT_RUN: "·", NO_PART: "", "ran": "ℹ️"}
 KIND_WORDS = {
     "pass": "every case within its error bound (or bit-exact where required)",
     "fail": "at least one case failed, raised, timed out or crashed",
     "deviation": "differs from the spec where the backend declares a known deviation",
     "unsupported": "the backend does not implement the op, a parameter or a dtype",
+    "skipped": "not checked, because a part it depends on failed (a backward after a forward of the wrong shape)",
     "unavailable": "the backend could not run on that machine",
     "invalid": "the spec rejects the case itself (a bug in the suite's case generation)",
     NOT_RUN: "no case of this op was run on this backend",
@@ -75,10 +80,45 @@ KIND_WORDS = {
 
 
 def cell_text(cell: Cell) -> str:
-    """'fail 3 · pass 81', 'unavailable', 'not run'."""
+    """'fail 3 · pass 81', 'unavailable', 'not run', '–' (a part the op does not have)."""
+    if cell.kind == NO_PART:
+        return "–"
     if cell.kind in (UNAVAILABLE, NOT_RUN):
         return cell.kind
     return " · ".join(f"{s} {n}" for s, n in cell.parts)
+
+
+#: the matrix's columns per backend: the forward (and index output) verdicts, and the backward verdicts
+MATRIX_PARTS = ("forward", "backward")
+
+
+def part_cells(op: str, cell: Cell) -> list:
+    """[(kind, text)] of one op on one backend for the matrix's MATRIX_PARTS columns: the forward column
+    counts the forward verdicts, then the index output's ('; indices: pass 8') where the op has one, its
+    kind the worse of the two; the backward column counts the backward verdicts. The LeNet check (one
+    verdict for the whole training) shows its case counts in both columns."""
+    if op == "lenet" or cell.kind in (UNAVAILABLE, NOT_RUN):
+        return [(cell.kind, cell_text(cell))] * 2
+    fwd, idx, bwd = (cell.part(p) for p in PARTS)
+    text, kind = cell_text(fwd), fwd.kind
+    if idx.counts:
+        text += "; indices: " + cell_text(idx)
+        worse = [k for k in (fwd.kind, idx.kind) if k in _KIND_RANK]
+        kind = min(worse, key=_KIND_RANK.index) if worse else kind
+    return [(kind, text), (bwd.kind, cell_text(bwd))]
+
+
+_KIND_RANK = ("fail", "invalid", "deviation", "unsupported", "skipped", "pass")
+
+
+def part_totals(cell: Cell) -> str:
+    """'forward pass 80 · fail 1; indices pass 8; backward unsupported 81': one backend's verdicts."""
+    out = []
+    for p in PARTS:
+        c = cell.part(p)
+        if c.counts:
+            out.append(f"{p} {cell_text(c)}")
+    return "; ".join(out) if out else cell_text(cell)
 
 
 def fmt_ratio(v) -> str:

@@ -11,7 +11,7 @@ from . import format as F
 from . import perf
 from .model import Cell, Report, ratio_summary
 
-MAX_FAILURES = 300
+MAX_GROUPS = 300  # kinds of failure shown, one example each
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
@@ -56,7 +56,7 @@ tr.total td, tr.total th { font-weight: 600; border-top: 2px solid #9aa3ae; }
 td.k-pass { background: var(--pass); } td.k-fail { background: var(--fail); }
 td.k-deviation { background: var(--deviation); } td.k-unsupported { background: var(--unsupported); }
 td.k-unavailable { background: var(--unavailable); color: var(--muted); } td.k-invalid { background: var(--invalid); }
-td.k-not-run { color: var(--muted); }
+td.k-not-run, td.k-none, td.k-skipped { color: var(--muted); }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
 pre { background: #f6f8fa; border: 1px solid var(--line); padding: .5rem .7rem; overflow-x: auto; white-space: pre-wrap;
       word-break: break-all; margin: .3rem 0 .8rem; }
@@ -80,6 +80,15 @@ def _kind_class(kind: str) -> str:
 
 def _cell(cell: Cell) -> str:
     return f'<td class="{_kind_class(cell.kind)}" title="{_e(cell.unavailable or "")}">{_e(F.cell_text(cell))}</td>'
+
+
+def _part(kind: str, text: str, backend: str, part: str) -> str:
+    return f'<td class="{_kind_class(kind)}" data-backend="{_e(backend)}" data-part="{_e(part)}">{_e(text)}</td>'
+
+
+def _parts(cols, cells_of) -> str:
+    """The matrix's part cells of one row: cells_of(backend) -> [(kind, text)] in MATRIX_PARTS order."""
+    return "".join(_part(k, t, b, p) for b in cols for p, (k, t) in zip(F.MATRIX_PARTS, cells_of(b)))
 
 
 def _table(header, rows_html, *, tid: str = "", cls: str = "") -> str:
@@ -114,14 +123,27 @@ def render(report: Report, plots: list) -> str:
     parts = []
     if report.notes:
         parts.append('<div class="notes"><strong>Note</strong><ul>' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul></div>")
+    nparts = len(F.MATRIX_PARTS)
     rows = []
     for group, ops in report.matrix:
-        rows.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{_e(group)}</th></tr>')
+        rows.append(f'<tr class="group"><th colspan="{nparts * len(cols) + 1}">{_e(group)}</th></tr>')
         for op, cells in ops:
-            rows.append(f'<tr class="op" data-op="{_e(op)}"><th><code>{_e(op)}</code></th>' + "".join(_cell(cells[b]) for b in cols) + "</tr>")
-    rows.append('<tr class="total"><th>all ops</th>' + "".join(_cell(report.totals[b]) for b in cols) + "</tr>")
-    parts.append('<p class="hint">Each cell counts the cases of an op on a backend by outcome.</p>')
-    parts.append(_table(["op"] + cols, rows, tid="matrix", cls="matrix"))
+            rows.append(f'<tr class="op" data-op="{_e(op)}"><th><code>{_e(op)}</code></th>'
+                        + _parts(cols, lambda b, op=op, cells=cells: F.part_cells(op, cells[b])) + "</tr>")
+    total = _parts(cols, lambda b: F.part_cells("", report.totals[b]))
+    rows.append(f'<tr class="total"><th>all ops</th>{total}</tr>')
+    parts.append('<p class="hint">Each cell counts the cases of an op on a backend by the verdict of one part: the '
+                 'forward output (and the index output, where the op has one) and the backward (every gradient). A '
+                 'backend that computes only forwards gets its forward passes counted.</p>')
+    head = ('<tr><th rowspan="2">op</th>' + "".join(f'<th colspan="{nparts}">{_e(b)}</th>' for b in cols)
+            + "</tr>\n<tr>" + "".join(f"<th>{_e(p)}</th>" for _ in cols for p in F.MATRIX_PARTS) + "</tr>")
+    parts.append(f'<table id="matrix" class="matrix">\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(rows)
+                 + "\n</tbody>\n</table>")
+    parts.append('<p class="hint">Whole cases (a case passes when every part passes) and the verdicts of each part, '
+                 'per backend:</p>')
+    parts.append(_table(["totals", "whole cases", "verdicts per part"], [
+        f"<tr><th><code>{_e(b)}</code></th>{_cell(report.totals[b])}<td>{_e(F.part_totals(report.totals[b]))}</td></tr>"
+        for b in cols], tid="verdicts-table"))
     parts.append(
         '<p class="legend">' + "".join(
             f'<span><span class="swatch {_kind_class(k)}" style="background: var(--{k.replace(" ", "-")}, white)"></span>'
@@ -187,14 +209,27 @@ def render(report: Report, plots: list) -> str:
     sections.append(("deviations", "Declared deviations", dev))
 
     if report.failures:
+        groups = report.failure_groups
+        n = len(report.failures)
+        kinds = f'{len(groups)} kind{"s" if len(groups) != 1 else ""}'
+        fail = (f'<p class="hint">{n} failure{"s" if n != 1 else ""} of {kinds}, '
+                "grouped by backend, op, check and kind of mismatch, with one example each; every failure is in the "
+                "results files with its repro command.</p>\n")
+        fail += _table(["backend", "op", "check", "kind", "cases", "example"], [
+            f'<tr><td><code>{_e(b)}</code></td><td><code>{_e(op)}</code></td><td>{_e(check)}</td><td>{_e(kind)}</td>'
+            f'<td>{len(recs)}</td><td><a href="#failure-{i}"><code>{_e(recs[0]["case_id"])}</code></a></td></tr>'
+            for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1)], tid="failure-groups")
         items = []
-        for c in report.failures[:MAX_FAILURES]:
-            lines = F.failure_lines(c, strong=lambda s: f'<span class="status">{_e(s)}</span>',
+        for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1):
+            lines = F.failure_lines(recs[0], strong=lambda s: f'<span class="status">{_e(s)}</span>',
                                     code=lambda s: f"<code>{_e(s)}</code>", block=lambda s: f"<pre>{_e(s)}</pre>", text=_e)
-            items.append('<div class="failure">' + "".join(lines) + "</div>")
-        if len(report.failures) > MAX_FAILURES:
-            items.append(f"<p>… and {len(report.failures) - MAX_FAILURES} more; every failure is in the results files with its repro command.</p>")
-        fail = "\n".join(items)
+            more = f" (and {len(recs) - 1} more like it)" if len(recs) > 1 else ""
+            items.append(f'<div class="failure" id="failure-{i}"><h3>{i}. {_e(b)} · {_e(op)} · {_e(check)} · {_e(kind)}'
+                         f"{_e(more)}</h3>" + "".join(lines) + "</div>")
+        if len(groups) > MAX_GROUPS:
+            items.append(f"<p>… and {len(groups) - MAX_GROUPS} more kinds of failure; every failure is in the results "
+                         "files.</p>")
+        fail += "\n".join(items)
     else:
         fail = "<p>None: no case failed, raised, timed out or crashed.</p>"
     sections.append(("failures", "Failures", fail))

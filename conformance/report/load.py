@@ -14,6 +14,7 @@ from pathlib import Path
 
 from convspec import SpecError
 
+from ..records import verdicts
 from . import schema as S
 
 BAD = ("fail", "error", "timeout", "crashed")
@@ -65,6 +66,13 @@ class Merged:
     conflicts: list = field(default_factory=list)  # (backend, case_id, {status: [file labels]})
     duplicates: int = 0  # cases seen in more than one file (same backend)
     notes: list = field(default_factory=list)  # things a reader should know (missing shards, unfinished runs)
+
+
+def verdicts_of(record: dict) -> dict:
+    """A case record's per-part verdicts {forward, indices, backward}: as recorded, or derived from its
+    checks (records.verdicts) for files written before records carried them."""
+    v = record.get("verdicts")
+    return v if isinstance(v, dict) else verdicts(str(record.get("status", "")), record.get("checks", []))
 
 
 def load_file(path) -> RunFile:
@@ -139,6 +147,7 @@ def merge(runs: list) -> Merged:
     for r in runs:
         seen_here = set()
         for c in r.of("case"):
+            c.setdefault("verdicts", verdicts_of(c))  # files written before records carried verdicts
             key = (c["backend"], c["case_id"])
             entry(c["backend"])["available"] = True  # it ran
             where[key][c["status"]].append(r.label)

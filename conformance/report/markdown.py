@@ -8,7 +8,7 @@ from . import format as F
 from . import perf
 from .model import Cell, Report, ratio_summary
 
-MAX_FAILURES = 100  # beyond this the Markdown lists a count; the results files have them all
+MAX_GROUPS = 200  # kinds of failure shown (one example each); beyond this a count; the results files have all
 
 
 def esc(text) -> str:
@@ -25,6 +25,10 @@ def table(header, rows) -> list:
 
 def _cell(cell: Cell) -> str:
     return f"{F.SYMBOL.get(cell.kind, '')} {esc(F.cell_text(cell))}".strip()
+
+
+def _part(kind: str, text: str) -> str:
+    return f"{F.SYMBOL.get(kind, '')} {esc(text)}".strip()
 
 
 def _code(text) -> str:
@@ -49,15 +53,22 @@ def render(report: Report, plot_names: dict | None = None) -> str:
     if report.notes:
         lines += ["> **Note**"] + [f"> - {esc(n)}" for n in report.notes] + [""]
 
-    lines += ["## Compatibility matrix", "", "Each cell counts the cases of an op on a backend by outcome.", ""]
+    lines += ["## Compatibility matrix", "",
+              "Each cell counts the cases of an op on a backend by the verdict of one part: the forward output "
+              "(and the index output, where the op has one) and the backward (every gradient). A backend that "
+              "computes only forwards gets its forward passes counted.", ""]
     rows = []
     for group, ops in report.matrix:
-        rows.append([f"**{esc(group)}**"] + [""] * len(cols))
+        rows.append([f"**{esc(group)}**"] + [""] * (len(F.MATRIX_PARTS) * len(cols)))
         for op, cells in ops:
-            rows.append([f"`{op}`"] + [_cell(cells[b]) for b in cols])
-    rows.append(["**all ops**"] + [f"**{esc(F.cell_text(report.totals[b]))}**" for b in cols])
-    lines += table(["op"] + cols, rows) + [""]
-    lines += ["Legend: " + "; ".join(f"{F.SYMBOL[k]} {k}: {w}" for k, w in F.KIND_WORDS.items()) + ".", ""]
+            rows.append([f"`{op}`"] + [_part(k, t) for b in cols for k, t in F.part_cells(op, cells[b])])
+    rows.append(["**all ops**"] + [f"**{esc(t)}**" for b in cols for _, t in F.part_cells("", report.totals[b])])
+    lines += table(["op"] + [f"{b} {p}" for b in cols for p in F.MATRIX_PARTS], rows) + [""]
+    lines += ["Legend: " + "; ".join(f"{F.SYMBOL[k]} {k}: {w}" for k, w in F.KIND_WORDS.items()) + "; – : the op "
+              "has no such part, or no case got that far.", ""]
+    lines += ["Whole cases (a case passes when every part passes) and the verdicts of each part, per backend:", ""]
+    totals = [[f"**`{b}`**", esc(F.cell_text(report.totals[b])), esc(F.part_totals(report.totals[b]))] for b in cols]
+    lines += table(["totals", "whole cases", "verdicts per part"], totals) + [""]
 
     lines += ["## Per-feature detail", "", "Cases grouped by what they exercise (a case counts under every feature it has).", ""]
     lines += table(["feature"] + cols, [[esc(f)] + [_cell(cells[b]) for b in cols] for f, cells in report.features]) + [""]
@@ -103,15 +114,8 @@ def render(report: Report, plot_names: dict | None = None) -> str:
     lines += ["## Failures", ""]
     if not report.failures:
         lines += ["None: no case failed, raised, timed out or crashed.", ""]
-    for c in report.failures[:MAX_FAILURES]:
-        head, repro, *mini = F.failure_lines(c, strong=lambda s: f"**{s}**", code=lambda s: f"`{esc(s)}`",
-                                             block=lambda s: _indent(_code(s)), text=esc)
-        lines += [f"- {head}", "", repro]
-        if mini:
-            lines += ["", f"  {mini[0]}", "", mini[1]]
-        lines += [""]
-    if len(report.failures) > MAX_FAILURES:
-        lines += [f"… and {len(report.failures) - MAX_FAILURES} more; every failure is in the results files with its repro command.", ""]
+    else:
+        lines += _failures(report)
 
     if report.conflicts:
         lines += ["## Conflicting results", "", "The same backend gave different outcomes for a case in different files.", ""]
@@ -131,6 +135,31 @@ def render(report: Report, plot_names: dict | None = None) -> str:
         if brows:
             lines += table(["backend", "status", "version", "device", "dtypes", "plugin"], [[esc(v) for v in r] for r in brows]) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _failures(report: Report) -> list:
+    """The failures grouped by signature (backend, op, check, kind of mismatch): a table with each group's
+    count, then one example of each with its repro command."""
+    groups = report.failure_groups
+    n = len(report.failures)
+    lines = [f"{n} failure{'s' if n != 1 else ''} of {len(groups)} kind{'s' if len(groups) != 1 else ''}, grouped by "
+             "backend, op, check and kind of mismatch, with one example each; every failure is in the results files "
+             "with its repro command.", ""]
+    lines += table(["backend", "op", "check", "kind", "cases", "example"], [
+        [f"`{b}`", f"`{op}`", esc(check), esc(kind), str(len(recs)), f"{i}. `{esc(recs[0]['case_id'])}`"]
+        for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1)]) + [""]
+    for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1):
+        c = recs[0]
+        head, repro, *mini = F.failure_lines(c, strong=lambda s: f"**{s}**", code=lambda s: f"`{esc(s)}`",
+                                             block=lambda s: _indent(_code(s)), text=esc)
+        more = f" (and {len(recs) - 1} more like it)" if len(recs) > 1 else ""
+        lines += [f"### {i}. {esc(b)} · {esc(op)} · {esc(check)} · {esc(kind)}{more}", "", f"- {head}", "", repro]
+        if mini:
+            lines += ["", f"  {mini[0]}", "", mini[1]]
+        lines += [""]
+    if len(groups) > MAX_GROUPS:
+        lines += [f"… and {len(groups) - MAX_GROUPS} more kinds of failure; every failure is in the results files.", ""]
+    return lines
 
 
 def _performance(report: Report) -> list:

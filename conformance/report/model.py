@@ -8,15 +8,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ..ops import GROUPS, OPS
-from .load import BAD, Merged
+from . import signature as sig
+from .load import BAD, Merged, verdicts_of
 
 LENET = "LeNet"
 GROUP_ORDER = GROUPS + (LENET, "other")
 # the order counts are listed in a cell, worst first
-STATUS_ORDER = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "pass")
+STATUS_ORDER = ("fail", "error", "timeout", "crashed", "invalid", "deviation", "unsupported", "skipped", "pass")
 SPATIAL_OPS = ("conv", "convolve", "conv_transpose", "max_pool", "avg_pool", "global_max_pool", "global_avg_pool")
 NOT_RUN = "not run"
 UNAVAILABLE = "unavailable"
+NO_PART = "none"  # a part the op does not have (no index output), or no case of it got that far
 
 
 def group_of(op: str, source: str = "") -> str:
@@ -32,6 +34,17 @@ class Cell:
 
     counts: Counter = field(default_factory=Counter)
     unavailable: str | None = None  # the reason, when the backend could not run at all
+    verdicts: dict = field(default_factory=lambda: defaultdict(Counter))  # part -> Counter of its verdicts
+
+    def part(self, name: str) -> "Cell":
+        """The counts of one part's verdicts (forward, indices, backward) as a cell of its own: a case
+        counts under a part only where that part got a verdict."""
+        if self.unavailable is not None:
+            return Cell(unavailable=self.unavailable)
+        counts = Counter(self.verdicts.get(name, {}))
+        return Cell(counts) if counts or not self.counts else Cell(Counter(), part_missing=True)
+
+    part_missing: bool = False  # a part cell of an op that ran but never got this part
 
     @property
     def total(self) -> int:
@@ -39,14 +52,17 @@ class Cell:
 
     @property
     def kind(self) -> str:
-        """The cell's headline: unavailable, not run, fail, invalid, deviation, unsupported or pass."""
+        """The cell's headline: unavailable, not run, none (a part the op lacks), fail, invalid,
+        deviation, unsupported, skipped or pass."""
         if self.unavailable is not None:
             return UNAVAILABLE
+        if self.part_missing:
+            return NO_PART
         if not self.counts:
             return NOT_RUN
         if any(self.counts[s] for s in BAD):
             return "fail"
-        for s in ("invalid", "deviation", "unsupported", "pass"):
+        for s in ("invalid", "deviation", "unsupported", "skipped", "pass"):
             if self.counts[s]:
                 return s
         return "ran"  # only statuses this report does not know (a provisional training record)
@@ -81,6 +97,7 @@ class Report:
     ratios: dict  # op -> backend -> [bound ratios of the cases that have one]
     deviations: list  # [{backend, op, reason, count, cases}]
     failures: list  # case records with status fail/error/timeout/crashed/invalid
+    failure_groups: list  # [(signature, [records])]: failures grouped by signature.signature, worst-known order
     trains: list  # [TrainCurve]
     reference_train: list  # [(step, loss)] from a train record of backend 'reference', if any
     runs: list  # [RunFile]
@@ -240,6 +257,9 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
             groups[g].append(op)
         cells[op][b].counts[st] += 1
         totals[b].counts[st] += 1
+        for part, v in verdicts_of(c).items():
+            cells[op][b].verdicts[part][v] += 1
+            totals[b].verdicts[part][v] += 1
         for f in features(c):
             feats[f][b].counts[st] += 1
         if _is_num(c.get("bound_ratio")):
@@ -285,6 +305,17 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
         key=lambda c: (columns.index(c["backend"]) if c["backend"] in columns else 99, order.index(c["op"]) if c["op"] in order else 99, c["case_id"]),
     )
 
+    kinds = sig.KINDS
+
+    def sig_key(s):
+        b, op, check, kind = s
+        return (columns.index(b) if b in columns else 99, order.index(op) if op in order else 99, op,
+                check != "forward", check, kinds.index(kind.split(":")[0]) if kind.split(":")[0] in kinds else 99, kind)
+
+    # each group's example (its first record) is one whose shrunk minimal case fails the same way, if any
+    failure_groups = [(k, sorted(recs, key=lambda r: not sig.reproduces(r)))
+                      for k, recs in sig.group(failures, order=sig_key)]
+
     curves = [train_curve(t) for t in merged.trains]
     reference = next((c.losses for c in curves if c.backend == "reference"), [])
     if not reference:
@@ -294,6 +325,7 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
     return Report(
         title=title, spec_version=merged.spec_version, columns=columns, backends=merged.backends, matrix=matrix, totals=totals,
         features=features_rows, ratios={op: dict(v) for op, v in ratios.items()}, deviations=deviations, failures=failures,
+        failure_groups=failure_groups,
         trains=curves, reference_train=reference, runs=merged.runs, notes=merged.notes, conflicts=merged.conflicts,
         plugin_errors=merged.plugin_errors,
     )
