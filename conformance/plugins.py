@@ -21,6 +21,9 @@ DEFAULT_PLUGINS = (
     "convspec.backends.numpy_backend",
     "convspec.backends.cupy_backend",
     "convspec.backends.torch_backend",
+    "convspec.backends.jax_backend",
+    "convspec.backends.onnxruntime_backend",
+    "convspec.backends.tensorflow_backend",
     "convspec.conformance.sources",
 )
 ENTRY_POINT_GROUP = "convspec"
