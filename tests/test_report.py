@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from convspec.conformance import report as rep
 from convspec.conformance.cli import main
+from convspec.conformance.records import PARTS
 from convspec.conformance.report import html as report_html
 from convspec.conformance.report import schema as S
 from convspec.conformance.report.format import failure_lines
@@ -314,8 +315,10 @@ def test_markdown_matrix_counts_every_part_of_every_case_of_every_backend(runs, 
             counts = Counter(c["verdicts"][part] for c in mine if part in c["verdicts"])
             assert counts, (op, backend, part)
             text = _cell_text(counts)
-            if part == "forward" and op == "max_pool":  # the index output's verdicts follow the forward's
-                text += "; indices: " + _cell_text(Counter(c["verdicts"]["indices"] for c in mine))
+            if part == "forward":  # the index output's verdicts (and any other part's) follow the forward's
+                for other in (p for p in PARTS if p not in ("forward", "backward")):
+                    more = Counter(c["verdicts"][other] for c in mine if other in c["verdicts"])
+                    text += f"; {other}: {_cell_text(more)}" if more else ""
             assert cell.endswith(text), (op, col, cell)
     assert _row(md, "`relu`")[5].startswith("❌ fail")  # the undeclared relu bug, in its forward
     assert _row(md, "`tanh`")[3].startswith("⚠️ deviation")  # the declared tanh deviation

@@ -99,13 +99,18 @@ def part_cells(op: str, cell: Cell) -> list:
     verdict for the whole training) shows its case counts in both columns."""
     if op == "lenet" or cell.kind in (UNAVAILABLE, NOT_RUN):
         return [(cell.kind, cell_text(cell))] * 2
-    fwd, idx, bwd = (cell.part(p) for p in PARTS)
-    text, kind = cell_text(fwd), fwd.kind
-    if idx.counts:
-        text += "; indices: " + cell_text(idx)
-        worse = [k for k in (fwd.kind, idx.kind) if k in _KIND_RANK]
-        kind = min(worse, key=_KIND_RANK.index) if worse else kind
-    return [(kind, text), (bwd.kind, cell_text(bwd))]
+    fwd, bwd = cell.part("forward"), cell.part("backward")
+    texts = [cell_text(fwd)] if fwd.counts else []
+    kinds = [fwd.kind] if fwd.counts else []
+    for p in PARTS:  # the index output; the error behaviour ("errors": a case the spec rejects is refused)
+        extra = cell.part(p)
+        if p not in MATRIX_PARTS and extra.counts:
+            texts.append(f"{p}: {cell_text(extra)}")
+            kinds.append(extra.kind)
+    if not kinds:
+        return [(fwd.kind, cell_text(fwd)), (bwd.kind, cell_text(bwd))]
+    kind = min(kinds, key=lambda k: _KIND_RANK.index(k) if k in _KIND_RANK else len(_KIND_RANK))
+    return [(kind, "; ".join(texts)), (bwd.kind, cell_text(bwd))]
 
 
 _KIND_RANK = ("fail", "invalid", "deviation", "unsupported", "skipped", "pass")
