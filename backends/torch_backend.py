@@ -8,7 +8,8 @@ registration); the internals are in convspec.backends._torch:
 - ``_torch/ops.py``: the op table, each op's argument checks (the shared ones of backends._xp) and its
   forward as PyTorch calls; the one generic backward (torch.autograd over the differentiable inputs);
 - ``_torch/workarounds.py``: the spec's parameters PyTorch cannot take directly (asymmetric and 'same'
-  padding, pooling pads and the ceil-mode overhang, avg_pool dilation, stable k-max), each with why;
+  padding, pooling pads and the ceil-mode overhang, avg_pool dilation, stable k-max, batch norm with one
+  value per channel, LRN of an (N, C) input), each with why;
 - ``_torch/deviations.py``: the declared deviations (max_pool's NaN choice, relu's gradient at NaN);
 - ``_torch/runtime.py``: the lazy torch import, its thread count, the TF32 switch.
 
@@ -151,6 +152,8 @@ def _methods(entry: TorchOp) -> dict:
         return entry.index(plan, *tensors)
 
     methods = dict(zip(spec, (forward, grad, index)))
+    if not sig.differentiable:  # a state update (batch_norm_running_stats): no backward, as in the spec
+        del methods[sig.name + "_backward"]
     for name, fn in methods.items():
         fn.__name__, fn.__qualname__ = name, f"TorchBackend.{name}"
         fn.__signature__, fn.__doc__ = spec[name]

@@ -149,6 +149,22 @@ def test_avg_pool_dilation_and_padding(params, cip):
     close(n(B.avg_pool_backward(t(g), t(x), count_include_pad=cip, **params)[0]), R.avg_pool_backward(g, x, count_include_pad=cip, **params)[0])
 
 
+@pytest.mark.parametrize("params", [
+    {"kernel_size": 3, "stride": 1, "padding": ((2, 0),)},
+    {"kernel_size": 2, "stride": 1, "padding": ((2, 0),), "dilation": 2},
+])
+def test_max_pool_all_minus_inf_window_never_picks_the_padding(params):
+    """PyTorch's kernel keeps a window's first tap unless a greater value (or NaN) comes: over F.pad's -inf
+    padding, a window of -inf inputs would name a padding element; the spec names its first real element,
+    and the gradient goes there."""
+    x = np.array([[[-np.inf, -np.inf, 1.0, -np.inf]]])
+    want = R.max_pool_indices(x, **params)
+    np.testing.assert_array_equal(n(B.max_pool_indices(t(x), **params)), want)
+    close(n(B.max_pool(t(x), **params)), R.max_pool(x, **params))
+    g = np.arange(1.0, 1.0 + want.size).reshape(want.shape)
+    close(n(B.max_pool_backward(t(g), t(x), **params)[0]), R.max_pool_backward(g, x, **params)[0])
+
+
 def test_kmax_pool_ties_keep_the_smaller_index():
     x = np.array([[1, 3, 3, 2, 3, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float64)
     np.testing.assert_array_equal(n(B.kmax_pool_indices(t(x), 2)), [[1, 2], [0, 1]])
@@ -203,5 +219,8 @@ def test_errors_name_the_parameter():
         B.max_pool(t(np.zeros((1, 1, 1))), 1, padding=((3, 0),), stride=1)
     with pytest.raises(ShapeError, match="^grad_out: must have the forward output's shape"):
         B.relu_backward(t(np.zeros(3)), t(np.zeros(4)))
+    with pytest.raises(ShapeError, match="^x: must have at least 1 dimensions, got shape \\(\\)"):
+        B.flatten(B.from_numpy(np.zeros(())))  # a 0-d array stays 0-d on its way to a tensor
+    assert B.from_numpy(np.float32(2.0)).shape == ()
     with pytest.raises(ParameterError, match="^labels: must lie in"):
         B.cross_entropy(t(np.zeros((2, 3))), B.from_numpy(np.array([0, 3])))

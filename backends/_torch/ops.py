@@ -71,7 +71,8 @@ class Tensors:
         a = np.asarray(a)
         if a.dtype == object:
             raise Unsupported("object (exact rational) arrays are evaluated by the reference only")
-        return import_torch().from_numpy(np.ascontiguousarray(a)).to(self.device)
+        # np.ascontiguousarray makes a 0-d array 1-d: reshape back (a 0-d input must stay 0-d to be checked)
+        return import_torch().from_numpy(np.ascontiguousarray(a).reshape(a.shape)).to(self.device)
 
     def __call__(self, name, a, *, ndim=None, min_ndim=None):
         torch = import_torch()
@@ -113,15 +114,24 @@ def shape(t):
 # ---------------------------------------------------------------- the generic backward
 def backward(entry: TorchOp, plan, tensors, grad_out, t: Tensors):
     """PyTorch's gradients of entry.forward(plan, *tensors), by torch.autograd: one per differentiable
-    input in the spec's order (None where that input is None, zeros where it does not reach the output)."""
+    input in the spec's order (None where that input is None, zeros where it does not reach the output).
+    A sequence input (concat's xs) gives one gradient per array, in order, in the flat tuple; an op with no
+    differentiable input (a state update: batch_norm_running_stats) has no gradient: ()."""
     torch = import_torch()
     names = entry.sig.arrays
     wrt_names = entry.sig.differentiable
+    if not wrt_names:
+        return ()
+
+    def leaf(v):
+        return v.detach().requires_grad_(True)
+
     with torch.enable_grad():
-        leaves = {
-            n: (v.detach().requires_grad_(True) if v is not None and n in wrt_names else v)
-            for n, v in zip(names, tensors)
-        }
+        leaves = {}
+        for n, v in zip(names, tensors):
+            if v is not None and n in wrt_names:
+                v = [leaf(a) for a in v] if isinstance(v, (list, tuple)) else leaf(v)
+            leaves[n] = v
         y = entry.forward(plan, *leaves.values())
         g = t("grad_out", grad_out)
         if entry.scalar:
@@ -129,16 +139,20 @@ def backward(entry: TorchOp, plan, tensors, grad_out, t: Tensors):
             g = g.reshape(y.shape)
         else:
             checks.grad_shape(g.shape, y.shape)
-        wrt = [leaves[n] for n in wrt_names if leaves[n] is not None]
+        wrt = []
+        for n in wrt_names:
+            v = leaves[n]
+            wrt += [] if v is None else list(v) if isinstance(v, list) else [v]
         got = iter(torch.autograd.grad(y, wrt, g.to(y.dtype), allow_unused=True) if wrt else ())
     out = []
     for n in wrt_names:
-        leaf = leaves[n]
-        if leaf is None:
+        v = leaves[n]
+        if v is None:
             out.append(None)
             continue
-        gr = next(got)
-        out.append(torch.zeros_like(leaf) if gr is None else gr.detach())
+        for lf in v if isinstance(v, list) else [v]:
+            gr = next(got)
+            out.append(torch.zeros_like(lf) if gr is None else gr.detach())
     return tuple(out)
 
 
@@ -200,8 +214,8 @@ def _max_pool(geo, x):
                   return_indices=True)
     xp = wa.pool_input(x, geo, float("-inf"))
     values, idx = fn(xp, geo.kernel, geo.stride, 0, geo.dilation, ceil_mode=False, return_indices=True)
-    values, idx = wa.crop_to_windows(values, geo.out_sizes), wa.crop_to_windows(idx, geo.out_sizes)
-    return values, wa.input_indices(idx, xp.shape[2:], geo)
+    idx = wa.input_indices(wa.crop_to_windows(idx, geo.out_sizes), xp.shape[2:], geo)
+    return wa.gather_plane(x, idx), idx
 
 
 @op("max_pool", ("x",), pool_inputs, index_op="max_pool_indices", index=lambda geo, x: _max_pool(geo, x)[1])
@@ -323,3 +337,139 @@ def cross_entropy_inputs(t, logits, labels):
 @op("cross_entropy", ("logits", "labels"), cross_entropy_inputs, differentiable=("logits",), scalar=True)
 def cross_entropy(_, z, y):
     return F().cross_entropy(z, y)
+
+
+# ---------------------------------------------------------------- normalization, dropout, concat
+# The checks are NormOps' (convspec.backends._xp.norm), in its order, through convspec.backends._xp.checks.
+def _kind(a) -> str:
+    """The NumPy dtype kind of an argument ("O" for a Fraction array, "b", "i", "u", "f", "c"...)."""
+    torch = import_torch()
+    if isinstance(a, torch.Tensor):
+        return "b" if a.dtype == torch.bool else "c" if a.is_complex() else "f" if a.is_floating_point() else "i"
+    return np.asarray(a).dtype.kind
+
+
+def _floating(t, name, a, reason, **kw):
+    """An input of an op evaluated in floating point only: a Fraction array is NormOps' DTypeError."""
+    checks.floating_only(name, _kind(a), reason)
+    return t(name, a, **kw)
+
+
+BN_X = (2, 3, 4, 5)  # (N, C, *spatial) with 0 to 3 spatial dims
+
+
+def _bn_inputs(t, x, gamma, beta, eps, *extra):
+    x = _floating(t, "x", x, checks.BN_FRACTION, ndim=BN_X)
+    checks.bn_nonempty(shape(x))
+    vecs = []
+    for name, a in (("gamma", gamma), ("beta", beta)) + extra:
+        v = _floating(t, name, a, checks.BN_FRACTION, ndim=1)
+        checks.bn_channels(name, shape(v), x.shape[1])
+        vecs.append(v)
+    eps = checks.real("eps", eps, lo=0, lo_open=True)
+    return t.common(x, *vecs), eps
+
+
+def batch_norm_inputs(t, x, gamma, beta, *, eps=1e-5):
+    return _bn_inputs(t, x, gamma, beta, eps)
+
+
+@op("batch_norm", ("x", "gamma", "beta"), batch_norm_inputs)
+def batch_norm(eps, x, gamma, beta):
+    if prod(x.shape) // x.shape[1] == 1:
+        return wa.batch_norm_one_value(x, gamma, beta, eps)
+    return F().batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+
+
+def batch_norm_inference_inputs(t, x, gamma, beta, mean, var, *, eps=1e-5):
+    tensors, eps = _bn_inputs(t, x, gamma, beta, eps, ("mean", mean), ("var", var))
+    checks.nonnegative("var", bool((tensors[4] < 0).any()))
+    return tensors, eps
+
+
+@op("batch_norm_inference", ("x", "gamma", "beta", "mean", "var"), batch_norm_inference_inputs,
+    differentiable=("x", "gamma", "beta"))
+def batch_norm_inference(eps, x, gamma, beta, mean, var):
+    return F().batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
+
+
+def running_stats_inputs(t, running_mean, running_var, x, *, momentum=0.1):
+    x = t("x", x, ndim=BN_X)
+    checks.bn_nonempty(shape(x))
+    rm, rv = t("running_mean", running_mean, ndim=1), t("running_var", running_var, ndim=1)
+    checks.bn_channels("running_mean", shape(rm), x.shape[1])
+    checks.bn_channels("running_var", shape(rv), x.shape[1])
+    checks.nonnegative("running_var", bool((rv < 0).any()))
+    momentum = checks.real("momentum", momentum, lo=0, hi=1)
+    checks.running_stats_m(shape(x))
+    return t.common(rm, rv, x), momentum
+
+
+@op("batch_norm_running_stats", ("running_mean", "running_var", "x"), running_stats_inputs, differentiable=())
+def batch_norm_running_stats(momentum, running_mean, running_var, x):
+    # F.batch_norm updates running_mean/running_var in place: copies, never the caller's tensors. PyTorch's
+    # running_var takes the UNBIASED batch variance m/(m-1) var, as the spec (BatchNorm2d's doc: "the value
+    # stored in the moving average of the standard-deviation is calculated via the unbiased estimator").
+    # gamma/beta/eps do not enter the statistics (eps only normalises the output, discarded here).
+    mean, var = running_mean.clone(), running_var.clone()
+    F().batch_norm(x, mean, var, None, None, training=True, momentum=momentum)
+    return mean, var
+
+
+def lrn_inputs(t, x, size, *, alpha=1e-4, beta=0.75, k=2.0):
+    x = _floating(t, "x", x, checks.LRN_FRACTION, ndim=BN_X)
+    size = checks.lrn_size(size)
+    alpha = checks.real("alpha", alpha, lo=0)
+    beta = checks.real("beta", beta)
+    k = checks.real("k", k, lo=0, lo_open=True)
+    return (x,), (size, alpha, beta, k)
+
+
+@op("local_response_norm", ("x",), lrn_inputs)
+def local_response_norm(plan, x):
+    size, alpha, beta, k = plan
+    # PyTorch divides alpha by size (it averages the window: avg_pool of x^2, then * alpha;
+    # https://pytorch.org/docs/stable/generated/torch.nn.LocalResponseNorm.html), the spec does not (the
+    # paper's formula): pass alpha * size. Its window is the spec's, also for even sizes: F.pad with
+    # size // 2 channels before and (size - 1) // 2 after, then avg_pool (F.local_response_norm's source).
+    x3 = x.unsqueeze(-1) if x.ndim == 2 else x  # ADAPT: PyTorch needs >= 3 dims; (N, C) is (N, C, 1)
+    y = F().local_response_norm(x3, size, alpha=alpha * size, beta=beta, k=k)
+    return y.squeeze(-1) if x.ndim == 2 else y
+
+
+def dropout_inputs(t, x, keep, *, p):
+    torch = import_torch()
+    x = t("x", x)
+    kind = _kind(keep)
+    if kind == "O" or not isinstance(keep, torch.Tensor):
+        a = np.asarray(keep)
+        checks.keep_mask(kind, a.dtype, a.shape, shape(x))
+        keep = t.from_numpy(a)
+    else:
+        checks.keep_mask(kind, keep.dtype, keep.shape, shape(x))
+    if keep.dtype != torch.bool:
+        checks.keep_values(bool(((keep != 0) & (keep != 1)).any()))
+    p = checks.real("p", p, lo=0, hi=1, hi_open=True)
+    return (x, keep.to(device=x.device, dtype=x.dtype)), p
+
+
+@op("dropout", ("x", "keep"), dropout_inputs, differentiable=("x",))
+def dropout(p, x, keep):
+    # PyTorch has no dropout with a given mask: F.dropout draws its own, so it cannot be checked against the
+    # spec's mask. This is the functional form of F.dropout (inverted dropout, "outputs are scaled by a factor
+    # of 1/(1-p) during training", torch.nn.Dropout's doc) with the mask as an input, as SPEC.md's dropout
+    # section defines it; its backward is autograd's g * keep / (1 - p).
+    return x * keep / (1 - p)
+
+
+def concat_inputs(t, xs, *, axis=1):
+    checks.concat_sequence(xs)
+    arrays = [t(f"xs[{i}]", a, min_ndim=1) for i, a in enumerate(xs)]
+    axis = checks.concat_axis(axis, arrays[0].ndim)
+    checks.concat_shapes([shape(a) for a in arrays], axis)
+    return (list(t.common(*arrays)),), axis
+
+
+@op("concat", ("xs",), concat_inputs)
+def concat(axis, xs):
+    return import_torch().cat(xs, dim=axis)  # the backward: one gradient per array of xs

@@ -12,13 +12,18 @@ the op table (ops.py) calls one of these instead of passing the parameter throug
 - ADAPT pooling padding: PyTorch pools only with symmetric pads of at most ``kernel_size // 2``; other
   pads are applied by ``F.pad`` (``-inf`` for max, zeros for avg) and the ceil-mode overhang is padded
   the same way, so the pooling runs with ``padding=0`` in floor mode; max-pool indices are mapped back
-  from the padded plane to the input plane.
+  from the padded plane to the input plane (an all -inf window's index moved out of the padding to its first
+  real element) and the values gathered from x at them, so the gradient follows the index.
 - ADAPT avg_pool with dilation > 1 (PyTorch's avg_pool has no dilation): a depthwise ``F.conv`` with a
   ones kernel (the window sum, with that dilation) over the zero-padded input, divided by the spec's
   divisor (count of real, or of real + padding, window elements).
 - ADAPT kmax_pool: ``torch.topk`` is documented as unstable on ties, so k-max uses
   ``torch.sort(descending=True, stable=True)`` (NaN sorts first, as the spec ranks it), keeps the first k
   positions and sorts those indices back into their original order.
+- ADAPT batch_norm with one value per channel (m = 1): F.batch_norm refuses it in training mode in Python
+  before calling the ATen operator torch.batch_norm, which computes the spec's y = beta; that operator is
+  called directly for m = 1.
+- ADAPT local_response_norm of an (N, C) input: PyTorch needs >= 3 dims, so it runs on (N, C, 1).
 
 Geometry (sizes, the spec's pads for 'same'/'full') comes from convspec.backends._xp.geometry, which has
 validated the parameters already; nothing here checks arguments.
@@ -101,7 +106,12 @@ def pool_input(x, geo, fill: float):
 
 def input_indices(idx, padded_sizes, geo):
     """Max-pool indices into the padded plane (pool_input's) as flat indices into the input plane:
-    unravel, shift by the begin pads, ravel into x's plane."""
+    unravel, shift by the begin pads, ravel into x's plane.
+
+    A window whose real elements are all -inf ties with the -inf padding; PyTorch's kernel starts from the
+    window's first tap and only moves on a greater value (or a NaN), so it keeps that first tap, which may
+    lie in the begin padding. The spec's answer is the window's first REAL element (ties: the first in
+    window order; padding never wins): per dim, the first tap at or after the begin pad."""
     torch = import_torch()
     coords = []
     rest = idx
@@ -110,9 +120,19 @@ def input_indices(idx, padded_sizes, geo):
         rest = torch.div(rest, n_p, rounding_mode="floor")
     coords.reverse()
     flat = torch.zeros_like(idx)
-    for c, (b, _), n in zip(coords, geo.pads, geo.in_sizes):
+    for c, (b, _), n, d in zip(coords, geo.pads, geo.in_sizes, geo.dilation):
+        c = torch.where(c < b, c + torch.div(b - c + d - 1, d, rounding_mode="floor") * d, c)
         flat = flat * n + (c - b)
     return flat
+
+
+def gather_plane(x, idx):
+    """ADAPT: max-pool values as x's elements at the (input-plane) indices, so that autograd routes the
+    gradient to the element the index names (as max-pool's own backward does), also where input_indices
+    moved an index out of the padding; the values are F.max_pool's (the max of the window)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1))
+    return flat.reshape(idx.shape)
 
 
 def avg_pool_by_window_sums(x, geo, count_include_pad: bool):
@@ -142,3 +162,13 @@ def kmax_indices(x, k: int):
     torch = import_torch()
     order = torch.sort(x.detach(), dim=-1, descending=True, stable=True).indices
     return torch.sort(order[..., :k], dim=-1).values
+
+
+# ---------------------------------------------------------------- batch norm
+def batch_norm_one_value(x, gamma, beta, eps: float):
+    """ADAPT batch_norm with m = N * prod(spatial) = 1 (the spec allows it: var = 0, y = beta, dx = 0):
+    F.batch_norm refuses it in training mode in Python (_verify_batch_size: "Expected more than 1 value
+    per channel when training") before calling torch.batch_norm, the same ATen operator with the same
+    arguments, which computes it; so this calls that operator directly, as F.batch_norm would."""
+    torch = import_torch()
+    return torch.batch_norm(x, gamma, beta, None, None, True, 0.1, eps, torch.backends.cudnn.enabled)

@@ -68,3 +68,115 @@ def same_shape(x_shape, y_shape) -> None:
     if tuple(x_shape) != tuple(y_shape):
         raise ShapeError("y", f"must have the shape of x {tuple(x_shape)} (no broadcasting), "
                               f"got {tuple(y_shape)}")
+
+
+# ---------------------------------------------------------------- normalization, dropout, concat
+# The rules and messages of convspec.backends._xp.norm.NormOps (whose checks are inline), on shapes, dtype
+# kinds and plain values, for the torch backends; the value tests (var < 0, a non-0/1 mask) are done by the
+# caller on its own arrays and passed in as booleans.
+from math import prod  # noqa: E402  (this section is appended)
+
+import numpy as np  # noqa: E402
+
+from .errors import DTypeError  # noqa: E402
+
+BN_FRACTION = ("batch normalization divides by sqrt(var + eps), evaluated in floating point; "
+               "Fraction arrays are not supported")
+LRN_FRACTION = ("local response norm is evaluated in floating point here (the reference is exact "
+                "on Fractions for an integer beta)")
+
+
+def real(name: str, v, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    """A finite real parameter in the given interval (NormOps' rule and message)."""
+    from .norm import _real
+
+    return _real(name, v, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def floating_only(name: str, dtype_kind: str, reason: str) -> None:
+    """An op evaluated in floating point only: an object (Fraction) array is a DTypeError."""
+    if dtype_kind == "O":
+        raise DTypeError(name, reason)
+
+
+def bn_nonempty(shape) -> None:
+    """Batch norm's x has at least one value per channel and at least one channel."""
+    if prod(shape) == 0:
+        raise ShapeError(
+            "x",
+            f"needs at least one value per channel (N * prod(spatial) >= 1) and C >= 1, got shape {tuple(shape)}",
+        )
+
+
+def bn_channels(name: str, shape, c: int) -> None:
+    """A per-channel vector (gamma, beta, mean, var, the running statistics) of shape (C,)."""
+    if tuple(shape) != (c,):
+        raise ShapeError(name, f"must have shape (C,) = ({c},) to match x's channels, got {tuple(shape)}")
+
+
+def nonnegative(name: str, any_negative: bool) -> None:
+    """A variance: no element < 0."""
+    if any_negative:
+        raise ParameterError(name, "must be >= 0 (a variance)")
+
+
+def running_stats_m(shape) -> None:
+    """The running variance's unbiased batch variance needs m = N * prod(spatial) >= 2."""
+    m = prod(shape) // shape[1]
+    if m < 2:
+        raise ShapeError(
+            "x",
+            f"the unbiased variance sum (x - mu)^2 / (m - 1) needs m = N * prod(spatial) >= 2 "
+            f"values per channel, got m = {m} (shape {tuple(shape)}): it would divide by zero",
+        )
+
+
+def lrn_size(size) -> int:
+    """local_response_norm's window: an int >= 1."""
+    if not isinstance(size, Integral) or isinstance(size, (bool, np.bool_)) or size < 1:
+        raise ParameterError("size", f"must be an int >= 1 (the number of channels in the window), got {size!r}")
+    return int(size)
+
+
+def keep_mask(dtype_kind: str, dtype, shape, x_shape) -> None:
+    """dropout's keep: a bool or numeric array of x's shape (its values checked by keep_values)."""
+    if dtype_kind not in "biuf":
+        raise DTypeError("keep", f"must be a 0/1 mask (bool or numbers), got dtype {dtype}")
+    if tuple(shape) != tuple(x_shape):
+        raise ShapeError("keep", f"must have x's shape {tuple(x_shape)} (one keep flag per element), "
+                                 f"got {tuple(shape)}")
+
+
+def keep_values(other_than_0_1: bool) -> None:
+    if other_than_0_1:
+        raise ParameterError("keep", "must hold only 0 and 1 (1 = keep)")
+
+
+def concat_sequence(xs) -> None:
+    """concat's xs: a non-empty list or tuple."""
+    if not isinstance(xs, (list, tuple)):
+        raise ParameterError("xs", f"must be a list or tuple of arrays, got {type(xs).__name__}")
+    if len(xs) == 0:
+        raise ParameterError("xs", "must hold at least one array")
+
+
+def concat_axis(axis, nd: int) -> int:
+    """concat's axis: an int in [-nd, nd), returned in [0, nd)."""
+    if not isinstance(axis, Integral) or isinstance(axis, (bool, np.bool_)) or not -nd <= axis < nd:
+        raise ParameterError("axis", f"must be an int in [-{nd}, {nd}) for inputs of ndim {nd}, got {axis!r}")
+    return int(axis) % nd
+
+
+def concat_shapes(shapes, axis: int) -> None:
+    """Every xs[i] has xs[0]'s ndim and matches it in every dim but axis (no broadcasting)."""
+    first = tuple(shapes[0])
+    nd = len(first)
+    for i, s in enumerate(shapes[1:], 1):
+        s = tuple(s)
+        if len(s) != nd:
+            raise ShapeError(f"xs[{i}]", f"must have ndim {nd} like xs[0] {first}, got shape {s}")
+        if s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]:
+            raise ShapeError(
+                f"xs[{i}]",
+                f"must match xs[0] {first} in every dim but axis {axis} (no broadcasting), got shape {s}",
+            )

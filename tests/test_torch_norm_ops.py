@@ -1,0 +1,249 @@
+"""The torch backends' batch_norm (training, inference, running statistics), local_response_norm, dropout and
+concat: through the engine (quick and full profile: pass, or a declared deviation), one exact check per op
+against convspec.reference, the mappings of the spec's parameters onto PyTorch's (LRN's alpha * size, its
+window for even sizes, the running variance's unbiased estimator, m = 1), and errors identical to the NumPy
+backend's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convspec import SpecError
+from convspec import reference as R
+from convspec.backends.numpy_backend import NumpyBackend
+from convspec.backends.torch_backend import TorchBackend
+from convspec.conformance import plugins
+from convspec.conformance.evaluate import evaluate
+from convspec.conformance.run import Plan, applies, plan_cases
+
+torch = pytest.importorskip("torch")
+
+B = TorchBackend()
+NP = NumpyBackend()
+NEW_OPS = ("batch_norm", "batch_norm_inference", "batch_norm_running_stats", "local_response_norm", "dropout",
+           "concat")
+
+
+def t(a, dtype=np.float64):
+    return B.from_numpy(np.asarray(a, dtype=dtype))
+
+
+def n(a):
+    return B.to_numpy(a)
+
+
+def exact(got, want):
+    """Equal as numbers, in shape and dtype (NaN meets NaN)."""
+    got, want = n(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
+    np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- the conformance suite
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_new_ops_pass_or_declare_through_the_engine(profile):
+    reg = plugins.load(("convspec.backends.torch_backend",), autoload=False)
+    plan = Plan(profile=profile, seed=0, ops=NEW_OPS, sources=reg.case_sources)
+    cases = [c for c in plan_cases(plan) if applies(c, B)]
+    seen = {}
+    for case in cases:
+        r = evaluate(B, case)
+        assert r["status"] in ("pass", "deviation", "invalid"), (r["case_id"], r.get("message"), r["checks"])
+        if r["status"] == "deviation":
+            assert r["deviation"]
+        seen.setdefault(case.op, set()).add(r["status"])
+    assert set(seen) == set(NEW_OPS) and all("pass" in s for s in seen.values()), seen
+
+
+# ---------------------------------------------------------------- one exact check per op
+def test_batch_norm_exact():
+    # per channel: mean 5 (c = 0) and -1 (c = 1), biased variance 3; eps = 1: sqrt(var + eps) = 2, xhat in
+    # {1.5, -1.5, 0}: every step is exact
+    x = np.array([[8, 2, 5], [5, 5, 5]], dtype=np.float64)
+    x = np.stack([x, x - 6], axis=1)  # (2, 2, 3)
+    gamma, beta = np.array([2.0, -4.0]), np.array([1.0, 3.0])
+    want = R.batch_norm(x, gamma, beta, eps=1.0)
+    assert set(np.unique(want[:, 0])) == {-2.0, 1.0, 4.0}
+    exact(B.batch_norm(t(x), t(gamma), t(beta), eps=1.0), want)
+    g = np.arange(12.0).reshape(x.shape) - 5
+    dx, dgamma, dbeta = B.batch_norm_backward(t(g), t(x), t(gamma), t(beta), eps=1.0)
+    rdx, rdgamma, rdbeta = R.batch_norm_backward(g, x, gamma, beta, eps=1.0)
+    exact(dgamma, rdgamma)
+    exact(dbeta, rdbeta)
+    np.testing.assert_allclose(n(dx), rdx, rtol=0, atol=1e-14)  # divides by m = 6
+
+
+def test_batch_norm_inference_exact():
+    x = np.arange(24.0).reshape(2, 3, 4) - 10
+    gamma, beta, mean, var = np.array([2.0, -1.0, 0.5]), np.array([1.0, 0.0, -3.0]), np.array([1.0, -2.0, 0.0]), \
+        np.array([3.0, 15.0, 0.0])
+    # eps = 1: sqrt(var + eps) = 2, 4, 1
+    exact(B.batch_norm_inference(t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0),
+          R.batch_norm_inference(x, gamma, beta, mean, var, eps=1.0))
+    g = np.ones_like(x)
+    got = B.batch_norm_inference_backward(t(g), t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0)
+    assert len(got) == 3  # mean and var are not differentiable
+    for a, b in zip(got, R.batch_norm_inference_backward(g, x, gamma, beta, mean, var, eps=1.0)):
+        exact(a, b)
+
+
+def test_batch_norm_running_stats_exact_unbiased_and_inputs_untouched():
+    # m = 5 per channel: sums of 5 divisible by 5; sum of squared deviations divisible by m - 1 = 4
+    x = np.array([[1, 3, 5, 7, 9], [0, 0, 10, 0, 0]], dtype=np.float64).T.reshape(5, 2)  # (N=5, C=2)
+    rm, rv = np.array([1.0, -2.0]), np.array([2.0, 4.0])
+    rm_t, rv_t = t(rm), t(rv)
+    mean, var = B.batch_norm_running_stats(rm_t, rv_t, t(x), momentum=0.5)
+    want = R.batch_norm_running_stats(rm, rv, x, momentum=0.5)
+    exact(mean, want[0])
+    exact(var, want[1])
+    # PyTorch's running_var takes the unbiased variance, as the spec: channel 0 has biased var 8, unbiased 10
+    assert n(var)[0] == 0.5 * 2.0 + 0.5 * 10.0
+    exact(rm_t, rm)  # the caller's tensors are not updated in place
+    exact(rv_t, rv)
+    assert not hasattr(B, "batch_norm_running_stats_backward")  # a state update: no gradient, as in the spec
+
+
+def test_local_response_norm_exact_alpha_not_divided_and_even_window():
+    # size 2 (even): the spec's window is c - 1 .. c (one more channel before): S = [4, 20];
+    # D = 1 + 0.75 S = [4, 16], beta = 1: y = [0.5, 0.25]. PyTorch's own alpha would be divided by size.
+    x = np.array([[2.0, 4.0]])
+    want = R.local_response_norm(x, 2, alpha=0.75, beta=1.0, k=1.0)
+    assert want.tolist() == [[0.5, 0.25]]
+    exact(B.local_response_norm(t(x), 2, alpha=0.75, beta=1.0, k=1.0), want)  # (N, C): ADAPT to (N, C, 1)
+    x3 = x[..., None, None]  # the same through F.local_response_norm's 4-D path
+    exact(B.local_response_norm(t(x3), 2, alpha=0.75, beta=1.0, k=1.0), want[..., None, None])
+    raw = torch.nn.functional.local_response_norm(t(x3), 2, alpha=0.75, beta=1.0, k=1.0)
+    assert n(raw).ravel().tolist() != want.ravel().tolist()  # torch's alpha is alpha / size
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 9])
+def test_local_response_norm_window_matches_the_spec_for_every_size(size):
+    x = np.random.default_rng(size).standard_normal((2, 7, 3, 2))
+    kw = {"alpha": 0.5, "beta": 0.75, "k": 2.0}
+    np.testing.assert_allclose(n(B.local_response_norm(t(x), size, **kw)), R.local_response_norm(x, size, **kw),
+                               rtol=1e-14, atol=0)
+    g = np.random.default_rng(size + 1).standard_normal(x.shape)
+    np.testing.assert_allclose(n(B.local_response_norm_backward(t(g), t(x), size, **kw)[0]),
+                               R.local_response_norm_backward(g, x, size, **kw)[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_dropout_exact_with_the_given_mask():
+    x = np.array([[1.0, -2.0, np.inf], [3.0, np.nan, 0.5]])
+    keep = np.array([[1, 0, 0], [1, 1, 0]], dtype=np.float64)
+    want = R.dropout(x, keep, p=0.75)
+    exact(B.dropout(t(x), t(keep), p=0.75), want)  # a dropped inf gives NaN (0 * inf), as the spec
+    assert np.isnan(want[0, 2])
+    exact(B.dropout(t(x), B.from_numpy(keep.astype(bool)), p=0.75), want)  # a bool mask
+    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    (dx,) = B.dropout_backward(t(g), t(x), t(keep), p=0.75)
+    exact(dx, R.dropout_backward(g, x, keep, p=0.75)[0])
+
+
+def test_concat_exact_one_gradient_per_array():
+    xs = [np.arange(6.0).reshape(2, 1, 3), np.zeros((2, 0, 3)), -np.arange(12.0).reshape(2, 2, 3)]
+    exact(B.concat([t(a) for a in xs], axis=1), R.concat(xs, axis=1))
+    exact(B.concat([t(a) for a in xs], axis=-2), R.concat(xs, axis=-2))
+    g = np.arange(18.0).reshape(2, 3, 3)
+    got = B.concat_backward(t(g), [t(a) for a in xs])
+    want = R.concat_backward(g, xs)
+    assert len(got) == len(want) == 3
+    for a, b in zip(got, want):
+        exact(a, b)
+    assert n(B.concat([t(xs[0], np.float32), t(xs[2])])).dtype == np.float64  # the common dtype
+
+
+# ---------------------------------------------------------------- PyTorch specifics
+def test_batch_norm_with_one_value_per_channel():
+    """The spec allows m = 1 (y = beta, dx = 0); F.batch_norm refuses it in training mode, in Python, before the
+    ATen operator it calls; the backend calls that operator (ADAPT)."""
+    x, gamma, beta = np.array([[3.0, -1.0]]), np.array([2.0, 5.0]), np.array([0.5, -1.0])
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        torch.nn.functional.batch_norm(t(x), None, None, t(gamma), t(beta), training=True)
+    exact(B.batch_norm(t(x), t(gamma), t(beta)), R.batch_norm(x, gamma, beta))
+    got = B.batch_norm_backward(t(np.array([[1.0, 2.0]])), t(x), t(gamma), t(beta))
+    for a, b in zip(got, R.batch_norm_backward(np.array([[1.0, 2.0]]), x, gamma, beta)):
+        exact(a, b)
+
+
+def test_float32_stays_float32():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    c = np.ones(3, np.float32)
+    f = np.float32
+    assert n(B.batch_norm(t(x, f), t(c, f), t(c, f))).dtype == np.float32
+    assert all(n(a).dtype == np.float32 for a in B.batch_norm_running_stats(t(c, f), t(c, f), t(x, f)))
+    assert n(B.local_response_norm(t(x, f), 3)).dtype == np.float32
+    assert n(B.dropout(t(x, f), t(np.ones_like(x), f), p=0.5)).dtype == np.float32
+
+
+# ---------------------------------------------------------------- errors: the NumPy backend's
+X = np.zeros((2, 3, 4))
+C3 = np.ones(3)
+BAD = [
+    ("batch_norm", (X, np.ones(2), C3), {}),
+    ("batch_norm", (X, C3, np.ones((3, 1))), {}),
+    ("batch_norm", (X, C3, C3), {"eps": 0.0}),
+    ("batch_norm", (X, C3, C3), {"eps": float("nan")}),
+    ("batch_norm", (np.zeros((0, 3)), C3, C3), {}),
+    ("batch_norm", (np.zeros(3), C3, C3), {}),
+    ("batch_norm", (np.zeros((1, 1, 1, 1, 1, 1)), np.ones(1), np.ones(1)), {}),
+    ("batch_norm", (np.array([[1, 2]], dtype=object), np.ones(2), np.ones(2)), {}),
+    ("batch_norm_inference", (X, C3, C3, np.ones(2), C3), {}),
+    ("batch_norm_inference", (X, C3, C3, C3, -C3), {}),
+    ("batch_norm_inference", (X, C3, C3, C3, -C3), {"eps": -1.0}),  # eps is checked before var's values
+    ("batch_norm_running_stats", (C3, C3, np.zeros((1, 3))), {}),
+    ("batch_norm_running_stats", (C3, -C3, X), {}),
+    ("batch_norm_running_stats", (C3, C3, X), {"momentum": 1.5}),
+    ("batch_norm_running_stats", (np.ones(2), C3, X), {}),
+    ("batch_norm_running_stats", (C3, C3, np.zeros((3, 0))), {}),
+    ("local_response_norm", (X, 0), {}),
+    ("local_response_norm", (X, 2.0), {}),
+    ("local_response_norm", (X, True), {}),
+    ("local_response_norm", (X, 3), {"alpha": -1.0}),
+    ("local_response_norm", (X, 3), {"k": 0.0}),
+    ("local_response_norm", (X, 3), {"beta": float("inf")}),
+    ("local_response_norm", (np.zeros(4), 3), {}),
+    ("local_response_norm", (np.zeros((1, 2), dtype=object), 3), {}),
+    ("dropout", (X, np.ones((3, 2, 4))), {"p": 0.5}),
+    ("dropout", (X, np.full(X.shape, 2.0)), {"p": 0.5}),
+    ("dropout", (X, np.full(X.shape, np.nan)), {"p": 0.5}),
+    ("dropout", (X, np.ones(X.shape)), {"p": 1.0}),
+    ("dropout", (X, np.ones(X.shape)), {"p": -0.1}),
+    ("dropout", (X, np.ones(X.shape, dtype=object)), {"p": 0.5}),
+    ("concat", ([],), {}),
+    ("concat", (np.zeros((2, 3)),), {}),
+    ("concat", ([np.zeros((2, 3)), np.zeros((3, 3))],), {"axis": 1}),
+    ("concat", ([np.zeros((2, 3)), np.zeros((2, 3))],), {"axis": 2}),
+    ("concat", ([np.zeros((2, 3)), np.zeros((2, 3))],), {"axis": True}),
+    ("concat", ([np.zeros((2, 3)), np.zeros((2, 3, 1))],), {"axis": 0}),
+    ("concat", ([np.zeros((2, 3)), np.zeros(0)],), {"axis": 0}),  # torch.cat skips a legacy (0,): the spec not
+    ("concat", ([np.zeros(())],), {"axis": 0}),
+]
+
+
+def _backend_args(args):
+    out = []
+    for a in args:
+        if isinstance(a, list):
+            out.append([t(v) for v in a])
+        elif isinstance(a, np.ndarray) and a.dtype != object:
+            out.append(B.from_numpy(a))
+        else:
+            out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("op, args, params", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_errors_are_the_numpy_backends(op, args, params):
+    with pytest.raises(SpecError) as want:
+        getattr(NP, op)(*args, **params)
+    with pytest.raises(type(want.value)) as got:
+        getattr(B, op)(*_backend_args(args), **params)
+    assert str(got.value) == str(want.value).replace("got ndarray", "got Tensor")  # the backend's array type
+
+
+def test_backward_checks_the_gradient_shape():
+    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
+        B.concat_backward(t(np.zeros((2, 5))), [t(np.zeros((2, 3))), t(np.zeros((2, 3)))])
+    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
+        B.batch_norm_backward(t(np.zeros((2, 3))), t(X), t(C3), t(C3))
