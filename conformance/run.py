@@ -2,8 +2,10 @@
 processes, optionally in parallel), shrink property failures, and stream results to a file."""
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,11 +18,46 @@ from convspec.api.backend import product_roundoff
 from . import registry
 from .cases import Case
 from .evaluate import reference_result
-from .records import BAD, CaseResult, Status, format_exception, repro
+from .records import BAD, CaseResult, Status, format_exception, last_line, repro
 from .sources import as_source, shrinker_of
-from .worker import Worker
+from .worker import DEFAULT_MEMORY_LIMIT, Worker, die_with_parent
 
-__all__ = ["BAD", "Plan", "applies", "plan_cases", "execute", "run_unit", "ReferenceCache"]
+__all__ = ["BAD", "Plan", "applies", "plan_cases", "execute", "run_unit", "ReferenceCache", "failure_signature"]
+
+
+def failure_signature(rec: dict) -> tuple:
+    """(backend, op, check, kind of mismatch) of a bad result: failures with one signature are one
+    problem, shown once with a count."""
+    status = str(rec["status"])
+    bad = [c for c in rec.get("checks", []) if c["status"] not in ("pass", "skipped")]
+    check = bad[0]["what"] if bad else "-"
+    if status in ("timeout", "crashed"):
+        kind = "not run (consecutive timeouts)" if rec.get("not_run") else status
+        if "memory" in rec.get("message", "") and "--memory-limit" in rec.get("message", ""):
+            kind = "over the memory limit"
+    elif bad and bad[0]["status"] == "error" or not bad:
+        text = bad[0].get("message", "") if bad else rec.get("message", "")
+        if "--memory-limit" in text or "--memory-limit" in rec.get("message", ""):
+            kind = "over the memory limit"
+        else:
+            line = last_line(text)
+            kind = "raised " + line.split(":")[0][:60] if line else status
+    else:
+        c = bad[0]
+        msg = c.get("message", "")
+        if c.get("mismatch") and "index" in c["mismatch"]:
+            kind = "values outside the bound"
+        elif msg.startswith("shape"):
+            kind = "wrong shape"
+        elif msg.startswith("dtype"):
+            kind = "wrong dtype"
+        elif "in place" in msg:
+            kind = "input modified in place"
+        elif "not an array" in msg or " returned " in msg:
+            kind = "output not an array"
+        else:
+            kind = (msg.split(":")[0] or c["status"])[:60]
+    return (rec.get("backend", "?"), rec["op"], check, kind)
 
 
 @dataclass
@@ -36,7 +73,13 @@ class Plan:
     plugins: tuple = ()  # -p modules, repeated in every repro command
     lenet_steps: int = 0  # > 0: also run the LeNet-5 training equivalence check for that many steps
     lenet_done: set = field(default_factory=set)  # backends whose LeNet check is already recorded
-    shrink_seconds: float = 30.0  # time budget to minimise one failing op on one backend
+    shrink_seconds: float = 30.0  # time budget to minimise one failure signature on one backend
+    memory_limit: float | None = None  # bytes of resident memory a worker may use (None: no limit)
+    max_timeouts: int = 3  # consecutive timeouts in one op after which its other cases are not run
+    max_examples: int | None = None  # property source: hypothesis examples per op (None: the profile's)
+    derandomize: bool = False  # property source: hypothesis derandomize (cases from the case ids alone)
+    keywords: tuple = ()  # -k: keep cases whose id contains one of these (or matches it, with * and ?)
+    dtypes: tuple = ()  # --dtype: keep cases of these dtypes
 
 
 #: precision tiers a backend opts into by listing the dtype: others are not asked (nor reported
@@ -56,20 +99,34 @@ def plan_cases(plan: Plan) -> list:
     cases = []
     for name, source in plan.sources.items():
         cases.extend(as_source(source).cases(plan.profile, plan.seed, plan.ops))
+    if plan.dtypes:
+        cases = [c for c in cases if c.dtype in plan.dtypes]
+    if plan.keywords:
+        cases = [c for c in cases if any(keyword_matches(k, c.id) for k in plan.keywords)]
     i, n = plan.shard
     if n > 1:
         cases = [c for c in cases if int(hashlib.sha1(c.id.encode()).hexdigest(), 16) % n == i - 1]
     return cases
 
 
+def keyword_matches(pattern: str, case_id: str) -> bool:
+    """-k: a substring of the case id, or, with * or ?, a wildcard pattern over the whole id (brackets
+    match themselves: case ids are full of them)."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern in case_id
+    glob = pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
+    return fnmatch.fnmatchcase(case_id, glob)
+
+
 def _size(c: Case) -> int:
     return sum(int(np.prod(s)) for s in c.shapes.values() if s is not None)
 
 
-def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
-    """The minimal failing configuration hypothesis finds for this op on this backend, as a
-    {case_id, case, repro, checks} record, or None. Within plan.shrink_seconds; when the budget
-    runs out, the smallest failing configuration seen so far."""
+def _shrink(plan: Plan, worker: Worker, case: Case, signature: tuple) -> dict | None:
+    """The minimal configuration hypothesis finds for this op on this backend that fails the same way
+    (the same failure_signature: check and kind of mismatch), as a {case_id, case, repro, checks}
+    record, or None. Within plan.shrink_seconds; when the budget runs out, the smallest such
+    configuration seen so far."""
     shrink = shrinker_of(plan.sources.get(case.source))
     if shrink is None:
         return None
@@ -83,7 +140,7 @@ def _shrink(plan: Plan, worker: Worker, case: Case) -> dict | None:
             if time.monotonic() > deadline:
                 return False
             r = worker.run(c)
-            memo[key] = r["status"] in (Status.FAIL, Status.ERROR)
+            memo[key] = r["status"] in (Status.FAIL, Status.ERROR) and failure_signature(r)[1:] == signature
             if memo[key]:
                 failing[key] = (c, r)
         return memo[key]
@@ -133,23 +190,37 @@ def _engine_error(plan: Plan, backend, case: Case, exc: BaseException, status=St
 
 def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     """Evaluate `cases` on one backend, calling emit(result) for each. A failing property case gets
-    the minimal failing configuration of its op (shrunk once per op and backend). lenet: also run the
-    LeNet-5 training equivalence check (plan.lenet_steps steps)."""
-    worker = Worker(backend, plan.timeout, plan.plugins)
+    the minimal configuration that fails the same way (shrunk once per failure signature: op, check,
+    kind of mismatch). After plan.max_timeouts consecutive timeouts in one op, its remaining cases are
+    recorded as not run. lenet: also run the LeNet-5 training equivalence check (plan.lenet_steps
+    steps)."""
+    worker = Worker(backend, plan.timeout, plan.plugins, plan.memory_limit)
     minimal: dict = {}
+    streak: dict = {}  # op -> consecutive timeouts
+    given_up: dict = {}  # op -> why its remaining cases are not run
     try:
         for case in cases:
+            if case.op in given_up:
+                emit(CaseResult(case, Status.TIMEOUT, backend=backend.name, plugins=plan.plugins,
+                                message=given_up[case.op], extra={"not_run": True}).to_dict())
+                continue
             try:
                 reference, ref_seconds = CACHE.get(case, product_roundoff(backend))
                 r = worker.run(case, reference)
                 r["reference_seconds"] = round(ref_seconds, 6)
                 if r["status"] in (Status.FAIL, Status.ERROR) and case.source == "property" and plan.shrink_seconds > 0:
-                    if case.op not in minimal:
-                        minimal[case.op] = _shrink(plan, worker, case)
-                    if minimal[case.op]:
-                        r["minimal"] = minimal[case.op]
+                    sig = failure_signature(r)[1:]
+                    if sig not in minimal:
+                        minimal[sig] = _shrink(plan, worker, case, sig)
+                    if minimal[sig]:
+                        r["minimal"] = minimal[sig]
             except Exception as exc:
                 r = _engine_error(plan, backend, case, exc)
+            streak[case.op] = streak.get(case.op, 0) + 1 if r["status"] == Status.TIMEOUT else 0
+            if plan.max_timeouts and streak[case.op] >= plan.max_timeouts:
+                given_up[case.op] = (f"not run: {streak[case.op]} consecutive timeouts in op {case.op} on backend "
+                                     f"{backend.name} (its remaining cases are skipped; rerun the op alone with a larger "
+                                     f"--timeout to run them)")
             emit(r)
         if lenet and plan.lenet_steps > 0 and backend.name not in plan.lenet_done:
             emit(worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout))
@@ -157,7 +228,8 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
         worker.close()
 
 
-def _child(plan, backend, cases, lenet, queue, k):
+def _child(plan, backend, cases, lenet, queue, k, parent_pid):
+    die_with_parent(parent_pid)
     try:
         run_unit(plan, backend, cases, lambda r: queue.put(("result", k, r)), lenet)
     except BaseException:
@@ -196,11 +268,21 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
                 emit(_engine_error(plan, b, case, None, Status.CRASHED,
                                    f"the process running this part of the run died before this case: {why}"))
 
+    try:
+        _loop(plan, ctx, queue, procs, pending, finished, errors, units_exit, close, emit)
+    finally:  # Ctrl-C, -x, or an error here: no unit process outlives the run
+        for p in procs.values():
+            p.kill()
+        for p in procs.values():
+            p.join(5)
+
+
+def _loop(plan, ctx, queue, procs, pending, finished, errors, units_exit, close, emit):
     while pending or procs:
         while pending and len(procs) < plan.jobs:
             k, (b, cases, lenet) = pending.pop(0)
             finished[k] = set()
-            procs[k] = ctx.Process(target=_child, args=(plan, b, cases, lenet, queue, k))
+            procs[k] = ctx.Process(target=_child, args=(plan, b, cases, lenet, queue, k, os.getpid()))
             procs[k].start()
         try:
             kind, k, *rest = queue.get(timeout=5)

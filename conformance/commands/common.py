@@ -20,20 +20,75 @@ def load_registry(plugin, names=()):
     return reg
 
 
-def availability(backend) -> str | None:
+#: seconds a backend's availability() may take (it runs in a child process) before it is reported
+#: unavailable
+AVAILABILITY_TIMEOUT = 60.0
+
+
+def _check(backend, send=None):
     try:
         return backend.availability()
     except Exception as exc:  # a backend whose availability check itself breaks is unavailable
         return f"availability check raised {exc!r}"
 
 
+def availability(backend, timeout: float | None = None) -> str | None:
+    """None when the backend is available, else why not. The check runs in a child process, so one that
+    hangs or crashes is reported after `timeout` seconds (AVAILABILITY_TIMEOUT) instead of hanging."""
+    return availabilities([backend], timeout)[backend.name]
+
+
+def availabilities(backends, timeout: float | None = None) -> dict:
+    """name -> availability(backend) for every backend, their checks run side by side in child
+    processes (a GPU backend initialises its device there, never in this process)."""
+    import time
+
+    from ..worker import Isolated
+
+    timeout = AVAILABILITY_TIMEOUT if timeout is None else timeout
+
+    def answer(kind, payload):
+        if kind == "ok":
+            reason = payload[0]
+            return None if reason is None else str(reason)
+        if kind == "timeout":
+            return f"availability() did not answer within {timeout:g} s (it hangs?)"
+        if kind == "error":
+            return "availability check raised " + payload.strip().splitlines()[-1]
+        return f"availability check {kind}: {payload}"
+
+    jobs = {}
+    try:
+        for b in backends:
+            jobs[b.name] = Isolated(_check, (b,))
+        deadline = time.monotonic() + timeout
+        return {name: answer(*job.wait(deadline, timeout)) for name, job in jobs.items()}
+    finally:
+        for job in jobs.values():
+            job.stop()
+
+
+def console(stderr: bool = False):
+    """A rich Console: on a terminal, its width; otherwise (CI logs, pipes, files) wide enough that no
+    table cell is ever cut."""
+    import sys
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(stderr=stderr, width=None if tty else 100_000, soft_wrap=not tty)
+
+
 def backend_rows(reg, names=None) -> list:
     """One row per backend (those named, or all): availability, version, device, dtypes, plugin."""
     rows = []
+    wanted = [b for name, b in reg.backends.items() if names is None or name in names]
+    reasons = availabilities(wanted)
     for name, b in reg.backends.items():
         if names is not None and name not in names:
             continue
-        reason = availability(b)
+        reason = reasons[name]
         rows.append({
             "name": name, "available": reason is None, "reason": reason,
             "version": str(getattr(b, "version", "")), "device": getattr(b, "device", ""),

@@ -24,6 +24,7 @@ def COMMAND(results, out_dir, name, title, bench):
     (geometric means), GFLOP/s and GEMM rate, and in the HTML the GFLOP/s per layer plot."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise click.BadParameter(f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}", param_hint="--name")
+    _check_out_dir(out_dir)
     try:
         from convspec.conformance.report import write_reports
 
@@ -32,3 +33,24 @@ def COMMAND(results, out_dir, name, title, bench):
         raise click.ClickException(str(exc)) from None
     for p in written:
         click.echo(f"report: {p}")
+
+
+class _UsageFail(click.ClickException):
+    exit_code = 2
+
+
+def _check_out_dir(out_dir) -> None:
+    """Refuse now, in one line, an --out folder that cannot be created or written."""
+    import os
+    from pathlib import Path
+
+    path = Path(out_dir)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if str(path.resolve()).startswith(("/proc/", "/sys/")):
+        raise _UsageFail(f"--out: {out_dir}: cannot be written: /proc and /sys hold no files of ours")
+    if not probe.is_dir():
+        raise _UsageFail(f"--out: {out_dir}: cannot be written: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise _UsageFail(f"--out: {out_dir}: cannot be written: no write permission in {probe}")

@@ -26,7 +26,12 @@ from pathlib import Path
 
 import click
 
-from .common import availability, load_registry
+from .common import availabilities, console, load_registry
+from ..worker import run_isolated
+
+
+class UsageFail(click.ClickException):
+    exit_code = 2
 
 DEFAULT_OUT = "train.jsonl"
 
@@ -42,9 +47,10 @@ DEFAULT_OUT = "train.jsonl"
 @click.option("--mnist", "mnist_dir", type=click.Path(file_okay=False), default=None, help="Train on MNIST's IDX files in DIR instead of scikit-learn's digits.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Test accuracy every full run must reach.")
 @click.option("--out", type=click.Path(dir_okay=False), default=DEFAULT_OUT, show_default=True, help="Results file (JSON Lines, appended).")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds one backend's training may take.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
-def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_accuracy, out, no_progress, plugin):
+def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_accuracy, out, timeout, no_progress, plugin):
     """Train LeNet-5 on each backend and compare it with the float64 reference."""
     from convspec import SpecError
 
@@ -53,8 +59,18 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     from ..lenet import train as T
     from ..results import ResultWriter, run_record
 
+    import math
+
+    from ..results import check_out
+
     if dtype not in E.LOSS_RTOL:
         raise click.BadParameter(f"unknown dtype {dtype!r}; valid: {', '.join(E.LOSS_RTOL)}", param_hint="--dtype")
+    if not (math.isfinite(timeout) and 0 < timeout <= 86400):
+        raise click.BadParameter(f"must be a finite number of seconds, > 0 and at most 86400, got {timeout!r}", param_hint="--timeout")
+    try:  # appended to, never truncated; refused now if it cannot be written
+        check_out(out, resume=True)
+    except SpecError as exc:
+        raise UsageFail(f"--out: {exc}") from None
     reg = load_registry(plugin, names)
     try:
         dataset = D.load_mnist(mnist_dir) if mnist_dir else D.load_digits_32()
@@ -64,8 +80,9 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     cfg = T.TrainConfig(epochs=epochs or T.TrainConfig.epochs, batch_size=batch_size, lr=lr, seed=seed, max_steps=steps)
     selected = [reg.backends[n] for n in (names or reg.backends)]
     runnable, skipped = [], []
+    reasons = availabilities(selected)
     for b in selected:
-        reason = availability(b)
+        reason = reasons[b.name]
         if reason is None and dtype not in getattr(b, "dtypes", ()):
             reason = f"dtype {dtype} not supported (supports {', '.join(b.dtypes)})"
         if reason is None:
@@ -78,56 +95,100 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
         raise click.ClickException("no available backend to train on" + "".join(f"\n  {n}: {r}" for n, r in skipped))
 
     new = not Path(out).exists() or Path(out).stat().st_size == 0
-    writer = ResultWriter(out, resume=True)
+    try:
+        writer = ResultWriter(out, resume=True)
+    except SpecError as exc:
+        raise UsageFail(f"--out: {exc}") from None
     if new:
         writer.write(run_record(profile="train", seed=seed, shard=(1, 1), ops=("lenet",), backends=[b.name for b in runnable], argv=sys.argv[1:]))
     for name, reason in skipped:
         writer.write({"record": "train", "backend": name, "dtype": dtype, "skipped": reason})
 
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
-    console = Console(stderr=True)
+    err = console(stderr=True)
     total = T.n_steps(len(dataset.y_train), cfg)
     progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=no_progress)
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=no_progress)
     bad = []
     rows = []
-    with progress:
-        runs = [(T.ReferenceBackend(), "float64")] + [(b, dtype) for b in runnable]
-        reference = None
-        for b, dt in runs:
-            task = progress.add_task(f"{b.name} {dt}", total=total, loss="-")
-            res = T.train(b, dataset, cfg, dtype=dt, on_step=lambda s, loss, task=task: progress.update(task, advance=1, loss=f"{loss:.4f}"))
-            rec = {"record": "train", "dataset": dataset.describe(), **res.record()}
-            full = steps is None
-            if reference is None:
-                reference = res
-            else:
-                rec["equivalence"] = E.compare(res, reference)
-                if not rec["equivalence"]["equivalent"]:
-                    bad.append(f"{b.name}: not equivalent to the reference")
-            if full and res.test_accuracy < min_accuracy:
-                bad.append(f"{b.name}: test accuracy {res.test_accuracy:.4f} < {min_accuracy}")
+    try:
+        with progress:
+            task = progress.add_task("reference float64", total=total, loss="-")
+            reference = T.train(T.ReferenceBackend(), dataset, cfg, dtype="float64",
+                                on_step=lambda s, loss: progress.update(task, advance=1, loss=f"{loss:.4f}"))
+            rec = {"record": "train", "dataset": dataset.describe(), **reference.record(), "verdict": "reference"}
             writer.write(rec)
             rows.append(rec)
+            for b in runnable:
+                task = progress.add_task(f"{b.name} {dtype}", total=total, loss="-")
+                kind, payload = run_isolated(_train_one, (b, dataset, cfg, dtype), timeout,
+                                             on_message=lambda m, task=task: progress.update(task, advance=1, loss=f"{m:.4f}"),
+                                             capture=True)
+                if kind != "ok":
+                    message = payload if kind != "error" else payload.strip().splitlines()[-1]
+                    rec = {"record": "train", "backend": b.name, "dtype": dtype, "status": kind, "verdict": kind, "message": message}
+                    if kind == "error":
+                        rec["traceback"] = payload
+                    if kind != "unsupported":
+                        bad.append(f"{b.name}: {kind}: {message}")
+                    writer.write(rec)
+                    rows.append(rec)
+                    continue
+                res, printed = payload
+                rec = {"record": "train", "dataset": dataset.describe(), **res.record()}
+                if printed:
+                    rec["stdout"] = printed
+                rec["equivalence"] = E.compare(res, reference)
+                ok = rec["equivalence"]["equivalent"]
+                rec["verdict"] = "equivalent" if ok else "not equivalent"
+                if not ok:
+                    bad.append(f"{b.name}: not equivalent to the reference")
+                if steps is None and res.test_accuracy < min_accuracy:
+                    rec["verdict"] += f", accuracy < {min_accuracy}"
+                    bad.append(f"{b.name}: test accuracy {res.test_accuracy:.4f} < {min_accuracy}")
+                writer.write(rec)
+                rows.append(rec)
+    except KeyboardInterrupt:
+        writer.close()
+        err.print(f"interrupted: the {len(rows)} training runs finished so far are kept in {out}", highlight=False)
+        sys.exit(130)
     # the run finished: a summary record (it has no conformance cases, so its counts are empty)
     writer.write({"record": "summary", "counts": {}, "finished": True, "trained": [r["backend"] for r in rows], "problems": bad})
     writer.close()
 
     t = Table(title=f"LeNet-5 on {dataset.name}: {total} steps, batch {batch_size}, lr {lr}, seed {seed}")
-    for col in ("backend", "dtype", "test acc", "final loss", "first step over tol", "max loss rel diff", "weight rel diff", "images/s"):
+    for col in ("backend", "dtype", "verdict", "test acc", "final loss", "first step over tol", "max loss rel diff", "weight rel diff", "images/s"):
         t.add_column(col)
     for r in rows:
         eq = r.get("equivalence")
-        t.add_row(r["backend"], r["dtype"], f"{r['test_accuracy']:.4f}", f"{r['losses'][-1]:.4f}" if r["losses"] else "-",
+        if "losses" not in r:
+            t.add_row(r["backend"], r["dtype"], f"[red]{r['verdict']}[/red]: {r['message']}", *("-",) * 6)
+            continue
+        verdict = r["verdict"] if r["verdict"] in ("reference", "equivalent") else f"[red]{r['verdict']}[/red]"
+        t.add_row(r["backend"], r["dtype"], verdict, f"{r['test_accuracy']:.4f}", f"{r['losses'][-1]:.4f}" if r["losses"] else "-",
                   "-" if eq is None else ("none" if eq["first_exceed_step"] is None else str(eq["first_exceed_step"])),
                   "-" if eq is None else f"{eq['max_loss_rel_diff']:.2e}", "-" if eq is None else f"{eq['final_weight_rel_diff']:.2e}",
                   f"{r['images_per_second']:.0f}" if r.get("images_per_second") else "-")
-    console.print(t)
+    out_console = console()
+    out_console.print(t)
     for msg in bad:
-        console.print(f"[red]FAIL[/red] {msg}")
-    click.echo(f"results: {out}", err=True)
+        out_console.print(f"[red]FAIL[/red] {msg}", highlight=False)
+    click.echo(f"results: {out}")
     if bad:
         sys.exit(1)
+
+
+def _train_one(backend, dataset, cfg, dtype, send):
+    """One backend's training, in its isolated worker (send(loss) after each step: the progress bar)."""
+    from convspec.api.backend import Unsupported
+
+    from ..lenet import train as T
+
+    missing = [op for op in ("conv", "relu", "max_pool", "flatten", "linear", "cross_entropy")
+               if not callable(getattr(backend, op, None)) or not callable(getattr(backend, op + "_backward", None))]
+    if missing:
+        raise Unsupported(f"LeNet-5 needs {', '.join(o + '/' + o + '_backward' for o in missing)}")
+    res = T.train(backend, dataset, cfg, dtype=dtype, on_step=lambda step, loss: send(loss))
+    return res
