@@ -1,27 +1,51 @@
 """The convspec pytest plugin: run the conformance suite inside a backend's own test suite.
 
     pytest --convspec-backend NAME [--convspec-profile quick|full] [--convspec-seed N]
-           [--convspec-op OP ...] [--convspec-xfails FILE] [--convspec-skips FILE]
+           [--convspec-op OP ...] [--convspec-xfails=FILE] [--convspec-skips=FILE]
            [--convspec-plugin MODULE ...]
 
 Registered through the ``pytest11`` entry point, so it is loaded in every pytest session where convspec
 is installed; it does nothing at all unless ``--convspec-backend`` is given. With it, the session
-collects one test per conformance case (a ``convspec[NAME]`` collector next to whatever else pytest
-collects), named by the case id (``property:conv[2d,stride=2,padding=same,float32,normal]#3a531f14``), so
-``-k``, ``-x``, ``--lf`` and pytest-xdist's ``-n`` work as usual. Property-based (hypothesis) cases are
-drawn at collection from ``--convspec-seed``: the same seed gives the same tests in every process.
+collects a ``convspec[NAME]`` collector per backend holding one collector per conformance case, named by
+the case id, and in it one test per *part* of the case: ``forward`` (the output), ``indices`` (the index
+output, for the ops that have one) and ``backward`` (every gradient):
 
-Outcomes: pass -> passed; "unsupported" (an op or dtype the backend does not implement) and "invalid"
--> skipped, with the reason; a deviation the backend declares -> xfailed, with the reason; fail or
-error -> failed, the message showing every check, the first mismatching element (index, expected, got,
-bound) and the one-line repro command.
+    convspec[numpy]::property:conv[2d,stride=2,padding=same,float32,normal]#3a531f14::forward
+    convspec[numpy]::property:conv[2d,stride=2,padding=same,float32,normal]#3a531f14::backward
 
-Expected-failure and skip files (``--convspec-xfails FILE``, ``--convspec-skips FILE``): one case-id
-pattern per line, ``*`` and ``?`` wildcards (everything else, brackets included, is literal), whole-id
-match; ``#`` starts a comment line, and `` # text`` after a pattern is its reason. Expected failures are
-strict: a listed case that passes is reported as a failure ("[XPASS(strict)]") so the list cannot go
-stale silently. A pattern that matches no collected case gets a ConvspecPatternWarning pointing at its
-line.
+so a forward-only backend shows a pass for every forward it computes, and ``-k``, ``-x``, ``--lf`` and
+pytest-xdist's ``-n`` work as usual (``-k "conv and forward"``; with ``-n``, ``--dist loadscope`` keeps
+the parts of a case in one process, which evaluates the case once). A case is evaluated once per
+process, by its first part to run; each part's outcome is its verdict (records.verdicts). A verdict of a
+part the op does not list (a case the spec rejects is checked for being refused: "errors") is that
+case's only test. Property-based (hypothesis) cases are drawn at collection from ``--convspec-seed``:
+the same seed gives the same tests in every process.
+
+With ``--convspec-backend`` and no file or directory arguments, pytest collects only the suite (not the
+tests under the current directory): name paths (``pytest tests --convspec-backend NAME``) to run your
+own tests too.
+
+Outcomes per part: pass -> passed; "unsupported" (an op, dtype or gradient the backend does not
+implement), "invalid", and a part not checked because another failed -> skipped, with the reason; a
+deviation the backend declares -> xfailed, with the reason; fail, error, timeout -> failed, the message
+showing every check, the first mismatching element (index, expected, got, bound, every digit needed) and
+the one-line repro command.
+
+Expected-failure and skip files (``--convspec-xfails=FILE``, ``--convspec-skips=FILE``): one pattern per
+line, ``*`` and ``?`` wildcards (everything else, brackets included, is literal), whole-id match against
+the case id (every part of the case) or against ``CASE_ID::PART`` (that part only); ``#`` starts a
+comment line, and `` # text`` after a pattern is its reason. Expected failures are strict: a listed part
+that passes is reported as a failure ("[XPASS(strict)]") so the list cannot go stale silently -- except
+that a pattern matching a whole case is satisfied when any part of that case fails (its other parts just
+pass). A line starting with ``~`` is non-strict: what it matches may pass (reported XPASS, not a
+failure), for wildcard patterns that also match passing cases. A pattern that matches no collected case
+gets a ConvspecPatternWarning pointing at its line. Write ``--convspec-xfails=FILE`` (with ``=``): pytest
+picks its rootdir before plugins register their options, so in the space form it takes FILE for a test
+path; the plugin refuses that form when it changed the rootdir.
+
+Hypothesis' files (its cache of constants) go under the user's cache directory
+(hypothesis_home.outside_the_tree), not into ``./.hypothesis``, unless HYPOTHESIS_STORAGE_DIRECTORY says
+where.
 """
 from __future__ import annotations
 
@@ -49,10 +73,13 @@ def suite_cases(registry, *, profile: str = "quick", seed: int = 0, ops=None, ba
     it is asked, i.e. optional precision tiers only where it declares them)."""
     from .run import Plan, applies, plan_cases
 
+    from .hypothesis_home import outside_the_tree
+
     plan = Plan(profile=profile, seed=seed, sources=registry.case_sources)
     if ops:
         plan.ops = tuple(ops)
-    cases = plan_cases(plan)
+    with outside_the_tree():  # no ./.hypothesis in the user's tree
+        cases = plan_cases(plan)
     return cases if backend is None else [c for c in cases if applies(c, backend)]
 
 
@@ -71,8 +98,12 @@ def run_suite(backend: str, *, profile: str = "quick", seed: int = 0, ops=None, 
 def failure_report(backend: str, result: dict) -> str:
     """A readable account of a bad result: status, each check, the first mismatching element, repro."""
     from .records import failure_text
+    from .report.signature import reproduces
 
-    return "convspec: " + failure_text({**result, "backend": backend})
+    result = {**result, "backend": backend}
+    if result.get("minimal") and not reproduces(result):  # a shrunk case that fails another way is not this one's
+        result.pop("minimal")
+    return "convspec: " + failure_text(result)
 
 
 # -- xfail / skip files -------------------------------------------------------------------------------
@@ -83,6 +114,7 @@ class Pattern:
     file: str
     line: int
     reason: str = ""
+    strict: bool = True  # False for a line written "~PATTERN": what it matches may also pass
     regex: re.Pattern = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -94,12 +126,20 @@ class Pattern:
         return self.regex.match(case_id) is not None
 
     def describe(self) -> str:
-        return f"{self.file}:{self.line}: {self.text}" + (f" ({self.reason})" if self.reason else "")
+        text = self.text if self.strict else f"~{self.text}"
+        return f"{self.file}:{self.line}: {text}" + (f" ({self.reason})" if self.reason else "")
+
+    def scope(self, case_id: str, part: str):
+        """"case" when the pattern matches the case id (every part), "part" when it matches only
+        CASE_ID::PART, None when it does not match."""
+        if self.matches(case_id):
+            return "case"
+        return "part" if self.matches(f"{case_id}::{part}") else None
 
 
 def read_patterns(path: str, option: str) -> list:
     """The patterns of an xfails / skips file: one per line, optionally followed by ' # reason';
-    lines starting with '#' are comments."""
+    lines starting with '#' are comments; a line starting with '~' is a non-strict pattern."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -112,7 +152,8 @@ def read_patterns(path: str, option: str) -> list:
             continue
         m = re.match(r"(.*?)\s+#(.*)", line)  # ' # reason' (a case id's own '#hash' has no space before it)
         text, reason = (m.group(1), m.group(2)) if m else (line, "")
-        out.append(Pattern(text.strip(), path, n, reason.strip()))
+        strict = not text.startswith("~")
+        out.append(Pattern(text.lstrip("~").strip(), path, n, reason.strip(), strict=strict))
     return out
 
 
@@ -146,9 +187,10 @@ def pytest_addoption(parser):
     group.addoption("--convspec-op", action="append", default=[], metavar="OP",
                     help="Only these ops (repeatable; default: every op).")
     group.addoption("--convspec-xfails", action="append", default=[], metavar="FILE",
-                    help="Expected failures: case-id patterns, one a line, # comments; strict (a listed case that passes fails).")
+                    help="Expected failures (write --convspec-xfails=FILE): case-id or CASE_ID::PART patterns, one a "
+                         "line, # comments; strict (a listed part that passes fails) unless the line starts with ~.")
     group.addoption("--convspec-skips", action="append", default=[], metavar="FILE",
-                    help="Cases to skip: case-id patterns, one a line, # comments.")
+                    help="Cases to skip (write --convspec-skips=FILE): case-id or CASE_ID::PART patterns, one a line.")
     group.addoption("--convspec-plugin", action="append", default=[], metavar="MODULE",
                     help="Load a convspec plugin module that is not installed (repeatable; like `convspec -p`).")
 
@@ -164,6 +206,7 @@ def pytest_configure(config):
     for op in ops:
         if op not in op_registry.OPS:
             raise pytest.UsageError(f"--convspec-op: unknown op {op!r}; valid ops: {', '.join(op_registry.OPS)}")
+    _check_rootdir(config)
     reg = loader.load(tuple(config.getoption("convspec_plugin")))
     for err in reg.load_errors:
         warnings.warn(pytest.PytestConfigWarning(f"convspec plugin {err.plugin!r} failed to load: {err.error}"))
@@ -181,6 +224,53 @@ def pytest_configure(config):
         skips=[p for f in config.getoption("convspec_skips") for p in read_patterns(f, "--convspec-skips")],
         plugins=tuple(config.getoption("convspec_plugin")),
     )
+
+
+PATH_OPTIONS = ("--convspec-xfails", "--convspec-skips")
+
+
+def _space_form_values(args) -> list:
+    """The values given to PATH_OPTIONS in the space form (``--convspec-xfails FILE``)."""
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a in PATH_OPTIONS]
+
+
+def _check_rootdir(config) -> None:
+    """pytest determines its rootdir and ini file from the command line's paths before it loads plugins
+    (and so before it knows that --convspec-xfails takes a value): in the space form, FILE counts as a
+    test path, and its folder can become the rootdir. Refuse that case with the fix; the ``=`` form has
+    no such effect."""
+    import os
+    import shlex
+
+    args = list(config.invocation_params.args)
+    args = shlex.split(os.environ.get("PYTEST_ADDOPTS", "")) + args
+    values = _space_form_values(args)
+    if not values:
+        return
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        ns = config.known_args_namespace
+        rootpath, inipath, *_ = determine_setup(
+            inifile=ns.inifilename, override_ini=ns.override_ini, args=list(ns.file_or_dir),
+            rootdir_cmd_arg=ns.rootdir or None, invocation_dir=config.invocation_params.dir)
+    except Exception:  # pragma: no cover - a pytest whose internals differ: nothing to compare with
+        return
+    if rootpath != config.rootpath or inipath != config.inipath:
+        forms = " ".join(f"{opt}={v}" for opt, v in zip((a for a in args if a in PATH_OPTIONS), values))
+        raise pytest.UsageError(
+            f"{', '.join(dict.fromkeys(a for a in args if a in PATH_OPTIONS))} FILE: pytest took its rootdir "
+            f"({config.rootpath}) from {', '.join(values)}, not {rootpath}, because it reads the command line's paths "
+            f"before plugins register their options; write {forms} instead")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With --convspec-backend and no file or directory arguments, collect only the suite."""
+    if config.stash.get(STATE, None) is None:
+        return None
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return True
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -214,6 +304,26 @@ def pytest_collection_modifyitems(session, config, items):
                 raise pytest.UsageError(f"{p.file}:{p.line}: {exc}") from None
 
 
+def case_parts(case) -> tuple:
+    """The parts of a case that become tests: those of its op (junit.parts_of); a case the spec
+    rejects (the "errors" source) has the one part "errors"."""
+    from .junit import parts_of
+    from .records import PARTS
+
+    if case.source in PARTS:
+        return (case.source,)
+    return parts_of(case.op)
+
+
+def _match(patterns, case_id: str, part: str):
+    """(pattern, scope) of the first pattern matching the case or this part of it, or (None, None)."""
+    for p in patterns:
+        scope = p.scope(case_id, part)
+        if scope:
+            return p, scope
+    return None, None
+
+
 class Suite(pytest.Collector):
     """The conformance cases of one backend."""
 
@@ -225,53 +335,114 @@ class Suite(pytest.Collector):
         state = self.config.stash[STATE]
         backend = state.registry.backends.get(self.backend_name)
         for case in suite_cases(state.registry, profile=state.profile, seed=state.seed, ops=state.ops, backend=backend):
-            item = CaseItem.from_parent(self, name=case.id, case=case, backend_name=self.backend_name)
-            skip = next((p for p in state.skips if p.matches(case.id)), None)
-            if skip is not None:
-                state.used.add(skip)
-                item.add_marker(pytest.mark.skip(reason=f"listed in {skip.describe()}"))
-            xfail = next((p for p in state.xfails if p.matches(case.id)), None)
-            if xfail is not None:
-                state.used.add(xfail)
-                item.add_marker(pytest.mark.xfail(strict=True, reason=f"listed in {xfail.describe()}"))
-            yield item
+            yield CaseNode.from_parent(self, name=case.id, case=case, backend_name=self.backend_name)
 
 
-class CaseItem(pytest.Item):
-    """One conformance case on one backend, evaluated in this process."""
+class CaseNode(pytest.Collector):
+    """One conformance case on one backend: a test per part; evaluated once, by the first part to run."""
 
     def __init__(self, *, case, backend_name: str, **kw):
         super().__init__(**kw)
         self.case = case
         self.backend_name = backend_name
+        self.result = None
         self.extra_keyword_matches.update({case.op, case.source, case.dtype})
 
-    def runtest(self):
-        from .evaluate import evaluate
-
+    def collect(self):
         state = self.config.stash[STATE]
-        backend = state.registry.backends[self.backend_name]
-        if self.backend_name not in state.availability:
+        parts = case_parts(self.case)
+        for part in parts:
+            item = PartItem.from_parent(self, name=part, part=part, others=parts)
+            skip, _ = _match(state.skips, self.case.id, part)
+            if skip is not None:
+                state.used.add(skip)
+                item.add_marker(pytest.mark.skip(reason=f"listed in {skip.describe()}"))
+            xfail, _ = _match(state.xfails, self.case.id, part)
+            if xfail is not None:
+                state.used.add(xfail)
+            yield item
+
+    def evaluate(self) -> dict:
+        if self.result is None:
+            from .evaluate import evaluate
+
+            state = self.config.stash[STATE]
+            self.result = evaluate(state.registry.backends[self.backend_name], self.case, plugins=state.plugins)
+        return self.result
+
+    def reportinfo(self):
+        return self.session.path / f"convspec[{self.backend_name}]", 0, f"convspec[{self.backend_name}]::{self.name}"
+
+
+_BAD = ("fail", "error", "timeout", "crashed")
+
+
+class PartItem(pytest.Item):
+    """One part (forward, indices, backward) of a conformance case on one backend."""
+
+    def __init__(self, *, part: str, others: tuple, **kw):
+        super().__init__(**kw)
+        self.part = part
+        self.others = others  # the parts that are tests of this case
+
+    def verdict(self, result: dict):
+        """This part's verdict; the first part also carries any verdict of a part that is not a test."""
+        from .junit import record_verdicts
+
+        v = record_verdicts(result)
+        mine = [v[self.part]] if self.part in v else []
+        if self.part == self.others[0]:
+            mine += [x for p, x in v.items() if p not in self.others]
+        order = ("crashed", "timeout", "error", "fail", "invalid", "deviation", "unsupported", "skipped", "pass")
+        return min(mine, key=lambda x: order.index(x) if x in order else len(order)) if mine else None
+
+    def runtest(self):
+        node = self.parent
+        state = self.config.stash[STATE]
+        backend = state.registry.backends[node.backend_name]
+        if node.backend_name not in state.availability:
             try:
-                state.availability[self.backend_name] = backend.availability()
+                state.availability[node.backend_name] = backend.availability()
             except Exception as exc:
-                state.availability[self.backend_name] = f"availability check raised {exc!r}"
-        reason = state.availability[self.backend_name]
+                state.availability[node.backend_name] = f"availability check raised {exc!r}"
+        reason = state.availability[node.backend_name]
         if reason:
-            pytest.skip(f"backend {self.backend_name} unavailable: {reason}")
-        r = evaluate(backend, self.case, plugins=state.plugins)
+            pytest.skip(f"backend {node.backend_name} unavailable: {reason}")
+        r = node.evaluate()
+        verdict = self.verdict(r)
         self.user_properties.append(("convspec_status", r["status"]))
-        status = r["status"]
-        if status == "pass":
+        self.user_properties.append(("convspec_verdict", verdict or "not checked"))
+        xfail, scope = _match(state.xfails, node.case.id, self.part)
+        if xfail is not None:
+            self._expect(xfail, scope, verdict, r)
+        if verdict == "pass":
             return
-        if status == "unsupported":
-            why = r.get("message") or "; ".join(f"{c['what']}: {c.get('message', '')}" for c in r["checks"] if c["status"] == "unsupported")
-            pytest.skip(f"unsupported: {why}")
-        if status == "invalid":
-            pytest.skip(r.get("message", "invalid case"))
-        if status == "deviation":
+        if verdict in _BAD:
+            raise CaseFailure(failure_report(node.backend_name, r))
+        if verdict == "deviation":
             pytest.xfail(f"declared deviation: {r.get('deviation')}")
-        raise CaseFailure(failure_report(self.backend_name, r))
+        from .junit import part_reason
+
+        why = part_reason(r, self.part)
+        if verdict == "unsupported":
+            pytest.skip(f"unsupported: {why}")
+        if verdict == "invalid":
+            pytest.skip(r.get("message", "invalid case"))
+        pytest.skip(why if why.startswith("not checked") else f"not checked: {why}")
+
+    def _expect(self, pattern, scope: str, verdict, result: dict) -> None:
+        """An xfails pattern matched: a failing part is xfailed; a passing one is an XPASS (strict: a
+        failure), except that a pattern over the whole case is satisfied by any failing part."""
+        reason = f"listed in {pattern.describe()}"
+        if verdict in _BAD:
+            pytest.xfail(reason)
+        if verdict != "pass":
+            return  # skipped or a deviation: reported as such
+        from .junit import record_verdicts
+
+        if scope == "case" and any(v in _BAD for v in record_verdicts(result).values()):
+            return  # the listed case fails, in another part
+        self.add_marker(pytest.mark.xfail(strict=pattern.strict, reason=reason))
 
     def repr_failure(self, excinfo, style=None):
         # our report says it all; a declared deviation (pytest.xfail) needs no traceback either
@@ -281,4 +452,6 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         # a location named like the collector (no file holds the case): skip summaries read "convspec[NAME]:1"
-        return self.session.path / f"convspec[{self.backend_name}]", 0, f"convspec[{self.backend_name}]::{self.name}"
+        node = self.parent
+        return (self.session.path / f"convspec[{node.backend_name}]", 0,
+                f"convspec[{node.backend_name}]::{node.name}::{self.part}")
