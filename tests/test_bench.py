@@ -106,6 +106,43 @@ def test_failing_backend_is_recorded_not_fatal():
     assert r["suites"][0]["summary"]["broken"]["errors"] == ["3x3 3-4 @8", "k3/2 2-3 @9"]
 
 
+def test_competing_load_and_ops(tmp_path):
+    """--load busy: every round also run with the load on, recorded as each result's "loaded" twin with its
+    spread and ratio; --ops: LeNet-5's other ops per backend; the extra Markdown tables name them."""
+    from convspec.conformance.bench import tables
+
+    r = bench.run([NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=2, warmup=0, threads=1, baseline="numpy",
+                  memory=False, load="busy", ops=True)
+    assert r["settings"]["load"] == "busy"
+    cl = r["competing_load"]
+    assert cl["kind"] == "busy" and cl["seconds_on"] > 0 and cl["iterations_per_second"] > 0
+    assert cl["gemm"]["libraries"]["numpy"]["samples"] == 2 * 2  # one per loaded round, 2 layers x 2 rounds
+    for lr in r["suites"][0]["layers"]:
+        rec = lr["results"]["numpy-b"]
+        assert [len(rec["loaded"]["samples"][k]) for k in ("forward", "backward")] == [2, 2]
+        lo, med, hi = rec["loaded"]["spread"]["total"]
+        assert lo <= med <= hi and rec["spread"]["forward"][0] == min(rec["samples"]["forward"])
+        assert set(rec["loaded"]["ratio_to_baseline"]) == {"forward", "backward", "total"}
+    assert r["suites"][0]["summary"]["numpy"]["loaded"]["geomean_ratio_total"] == pytest.approx(1.0)
+    ops = r["ops"]
+    assert [o["op"] for o in ops["layers"]] == ["relu", "max_pool", "relu", "max_pool", "flatten", "linear", "linear",
+                                                "linear", "cross_entropy"]
+    pool = ops["layers"][1]["results"]["numpy-b"]
+    assert len(pool["samples"]["forward"]) == 2 and "loaded" in pool and "ratio_to_baseline" in pool
+    assert ops["summary"]["numpy"]["geomean_ratio_total"] == pytest.approx(1.0)
+    md = tables.extra_markdown(json.loads(json.dumps(r)))
+    assert "### Quiet and loaded" in md and "competing load (--load busy)" in md
+    assert "| tiny | 3x3 3-4 @8 | numpy |" in md and "| S2 max_pool 2x2/2 6@28 | numpy-b |" in md
+    with pytest.raises(SpecError, match="load: must be 'none' or 'busy'"):
+        bench.run([NumpyBackend()], [bench.tiny_suite()], load="heavy")
+
+
+def test_quiet_run_has_spread_and_no_load_keys(tiny_result):
+    rec = tiny_result["suites"][0]["layers"][0]["results"]["numpy"]
+    assert rec["spread"]["total"] == [rec["seconds"]["total"]] * 3 and "loaded" not in rec
+    assert "competing_load" not in tiny_result and "ops" not in tiny_result and "load" not in tiny_result["settings"]
+
+
 def test_bad_settings():
     with pytest.raises(SpecError, match="repeats: must be >= 1, got 0"):
         bench.run([NumpyBackend()], [bench.tiny_suite()], repeats=0)

@@ -5,8 +5,11 @@ GEMM rate; per suite the geometric means, the worst layer and the network-weight
 A result is ``{schema, command, started, seconds, settings, environment, load_average, backends, gemm,
 suites}``; a suite ``{name, description, batch, gpu_batch, load_before, load_after, layers, summary}``; a
 layer ``{name, c_in, c_out, size, kernel, out_size, stride, padding, dilation, groups, count,
-flops_per_sample, results}``, with ``results`` ``{backend: {batch, timer, seconds, samples, gflops,
-peak_extra_bytes?, gemm_fraction, ratio_to_baseline}}`` or ``{batch, timer, error}``.
+flops_per_sample, results}``, with ``results`` ``{backend: {batch, timer, seconds, samples, spread, gflops,
+peak_extra_bytes?, gemm_fraction, ratio_to_baseline, loaded?}}`` or ``{batch, timer, error}``; ``spread`` is
+[min, median, max] seconds of the rounds per phase, ``loaded`` the same timing record (with its ratio to the
+baseline's loaded one) for the rounds run beside `--load busy`'s competing load. With --load the result also
+holds ``competing_load`` (the workload and its measured rate), with --ops ``ops`` (ops.py).
 """
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ def timing_record(batch: int, timer: str, times: dict, flops: dict, peak: dict |
     samples, GFLOP/s from `flops` (the layer's at `batch`), and the peak extra bytes when measured."""
     fwd, bwd = statistics.median(times["forward"]), statistics.median(times["backward"])
     total = statistics.median([a + b for a, b in zip(times["forward"], times["backward"])])
+    totals = [a + b for a, b in zip(times["forward"], times["backward"])]
+    phases = (("forward", times["forward"]), ("backward", times["backward"]), ("total", totals))
+    spread = {k: [min(v), statistics.median(v), max(v)] for k, v in phases}
     rec = {"batch": batch, "timer": timer, "seconds": {"forward": fwd, "backward": bwd, "total": total},
-           "samples": times}
+           "samples": times, "spread": spread}
     rec["gflops"] = {k: flops[k] / v / 1e9 for k, v in rec["seconds"].items()}
     if peak is not None:
         rec["peak_extra_bytes"] = peak
@@ -62,6 +68,10 @@ def add_ratios(layer_rec: dict, machine_gflops: float, baseline: str = BASELINE)
         known = machine_gflops == machine_gflops  # not NaN
         rec["gemm_fraction"] = {k: v / machine_gflops for k, v in rec["gflops"].items()} if known else None
         rec["ratio_to_baseline"] = {k: base[k] / v for k, v in rec["gflops"].items()} if base else None
+        loaded_base = layer_rec["results"].get(baseline, {}).get("loaded", {}).get("gflops")
+        if "gflops" in rec.get("loaded", {}):
+            rec["loaded"]["ratio_to_baseline"] = (
+                {k: loaded_base[k] / v for k, v in rec["loaded"]["gflops"].items()} if loaded_base else None)
 
 
 def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
@@ -87,6 +97,13 @@ def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
                      for _, r in ok if "peak_extra_bytes" in r]
             if peaks:
                 entry["max_peak_extra_bytes"] = max(peaks)
+        loaded = [(r.get("loaded") or {}).get("ratio_to_baseline") for r in recs]
+        if loaded and all(loaded):
+            worst = max(range(len(recs)), key=lambda i: loaded[i]["total"])
+            entry["loaded"] = {f"geomean_ratio_{k}": _geomean(r[k] for r in loaded)
+                               for k in ("forward", "backward", "total")}
+            entry["loaded"]["worst_layer"] = {"name": suite_rec["layers"][worst]["name"],
+                                              "ratio_total": loaded[worst]["total"]}
         errors = [lr["name"] for lr, r in zip(suite_rec["layers"], recs) if "error" in r]
         if errors:
             entry["errors"] = errors

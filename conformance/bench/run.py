@@ -9,6 +9,7 @@ per layer round (timing.Gemm).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -18,6 +19,7 @@ from convspec import SpecError
 
 from ..environment import environment
 from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
+from .load import Load
 from .suites import Layer, Suite, layer_inputs
 from .timing import Gemm, is_gpu, peak_extra, set_threads, timer_for
 
@@ -35,6 +37,7 @@ class _Case:
         self.timer = timer_for(backend)
         self.numpy_arrays = isinstance(self.x, np.ndarray)
         self.times = {"forward": [], "backward": []}
+        self.loaded_times = {"forward": [], "backward": []}  # the rounds with the competing load on
 
     def forward(self):
         return self.backend.conv(self.x, self.w, self.b, **self.params)
@@ -42,19 +45,21 @@ class _Case:
     def backward(self):
         return self.backend.conv_backward(self.g, self.x, self.w, self.b, **self.params)
 
-    def run(self, record: bool) -> None:
+    def run(self, record: bool, loaded: bool = False) -> None:
         for phase, fn in (("forward", self.forward), ("backward", self.backward)):
             t = self.timer(fn)
             if record:
-                self.times[phase].append(t)
+                (self.loaded_times if loaded else self.times)[phase].append(t)
 
     def release(self):
         self.x = self.w = self.b = self.g = None
 
 
 def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, warmup: int, seed: int, dtype: str,
-                gemm: Gemm, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True) -> dict:
-    """Time one layer on every backend, interleaved. -> the layer's JSON record (without ratios)."""
+                gemm: Gemm, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True,
+                load=None, gemm_loaded: Gemm | None = None) -> dict:
+    """Time one layer on every backend, interleaved. -> the layer's JSON record (without ratios). With a
+    `load` (load.Load), every quiet round is followed by the same round with the competing load on."""
     cases = []
     for bk in backends:
         n = (gpu_batch or suite.gpu_batch) if is_gpu(bk) else (batch or suite.batch)
@@ -69,14 +74,21 @@ def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, war
                     errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
     for r in range(repeats):
         order = cases[r % len(cases):] + cases[:r % len(cases)]
-        for c in order:
-            if c.backend.name in errors:
-                continue
+        for loaded in (False, True) if load is not None else (False,):
+            if loaded:
+                load.on()
             try:
-                c.run(record=True)
-            except Exception as exc:
-                errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
-        gemm.sample()
+                for c in order:
+                    if c.backend.name in errors:
+                        continue
+                    try:
+                        c.run(record=True, loaded=loaded)
+                    except Exception as exc:
+                        errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
+                (gemm_loaded if loaded else gemm).sample()
+            finally:
+                if loaded:
+                    load.off()
     results = {}
     for c in cases:
         name = c.backend.name
@@ -88,6 +100,8 @@ def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, war
                 peak = {"forward": peak_extra(c.forward, c.backend), "backward": peak_extra(c.backward, c.backend),
                         "input": c.input_bytes}
             results[name] = timing_record(c.batch, c.timer.kind, c.times, layer.flops(c.batch), peak)
+            if load is not None:
+                results[name]["loaded"] = timing_record(c.batch, c.timer.kind, c.loaded_times, layer.flops(c.batch))
         c.release()
     return layer_record(layer, results)
 
@@ -101,8 +115,14 @@ def _load() -> list | None:
 
 def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed: int = 0, dtype: str = "float32",
         threads: int = 2, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True,
-        baseline: str = BASELINE, progress=None, command: str | None = None) -> dict:
-    """Benchmark `backends` (contract objects) on `suites`; -> the JSON-serialisable result."""
+        baseline: str = BASELINE, progress=None, command: str | None = None, load: str | None = None,
+        ops: bool = False) -> dict:
+    """Benchmark `backends` (contract objects) on `suites`; -> the JSON-serialisable result. load="busy":
+    every round also runs with a fixed competing load on the last CPU (load.Load), recorded beside the
+    quiet figures as each result's "loaded" record; ops=True: also time LeNet-5's other ops (ops.py)."""
+    if load not in (None, "none", "busy"):
+        raise SpecError("load", f"must be 'none' or 'busy', got {load!r}")
+    load = None if load == "none" else load
     if repeats < 1:
         raise SpecError("repeats", f"must be >= 1, got {repeats}")
     if warmup < 0:
@@ -114,30 +134,46 @@ def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed
     started = time.time()
     load_start = _load()
     suite_recs = []
-    for suite in suites:
-        load_before = _load()
-        layers = []
-        for layer in suite.layers:
-            rec = bench_layer(backends, layer, suite, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, gemm=gemm,
-                              batch=batch, gpu_batch=gpu_batch, memory=memory)
-            layers.append(rec)
-            if progress:
-                progress(suite, rec)
-        suite_recs.append({"name": suite.name, "description": suite.description, "batch": batch or suite.batch,
-                           "gpu_batch": gpu_batch or suite.gpu_batch, "load_before": load_before, "load_after": _load(),
-                           "layers": layers})
+    gemm_loaded = Gemm(seed=seed) if load else None
+    with (Load() if load else contextlib.nullcontext()) as competing:
+        for suite in suites:
+            load_before = _load()
+            layers = []
+            for layer in suite.layers:
+                rec = bench_layer(backends, layer, suite, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype,
+                                  gemm=gemm, batch=batch, gpu_batch=gpu_batch, memory=memory, load=competing,
+                                  gemm_loaded=gemm_loaded)
+                layers.append(rec)
+                if progress:
+                    progress(suite, rec)
+            suite_recs.append({"name": suite.name, "description": suite.description, "batch": batch or suite.batch,
+                               "gpu_batch": gpu_batch or suite.gpu_batch, "load_before": load_before,
+                               "load_after": _load(), "layers": layers})
+        op_recs = None
+        if ops:
+            from .ops import bench_ops
+
+            op_recs = bench_ops(backends, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, baseline=baseline,
+                                load=competing, progress=progress)
     gemm_summary = gemm.summary()
     for s in suite_recs:
         for lr in s["layers"]:
             add_ratios(lr, gemm_summary["machine_gflops"], baseline)
         s["summary"] = summarize(s, baseline)
+    settings = {"repeats": repeats, "warmup": warmup, "seed": seed, "dtype": dtype, "threads": threads,
+                "baseline": baseline}
+    extra = {}
+    if load:
+        settings["load"] = load
+        extra["competing_load"] = dict(competing.describe(), gemm=gemm_loaded.summary())
+    if op_recs is not None:
+        extra["ops"] = op_recs
     return {
         "schema": SCHEMA,
         "command": command,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": time.time() - started,
-        "settings": {"repeats": repeats, "warmup": warmup, "seed": seed, "dtype": dtype, "threads": threads,
-                     "baseline": baseline},
+        "settings": settings,
         "environment": environment(threads_info),
         "load_average": {"start": load_start, "end": _load()},
         "backends": [{"name": b.name, "device": str(getattr(b, "device", "")),
@@ -145,4 +181,5 @@ def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed
                       "timer": timer_for(b).kind if not is_gpu(b) else "cuda-events"} for b in backends],
         "gemm": gemm_summary,
         "suites": suite_recs,
+        **extra,
     }

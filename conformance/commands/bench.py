@@ -51,8 +51,14 @@ def _backends(names, plugin):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-memory", is_flag=True, help="Skip the tracemalloc peak-memory pass.")
 @click.option("--baseline", help="Backend the ratios are relative to (default: torch-cpu when it is timed, else the first backend).")
+@click.option("--load", "load", type=click.Choice(["none", "busy"]), default="none", show_default=True,
+              help="busy: also time every round with a fixed competing load (1-thread matmul + streaming add) pinned "
+                   "to the last CPU, and report quiet and loaded figures side by side.")
+@click.option("--ops", "with_ops", is_flag=True, help="Also time LeNet-5's other ops (relu, max_pool, flatten, linear, "
+                                                       "cross_entropy), forward and backward, per backend.")
 @click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
-def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, batch, gpu_batch, dtype, seed, no_memory, baseline, plugin):
+def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, batch, gpu_batch, dtype, seed, no_memory, baseline,
+            load, with_ops, plugin):
     """Time conv forward and backward per backend on network layer shapes, interleaved, and print
     GFLOP/s, the time ratio to the baseline (torch-cpu) and the fraction of the machine's GEMM rate."""
     from rich.console import Console
@@ -83,15 +89,21 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     def progress(suite, rec):
         parts = []
         for name, r in rec["results"].items():
-            parts.append(f"{name} error" if "error" in r else f"{name} {r['gflops']['total']:.1f} GF/s")
-        console.print(f"  {suite.name:9s} {rec['name']:28s} " + "  ".join(parts))
+            if "error" in r:
+                parts.append(f"{name} error")
+            elif "gflops" in r:
+                parts.append(f"{name} {r['gflops']['total']:.1f} GF/s")
+            else:
+                parts.append(f"{name} {r['seconds']['total'] * 1e3:.2f} ms")
+        console.print(f"  {suite.name if suite else 'ops':9s} {rec['name']:28s} " + "  ".join(parts))
 
     argv = sys.argv[1:]
     args = argv[argv.index("bench") + 1:] if "bench" in argv else argv
     command = " ".join(["convspec", "bench"] + [shlex.quote(a) for a in args])
     try:
         result = bench.run(backends, chosen, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, threads=threads, batch=batch,
-                           gpu_batch=gpu_batch, memory=not no_memory, baseline=baseline, progress=progress, command=command)
+                           gpu_batch=gpu_batch, memory=not no_memory, baseline=baseline, progress=progress, command=command,
+                           load=load, ops=with_ops)
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     bench.dump(result, out)
@@ -110,9 +122,22 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     for row in perf.bench_summary_rows(result):
         t.add_row(*row)
     out_console.print(t)
+    from convspec.conformance.bench import tables
+
+    extra = []
+    if load != "none":
+        extra.append(("quiet and loaded: " + tables.load_line(result), tables.loaded_summary_rows(result)))
+        extra.append(("per layer: rounds' min / median / max (ms) and peak extra memory", tables.spread_rows(result)))
+    if with_ops:
+        extra.append((f"LeNet-5's other ops (x = time / {baseline}'s)", tables.ops_rows(result)))
+    for title, (header, rows) in extra:
+        t = Table(*header, title=title, title_justify="left")
+        for row in rows:
+            t.add_row(*row)
+        out_console.print(t)
     if md_path:
         with open(md_path, "w") as f:
-            f.write(bench_markdown(result, baseline))
+            f.write(bench_markdown(result, baseline) + "\n" + tables.extra_markdown(result))
         click.echo(f"markdown: {md_path}", err=True)
     if plot_path:
         svg = plots.bench_gflops(result)
