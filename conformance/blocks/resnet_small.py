@@ -1,0 +1,125 @@
+"""A small ResNet trained end to end on any backend, for the training-equivalence check of `convspec train
+--model resnet` (the same report as LeNet-5's: convspec.conformance.lenet.equivalence.compare).
+
+The network, as block data (model.Block), on LeNet's 1x32x32 digits:
+
+    stem: conv 3x3/2 x8 (no bias) -> batch norm -> relu                      16x16
+    block 1: basic block, identity shortcut, 8 channels                       16x16
+    block 2: basic block, stride 2, 1x1 projection shortcut (+ BN), 16 ch     8x8
+    global average pool (16) -> linear 10 -> cross-entropy
+
+Batch norm is in training mode throughout (every forward normalises with its own batch's statistics, also
+when the test set is evaluated, in fixed chunks of EVAL_CHUNK images), so the network is a pure function of
+its weights and its batch, the same on every backend. The loop is lenet.train's: same initial weights (from
+the seed, cast to the run's dtype), same minibatches, same learning rate, the update `p - lr * g` with the
+arrays' operators; forward and backward are model.forward / model.backward (the backend's ops only).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from ..lenet import train as T
+from . import model as M
+
+N_CLASSES = 10
+INPUT_SHAPE = (1, 32, 32)
+EVAL_CHUNK = 256
+
+RESNET_SMALL = M.Block(
+    name="resnet_small", title="small ResNet: stem, two basic blocks (identity, projection), pool, dense",
+    source="seeds 001 and 003 'ResNet'; He et al. 2016 (basic blocks, option B projection), BN in training mode",
+    params=("stem.w", "stem.g", "stem.be")
+    + tuple("b1." + p for p in ("w1", "g1", "be1", "w2", "g2", "be2"))
+    + tuple("b2." + p for p in ("w1", "g1", "be1", "w2", "g2", "be2", "ws", "gs", "bes"))
+    + ("fc.w", "fc.b"),
+    nodes=(
+        M.node("conv", "x", "stem.w", out="stem.c", out_channels=8, kernel_size=3, stride=2, padding=1),
+        M.node("batch_norm", "stem.c", "stem.g", "stem.be", out="stem.n"),
+        M.node("relu", "stem.n", out="a0"),
+    ) + M._basic("b1.", "a0", "r1", 8, 1, False) + M._basic("b2.", "r1", "r2", 16, 2, True) + (
+        M.node("global_avg_pool", "r2", out="gap"),
+        M.node("linear", "gap", "fc.w", "fc.b", out="logits", out_features=N_CLASSES),
+    ),
+    output="logits",
+)
+
+
+def init_params(seed: int, input_shape=INPUT_SHAPE) -> dict:
+    """float64 initial weights from `seed`: He-uniform convs U(+-sqrt(6/fan_in)) (relu follows each BN),
+    LeCun-uniform dense U(+-sqrt(3/fan_in)), gamma 1, beta and bias 0. {name: array}, in RESNET_SMALL.params
+    order."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in M.param_shapes(RESNET_SMALL, (1,) + tuple(input_shape)).items():
+        kind = name.split(".")[1]
+        if kind.startswith("w"):
+            fan_in = int(np.prod(shape[1:]))
+            bound = np.sqrt((3.0 if name == "fc.w" else 6.0) / fan_in)
+            params[name] = rng.uniform(-bound, bound, size=shape)
+        elif kind.startswith("g"):
+            params[name] = np.ones(shape)
+        else:
+            params[name] = np.zeros(shape)
+    return params
+
+
+def grouped(params: dict) -> dict:
+    """{"b1.w1": a, ...} -> {"b1": {"w1": a}, ...}: the layout of TrainResult.params (lenet.equivalence)."""
+    out: dict = {}
+    for name, v in params.items():
+        layer, key = name.split(".", 1)
+        out.setdefault(layer, {})[key] = v
+    return out
+
+
+def logits(backend, params: dict, x):
+    y, _ = M.forward(backend, RESNET_SMALL, {"x": x, **params})
+    return y
+
+
+def accuracy(backend, params: dict, x: np.ndarray, y: np.ndarray, dtype: str) -> float:
+    if not len(y):
+        return float("nan")
+    pred = [np.argmax(backend.to_numpy(logits(backend, params, backend.from_numpy(x[s:s + EVAL_CHUNK].astype(dtype)))),
+                      axis=1) for s in range(0, len(x), EVAL_CHUNK)]
+    return float(np.mean(np.concatenate(pred) == y))
+
+
+def train(backend, data, config: T.TrainConfig, *, dtype: str = "float32", init: dict | None = None,
+          on_step=None, evaluate_epochs: bool = True) -> T.TrainResult:
+    """Train the small ResNet on `backend` in `dtype` (lenet.train.train's signature and result);
+    on_step(step, loss) is called after every update."""
+    init = init if init is not None else init_params(config.seed, data.x_train.shape[1:])
+    params = {k: backend.from_numpy(np.asarray(v, dtype=dtype)) for k, v in init.items()}
+    one = backend.from_numpy(np.asarray(1.0, dtype=dtype))
+    res = T.TrainResult(backend.name, dtype, {**asdict(config), "model": "resnet"})
+    t0 = time.perf_counter()
+    eval_seconds = 0.0
+    last_epoch = 0
+    for epoch, idx in T.batches(len(data.y_train), config):
+        if epoch != last_epoch and evaluate_epochs:
+            t1 = time.perf_counter()
+            res.epoch_accuracy.append(accuracy(backend, params, data.x_test, data.y_test, dtype))
+            eval_seconds += time.perf_counter() - t1
+            last_epoch = epoch
+        x = backend.from_numpy(data.x_train[idx].astype(dtype))
+        labels = backend.from_numpy(data.y_train[idx])
+        out, trace = M.forward(backend, RESNET_SMALL, {"x": x, **params})
+        loss = backend.cross_entropy(out, labels)
+        (g,) = backend.cross_entropy_backward(one, out, labels)
+        grads = M.backward(backend, RESNET_SMALL, trace, g)
+        params = {k: v - config.lr * grads[k] for k, v in params.items()}
+        res.losses.append(float(np.asarray(backend.to_numpy(loss))))
+        res.images += len(idx)
+        if on_step is not None:
+            on_step(len(res.losses), res.losses[-1])
+    backend.synchronize()
+    res.seconds = time.perf_counter() - t0 - eval_seconds
+    res.test_accuracy = accuracy(backend, params, data.x_test, data.y_test, dtype)
+    if evaluate_epochs:
+        res.epoch_accuracy.append(res.test_accuracy)
+    res.params = grouped({k: np.asarray(backend.to_numpy(v), dtype=np.float64) for k, v in params.items()})
+    return res
