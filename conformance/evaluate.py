@@ -106,7 +106,7 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
             raise reference
         ref: Reference = reference
     except SpecError as exc:
-        return done(Status.INVALID, f"the spec rejects this case: {exc}")
+        return _rejects(backend, case, info, exc, checks, done)
 
     try:
         bx = [_to_backend(backend, a) for a in ref.inputs]
@@ -162,6 +162,29 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
     except Exception as exc:
         checks.append(Check("backward", "error", message=format_exception(exc)))
 
+    return _finish(backend, case, checks, done)
+
+
+def _rejects(backend, case, info, spec_error, checks, done) -> dict:
+    """A case the spec rejects: a conforming backend refuses it too (raises). One that computes a result
+    instead fails the check "rejects" (a check of its own kind: error behaviour, not a numeric failure)."""
+    if info.compose is not None:  # a block rejects what its ops reject: checked op by op
+        return done(Status.INVALID, f"the spec rejects this case: {spec_error}")
+    try:
+        inputs = case.inputs()
+        bx = [_to_backend(backend, a) for a in inputs]
+        _call(backend, info, "forward", bx, case.params)
+    except Unsupported as exc:
+        return done(Status.UNSUPPORTED, str(exc) or f"{case.op} unsupported")
+    except Exception as exc:  # any refusal will do: frameworks raise their own error classes
+        unknown = [k for k in case.params if isinstance(exc, TypeError) and f"keyword argument '{k}'" in str(exc)]
+        if unknown:  # refused for not taking the parameter at all (e.g. strict): that tells nothing
+            return done(Status.UNSUPPORTED, f"{case.op} does not take the parameter {unknown[0]!r}: {exc}")
+        checks.append(Check("rejects", "pass", message=f"the spec rejects this case ({spec_error}); the backend "
+                            f"refused it too: {type(exc).__name__}: {str(exc)[:300]}"))
+        return _finish(backend, case, checks, done)
+    checks.append(Check("rejects", "fail", message=f"the backend computed a result for a case the spec rejects: "
+                        f"{spec_error}"))
     return _finish(backend, case, checks, done)
 
 

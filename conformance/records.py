@@ -90,13 +90,17 @@ class CaseResult:
         return d
 
 
-#: the parts of a case that get a verdict of their own: the forward output, the index output, the gradients
-PARTS = ("forward", "indices", "backward")
+#: the parts of a case that get a verdict of their own: the forward output, the index output, the gradients,
+#: and the error behaviour (a case the spec rejects must be refused: the check "rejects")
+PARTS = ("forward", "indices", "backward", "errors")
 
 
 def part_of(check_name: str) -> str:
-    """The part a check belongs to: "forward", "indices", or "backward" (every "grad <input>")."""
+    """The part a check belongs to: "forward", "indices", "errors" ("rejects") or "backward" (every
+    "grad <input>")."""
     head = check_name.split(" ", 1)[0]  # "forward mean" (an op with several outputs) is the forward
+    if head == "rejects":
+        return "errors"
     return head if head in ("forward", "indices") else "backward"
 
 

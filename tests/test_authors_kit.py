@@ -73,7 +73,7 @@ def test_new_backend_writes_a_complete_package(tmp_path):
     defs = re.findall(r"^    def (\w+)\((.*)\):$", backend_src, re.M)
     stubs = {n: sig for n, sig in defs if n not in ("availability", "from_numpy", "to_numpy", "synchronize", "deviation")}
     expected = {name for name, *_ in scaffold.contract_functions()}
-    assert set(stubs) == expected and len(expected) == 2 * len(R.OPS) + 2
+    assert set(stubs) == expected and len(expected) == 2 * len(R.OPS) + len(R.INDEX_OPS) + len(R.STATE_OPS)
     assert stubs["conv"] == "self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1"
     assert stubs["max_pool_indices"] == "self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False"
     assert stubs["cross_entropy_backward"] == "self, grad_out, logits, labels"
@@ -120,7 +120,7 @@ def test_fresh_package_reports_every_case_unsupported(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(pkg / "src"))
     results = pytest_plugin.run_suite("fresh-kit", plugins=("convspec_fresh_kit.plugin",))
     assert len(results) > 100 and {r["op"] for r in results} == set(R.OPS) | set(R.STATE_OPS)
-    assert {r["source"] for r in results} == {"golden", "corner", "exact", "property"}
+    assert {r["source"] for r in results} == {"golden", "corner", "exact", "property", "errors"}
     assert {r["status"] for r in results} == {"unsupported"}
     assert {r["message"] for r in results if r["op"] == "relu"} == {"relu: not implemented yet"}
 
@@ -171,7 +171,7 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     assert {r["source"] for r in relu} >= {"golden", "corner", "exact", "property"}
     assert {r["op"] for r in others} == (set(R.OPS) | set(R.STATE_OPS)) - {"relu"}
     assert {r["status"] for r in others} == {"unsupported"}
-    assert len(cases) == len(_cases(tuple(R.OPS)))
+    assert len(cases) == len(_cases(tuple(R.OPS) + tuple(R.STATE_OPS)))
 
     # the generated package's own test passes in that environment too
     own = subprocess.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],

@@ -15,6 +15,8 @@ from string import Template
 
 from convspec import SPEC_VERSION
 
+from .. import registry
+
 TEMPLATES = Path(__file__).parent / "templates"
 NAME_RULE = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*\Z")
 #: reference-only keyword arguments a backend never receives (the conformance cases never pass them)
@@ -64,32 +66,30 @@ def signature(fn, *, method: bool = False) -> str:
 
 
 def contract_functions() -> list:
-    """Every function of the op contract, in OPS order: (name, reference function, kind, op) with kind
-    one of 'forward', 'indices', 'backward'."""
-    from convspec import reference as R
-
-    from ..ops import OPS
-
+    """Every function of the op contract, in registry order: (name, reference function, kind, op) with
+    kind one of 'forward', 'indices', 'backward' (an op without gradients, a state update, has none)."""
     out = []
-    for op in R.OPS:
-        out.append((op, getattr(R, op), "forward", op))
-        index_op = OPS[op].index_op
-        if index_op:
-            out.append((index_op, getattr(R, index_op), "indices", op))
-        out.append((op + "_backward", getattr(R, op + "_backward"), "backward", op))
+    for info in registry.OPS.values():
+        if info.compose is not None:
+            continue  # a block composes the backend's ops: nothing to implement
+        op = info.name
+        out.append((op, info.forward, "forward", op))
+        if info.index_op:
+            out.append((info.index_op, info.index, "indices", op))
+        if info.differentiable:
+            out.append((info.backward_name, info.backward, "backward", op))
     return out
 
 
 def backward_returns(op: str) -> str:
-    """What `<op>_backward` returns, e.g. '(dx, dw, db)'."""
-    from ..ops import OPS
-
-    return "(" + ", ".join("d" + a for a in OPS[op].differentiable) + ("," if len(OPS[op].differentiable) == 1 else "") + ")"
+    """What `<op>_backward` returns, e.g. '(dx, dw, db)'; for a sequence input, one per array."""
+    info = registry.get(op)
+    names = [f"d{a}[0], d{a}[1], ..." if a == info.variadic else "d" + a for a in info.differentiable]
+    return "(" + ", ".join(names) + ("," if len(names) == 1 and not info.variadic else "") + ")"
 
 
 def _stub(fname: str, fn, kind: str, op: str) -> str:
-    from ..ops import OPS
-
+    OPS = registry.OPS
     if kind == "backward":
         doc = f"-> {backward_returns(op)}: the gradient of each differentiable input, in the forward's order"
         if "b" in OPS[op].differentiable:
@@ -108,12 +108,10 @@ def _stub(fname: str, fn, kind: str, op: str) -> str:
 
 def stubs() -> str:
     """The op methods of the generated backend class, grouped like the reports."""
-    from ..ops import GROUPS, OPS
-
     blocks = []
     funcs = contract_functions()
-    for group in GROUPS:
-        members = [f for f in funcs if OPS[f[3]].group == group]
+    for group in registry.groups():
+        members = [f for f in funcs if registry.get(f[3]).group == group]
         if members:
             blocks.append(f"    # -- {group} " + "-" * (94 - len(group)) + "\n\n" + "\n".join(_stub(*m) for m in members))
     return "\n".join(blocks)
@@ -122,15 +120,13 @@ def stubs() -> str:
 def render(name: str) -> dict:
     """{relative path: text} of the package for backend `name`."""
     check_name(name)
-    from convspec import reference as R
-
     values = {
         "name": name,
         "module": module_name(name),
         "cls": class_name(name),
         "spec_version": SPEC_VERSION,
         "stubs": stubs(),
-        "n_ops": str(len(R.OPS)),
+        "n_ops": str(len({f[3] for f in contract_functions()})),
     }
     out = {}
     for rel, tmpl in FILES.items():

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Protocol, runtime_checkable
 
 from convspec.api.hookspecs import hookimpl
 
-from . import corners, exact, golden, half, properties
+from . import corners, errors, exact, golden, half, properties
 
 
 @runtime_checkable
@@ -50,3 +50,4 @@ def register_case_sources(register):
     register("exact", Source(exact.source))
     register("property", Source(properties.source, properties.shrink))
     register("half", Source(half.source))
+    register("errors", Source(errors.source))
