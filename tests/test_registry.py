@@ -1,0 +1,144 @@
+"""The op registry: every fact the engine knows about an op is in its entry. Adding an op takes a module
+(its definition) and a registry entry, nothing else: cases, data, bounds, exact cases, ids, the run, the
+scaffold's contract and the reports follow."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from convspec import reference as R
+from convspec.api import OpSignature
+from convspec.backends.numpy_backend import NumpyBackend
+from convspec.conformance import registry, tolerance
+from convspec.conformance.cases import Case
+from convspec.conformance.evaluate import evaluate
+from convspec.conformance.run import Plan, plan_cases
+from convspec.conformance.sources import exact, properties
+
+# -- the toy op's own module: its definition, like a reference module ----------------------------------
+toy = types.ModuleType("toy_double")
+exec('''
+import numpy as np
+from convspec import ShapeError
+
+def double(x):
+    """double(x) = 2 x."""
+    x = np.asarray(x)
+    if x.ndim < 1:
+        raise ShapeError("x", f"must have at least 1 dimension, got shape {x.shape}")
+    return 2 * x
+
+def double_backward(grad_out, x):
+    return (2 * np.asarray(grad_out),)
+''', toy.__dict__)
+
+
+@st.composite
+def _toy_cases(draw):
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    return Case(op="double", shapes={"x": shape}, params={}, dtype=draw(st.sampled_from(["float32", "float64"])),
+                seed=draw(st.integers(0, 1000)))
+
+
+def _toy_bounds(inputs, params, g, dtype, pr=0.0):
+    return 0.0, [0.0]  # doubling is exact in binary floating point
+
+
+TOY = registry.OpInfo(name="double", arrays=("x",), differentiable=("x",), group="toys", error_model=_toy_bounds,
+                      strategy=_toy_cases, forward=toy.double, backward=toy.double_backward, exact=True)
+
+
+@pytest.fixture
+def toy_op():
+    registry.register(TOY)
+    yield TOY
+    registry.unregister("double")
+
+
+class Doubler(NumpyBackend):
+    name = "doubler"
+
+    def double(self, x):
+        return x + x
+
+    def double_backward(self, g, x):
+        return (g + g,)
+
+
+class Tripler(Doubler):
+    name = "tripler"
+
+    def double(self, x):
+        return 3 * x
+
+
+def test_a_toy_op_needs_only_a_module_and_a_registry_entry(toy_op):
+    cases = plan_cases(Plan(profile="quick", seed=0, ops=("double",),
+                            sources={"property": properties.source, "exact": exact.source}))
+    assert {c.source for c in cases} == {"property", "exact"}  # exact: the entry says it is exact
+    assert all(c.id.startswith(("property:double[", "exact:double[")) for c in cases)
+    good = [evaluate(Doubler(), c) for c in cases]
+    assert {r["status"] for r in good} == {"pass"}, good
+    assert {r["verdicts"]["forward"] for r in good} == {"pass"}
+    bad = [evaluate(Tripler(), c) for c in cases]
+    assert {r["status"] for r in bad} == {"fail"}
+    assert all(r["verdicts"] == {"forward": "fail", "backward": "pass"} for r in bad)
+    # a JSON repro of the toy op parses back to the same case
+    assert Case.from_json(cases[0].to_json()) == cases[0]
+    # the spec rejects a 0-d input; the engine gives it to the backend, which must refuse it
+    r = evaluate(Doubler(), Case(op="double", shapes={"x": []}, params={}))
+    assert r["checks"][0]["what"] == "rejects" and r["checks"][0]["status"] == "fail"
+    # the backend that lacks the op is told so, not failed
+    assert evaluate(NumpyBackend(), cases[0])["status"] == "unsupported"
+
+
+def test_the_registry_covers_the_reference():
+    names = set(registry.names())
+    assert set(R.OPS) | set(R.STATE_OPS) <= names
+    for name in R.OPS:
+        info = registry.get(name)
+        assert isinstance(info, OpSignature)
+        assert info.forward is getattr(R, name) and info.backward is getattr(R, name + "_backward")
+        assert info.index is (getattr(R, info.index_op) if info.index_op else None)
+        assert set(info.differentiable) <= set(info.arrays)
+        assert info.group in registry.groups()
+    assert set(R.INDEX_OPS) == {i.index_op for i in registry.OPS.values() if i.index_op}
+
+
+def test_every_error_model_gives_one_bound_per_gradient():
+    """Each entry's error model answers for a drawn case of its op: a forward bound and one bound per
+    gradient the backward returns (a sequence input's arrays counted one by one)."""
+    for info in registry.OPS.values():
+        if info.compose is not None:
+            continue
+        case = properties.draw_cases(info.name, 1, 3)[0]
+        if info.exact:
+            case = dataclasses.replace(case, data="ints", exact=True)
+        ins = [a if not isinstance(a, np.ndarray) or a.dtype.kind != "f" else a.astype(np.float64)
+               for a in case.inputs()]
+        y = info.forward(*ins, **case.params)
+        g = case.grad_output(np.shape(y)) if info.differentiable else None
+        fwd, grads = tolerance.bounds(info.name, ins, case.params, g, case.dtype)
+        assert len(grads) == len(info.gradient_names(ins)), info.name
+
+
+def test_unknown_op_names_the_registered_ones():
+    with pytest.raises(KeyError, match="registered ops: conv, convolve"):
+        registry.get("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.get("conv"))
+
+
+def test_an_entry_without_a_reference_function_says_what_is_missing():
+    with pytest.raises(LookupError, match="no function for its forward"):
+        registry.OpInfo(name="not_in_the_reference", arrays=("x",), differentiable=("x",), group="toys",
+                        error_model=_toy_bounds, strategy=_toy_cases)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
