@@ -7,7 +7,7 @@ Output size per dim: floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1.
 
 The module opens with the literal definition, `conv_literal` and `conv_backward_literal`: loops over the
 output positions and the kernel taps, read off the formula. `conv` and `conv_backward` further down are
-its vectorised form (im2col, one matrix product per group), the one the engine and LeNet run;
+its vectorised form (im2col, one matrix product per group over the whole batch), the one the engine and LeNet run;
 tests/test_reference_literal.py proves the two equal.
 """
 from __future__ import annotations
@@ -139,62 +139,64 @@ class ConvGeometry:
 
 
 def im2col(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The receptive fields as rows: (G, N, prod(out), C_in/G * prod(kernel)).
+    """The receptive fields as columns: (G, C_in/G * prod(kernel), N * prod(out)).
 
-    Row i of sample n in group g holds x_pad[n, c, i*s + j*d] for every (c, j) of the group, so a
-    convolution is one matrix product per group and sample: y[n] = im2col(x)[n] @ w^T."""
+    Row (c, j) of group g holds x_pad[n, g*C_in/G + c, i*s + j*d] for every sample n and output i (in
+    that order), so a convolution is one matrix product per group: y_g = w_g @ im2col(x)_g. Channels and
+    taps first, batch and positions last: the copy moves whole output rows of the input."""
     xp = pad_array(x, geo.pads, zero_like(x))
     win = windows(xp, geo.kernel, geo.stride, geo.dilation, geo.out_sizes)  # (N, C, *out, *kernel)
     nd, G = geo.nd, geo.groups
     win = win.reshape((geo.n, G, geo.c_in // G) + win.shape[2:])  # (N, G, Cg, *out, *kernel)
-    order = (1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))
-    return win.transpose(order).reshape(G, geo.n, int(np.prod(geo.out_sizes)), geo.c_in // G * int(np.prod(geo.kernel)))
+    order = (1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + (0,) + tuple(range(3, 3 + nd))  # (G, Cg, *kernel, N, *out)
+    cols = geo.c_in // G * int(np.prod(geo.kernel))
+    return win.transpose(order).reshape(G, cols, geo.n * int(np.prod(geo.out_sizes)))
 
 
 def _w_matrix(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """w as (G, 1, C_in/G * prod(kernel), C_out/G): one matrix per group, shared by the samples."""
-    G = geo.groups
-    return w.reshape(G, geo.c_out // G, -1).transpose(0, 2, 1)[:, None]
+    """w as (G, C_out/G, C_in/G * prod(kernel)): one matrix per group."""
+    return w.reshape(geo.groups, geo.c_out // geo.groups, geo.c_in // geo.groups * int(np.prod(geo.kernel)))
 
 
 def _g_matrix(g: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """An output-shaped array as (G, N, prod(out), C_out/G)."""
-    G, nd = geo.groups, geo.nd
-    g = g.reshape((geo.n, G, geo.c_out // G) + geo.out_sizes)
-    return g.transpose((1, 0) + tuple(range(3, 3 + nd)) + (2,)).reshape(G, geo.n, int(np.prod(geo.out_sizes)), geo.c_out // G)
+    """An output-shaped array (N, C_out, *out) as (G, C_out/G, N * prod(out))."""
+    G = geo.groups
+    P = int(np.prod(geo.out_sizes))
+    g = g.reshape(geo.n, G, geo.c_out // G, P)
+    return g.transpose(1, 2, 0, 3).reshape(G, geo.c_out // G, geo.n * P)
 
 
 def conv_core(x: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The sum of products, without bias: y = im2col(x) @ w^T, group by group, sample by sample."""
-    y = im2col(x, geo) @ _w_matrix(w, geo)  # (G, N, out, Og)
-    y = y.reshape((geo.groups, geo.n) + geo.out_sizes + (geo.c_out // geo.groups,))
-    order = (1, 0, 2 + geo.nd) + tuple(range(2, 2 + geo.nd))
-    return y.transpose(order).reshape((geo.n, geo.c_out) + geo.out_sizes)
+    """The sum of products, without bias: y = w @ im2col(x), one matrix product per group."""
+    y = _w_matrix(w, geo) @ im2col(x, geo)  # (G, Og, N * out)
+    P = int(np.prod(geo.out_sizes))
+    y = y.reshape(geo.groups, geo.c_out // geo.groups, geo.n, P).transpose(2, 0, 1, 3)  # (N, G, Og, out)
+    return y.reshape((geo.n, geo.c_out) + geo.out_sizes)
 
 
 def conv_weight_grad(g: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d] = sum_n g[n]^T @ im2col(x)[n]."""
-    dw = (_g_matrix(g, geo).transpose(0, 1, 3, 2) @ im2col(x, geo)).sum(axis=1)  # (G, Og, Cg*K)
+    """dL/dw[o, c, j] = sum_{n, i} g[n, o, i] * x_pad[n, c, i*s + j*d] = g @ im2col(x)^T, group by group."""
+    dw = _g_matrix(g, geo) @ im2col(x, geo).transpose(0, 2, 1)  # (G, Og, Cg*K)
     return dw.reshape((geo.c_out, geo.c_in // geo.groups) + geo.kernel)
 
 
 def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dL/dx: each output's gradient spread back over its window (col2im of g @ w), the adjoint of
+    """dL/dx: each output's gradient spread back over its window (col2im of w^T @ g), the adjoint of
     conv_core."""
-    G, nd = geo.groups, geo.nd
-    cols = _g_matrix(g, geo) @ _w_matrix(w, geo).transpose(0, 1, 3, 2)  # (G, N, out, Cg*K)
-    cols = cols.reshape((G, geo.n) + geo.out_sizes + (geo.c_in // G,) + geo.kernel)
-    # kernel taps first, so that each tap's (N, C_in, *out) slab is contiguous
-    order = tuple(range(3 + nd, 3 + 2 * nd)) + (1, 0, 2 + nd) + tuple(range(2, 2 + nd))
-    cols = cols.transpose(order).reshape(geo.kernel + (geo.n, geo.c_in) + geo.out_sizes)
+    nd = geo.nd
+    cols = _w_matrix(w, geo).transpose(0, 2, 1) @ _g_matrix(g, geo)  # (G, Cg*K, N * out)
+    # (G, Cg, *kernel, N, *out) -> kernel taps first: each tap's (C_in, N, *out) slab is contiguous
+    cols = cols.reshape((geo.groups, geo.c_in // geo.groups) + geo.kernel + (geo.n,) + geo.out_sizes)
+    cols = np.moveaxis(cols.reshape((geo.c_in,) + cols.shape[2:]), 0, nd)  # (*kernel, C_in, N, *out)
     padded = tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, geo.pads))
-    dxp = np.full((geo.n, geo.c_in) + padded, zero_like(cols), dtype=cols.dtype)
+    dxp = np.full((geo.c_in, geo.n) + padded, zero_like(cols), dtype=cols.dtype)  # channel-major
     # One strided add per kernel tap: input position i*s + j*d receives cols[j][..., i].
     for j in np.ndindex(*geo.kernel):
-        dst = tuple(slice(jj * d, jj * d + (oo - 1) * s + 1, s) for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
+        dst = tuple(slice(jj * d, jj * d + (oo - 1) * s + 1, s)
+                    for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
         dxp[(Ellipsis,) + dst] += cols[j]
     crop = tuple(slice(b, b + n) for n, (b, _) in zip(geo.in_sizes, geo.pads))
-    return dxp[(slice(None), slice(None)) + crop]
+    return np.ascontiguousarray(dxp[(slice(None), slice(None)) + crop].swapaxes(0, 1))
 
 
 def bias_shape(nd: int, b: np.ndarray) -> np.ndarray:

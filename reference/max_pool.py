@@ -8,7 +8,8 @@ the backward routes each window's gradient to that index, overlapping windows ac
 
 The module opens with the literal definition (`max_pool_literal`, `max_pool_indices_literal`,
 `max_pool_backward_literal`: a loop over the windows and their taps); `max_pool` and friends are its
-vectorised form (a -inf fill, argmax and an at_padding fix-up), proven equal by tests/test_reference_literal.py.
+vectorised form (on float data one pass per kernel tap over all windows at once; on Fractions a -inf fill,
+argmax and an at_padding fix-up), proven equal by tests/test_reference_literal.py.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from itertools import product
 
 import numpy as np
 
-from ._params import row_major, zero_like
-from ._pool import PoolGeometry, first_max, is_input, pool_input, windows_literal
+from ._params import pad_array, row_major, zero_like
+from ._pool import EMPTY_WINDOW, PoolGeometry, first_max, is_input, pool_input, windows_literal
 from .conv import check_grad
 from .errors import ParameterError
 
@@ -83,9 +84,63 @@ def _argmax_first(win: np.ndarray) -> np.ndarray:
     return np.where(nan.any(axis=-1), np.argmax(nan, axis=-1), best)
 
 
+def _tap_slices(geo, j) -> tuple:
+    """The (N, C, *out) view of the padded input that tap j of every window reads: i*s + j*d."""
+    return (slice(None), slice(None)) + tuple(
+        slice(jj * d, jj * d + (o - 1) * s + 1, s) for jj, d, o, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
+
+
+def _choose_taps(x, geo):
+    """The same choice as _choose's argmax over the window view, tap by tap (float data): tap j replaces
+    the window's choice so far where it is an input and the choice is padding, or where it is NaN and the
+    choice is not, or where it is strictly greater; so the first NaN, else the first maximum among the
+    inputs (ties keep the earlier tap). -> (values, flat input index, chosen tap number)."""
+    pads = [(b, e + x_) for (b, e), x_ in zip(geo.pads, geo.extra)]
+    padded = any(b or e for b, e in pads)
+    xp = pad_array(x, pads, -np.inf) if padded else x
+    nan = bool(np.isnan(x).any())
+    taps = list(np.ndindex(*geo.kernel))
+    best = np.array(xp[_tap_slices(geo, taps[0])], copy=True)
+    best_tap = np.zeros(best.shape, dtype=np.intp if len(taps) > 255 else np.uint8)
+    if padded:
+        inside = []  # per tap: which windows' tap lies on the input, (*out)
+        for j in taps:
+            ins = np.ones(geo.out_sizes, dtype=bool)
+            for a, (o, s, jj, d, (b, _), n) in enumerate(zip(geo.out_sizes, geo.stride, j, geo.dilation, geo.pads,
+                                                             geo.in_sizes)):
+                p = np.arange(o) * s + jj * d - b
+                ins = ins & ((p >= 0) & (p < n)).reshape([-1 if i == a else 1 for i in range(geo.nd)])
+            inside.append(ins)
+        best_in = inside[0]
+    for t in range(1, len(taps)):
+        v = np.ascontiguousarray(xp[_tap_slices(geo, taps[t])])  # strided operands make the ufuncs 5x slower
+        upd = v > best
+        if nan:
+            upd |= np.isnan(v) & ~np.isnan(best)
+        if padded:
+            upd &= inside[t]
+            upd |= inside[t] & ~best_in
+            best_in = best_in | inside[t]
+        best = np.where(upd, v, best)
+        best_tap = np.where(upd, best_tap.dtype.type(t), best_tap)
+    if padded and not best_in.all():
+        raise ParameterError("padding", EMPTY_WINDOW)
+    # the chosen input's flat per-plane index: sum_d (i_d*s_d + j_d*d_d - p_d) * plane stride_d (linear,
+    # and exact: the chosen tap is always on the input)
+    plane = [int(np.prod(geo.in_sizes[a + 1:])) for a in range(geo.nd)]
+    start = np.zeros(geo.out_sizes, dtype=np.intp)
+    for a, (o, s, (b, _)) in enumerate(zip(geo.out_sizes, geo.stride, geo.pads)):
+        start = start + ((np.arange(o) * s - b) * plane[a]).reshape([-1 if i == a else 1 for i in range(geo.nd)])
+    offset = np.array([sum(jj * d * st for jj, d, st in zip(j, geo.dilation, plane)) for j in taps], dtype=np.intp)
+    return best, start + offset[best_tap], best_tap
+
+
 def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if x.dtype.kind == "f":
+        values, flat, _ = _choose_taps(x, geo)
+        return x, geo, values, flat
     win = geo.window_view(x, -np.inf if x.dtype != object else float("-inf"))
     arg = _argmax_first(win)  # (N, C, *out)
     pos = geo.window_positions()  # (*out, K, nd) input coordinates of every window element
@@ -116,6 +171,22 @@ def max_pool_indices(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil
 # The vectorised form of max_pool_backward_literal; tests/test_reference_literal.py proves the two equal.
 def max_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
     """-> (dx,): each window's gradient added at its chosen input."""
+    x = pool_input(x)
+    geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geo.stride, geo.dilation, geo.kernel))
+    if x.dtype.kind == "f" and disjoint:
+        # windows that do not overlap: every input receives at most one window's gradient, so one masked
+        # add per tap gives the literal's 0 + g exactly
+        values, _, tap = _choose_taps(x, geo)
+        g = check_grad("grad_out", grad_out, values.shape)
+        if g.dtype != object:
+            pads = [(b, e + x_) for (b, e), x_ in zip(geo.pads, geo.extra)]
+            dxp = np.zeros(x.shape[:2] + tuple(n + b + e for n, (b, e) in zip(geo.in_sizes, pads)), dtype=g.dtype)
+            g0 = g + g.dtype.type(0)  # 0 + g, as the literal's sum (-0.0 becomes 0.0)
+            for t, j in enumerate(np.ndindex(*geo.kernel)):
+                dxp[_tap_slices(geo, j)] = np.where(tap == t, g0, g.dtype.type(0))
+            crop = tuple(slice(b, b + n) for n, (b, _) in zip(geo.in_sizes, pads))
+            return (np.ascontiguousarray(dxp[(slice(None), slice(None)) + crop]),)
     x, geo, values, idx = _choose(x, kernel_size, stride, padding, dilation, ceil_mode)
     g = check_grad("grad_out", grad_out, values.shape)
     return (scatter_add(g, idx, x.shape),)
