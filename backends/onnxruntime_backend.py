@@ -38,7 +38,11 @@ from convspec.api.hookspecs import hookimpl
 from . import _frameworks as fw
 from ._xp.errors import ShapeError
 
-ORT = fw.Framework("onnxruntime", "onnxruntime", dists=("onnxruntime",))
+def _setup(ort):
+    ort.set_default_logger_severity(3)  # a refused configuration is reported as unsupported, not logged
+
+
+ORT = fw.Framework("onnxruntime", "onnxruntime", dists=("onnxruntime",), setup=_setup)
 ONNX = fw.Framework("onnx", "onnxruntime", dists=("onnx",))
 OPSET = 22
 
