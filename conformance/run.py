@@ -110,12 +110,12 @@ def plan_cases(plan: Plan) -> list:
 
 
 def keyword_matches(pattern: str, case_id: str) -> bool:
-    """-k: a substring of the case id, or, with * or ?, a wildcard pattern over the whole id (brackets
+    """-k: a substring of the case id, or, with * or ?, a wildcard pattern found anywhere in it (brackets
     match themselves: case ids are full of them)."""
     if "*" not in pattern and "?" not in pattern:
         return pattern in case_id
     glob = pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
-    return fnmatch.fnmatchcase(case_id, glob)
+    return fnmatch.fnmatchcase(case_id, f"*{glob}*")
 
 
 def _size(c: Case) -> int:

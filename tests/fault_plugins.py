@@ -14,6 +14,7 @@ from convspec import hookimpl
 from convspec import reference as R
 from convspec.conformance.backend import Unsupported
 
+from convspec.backends.numpy_backend import NumpyBackend
 from engine_plugins import ReferenceBackend
 
 _LEAK: list = []
@@ -123,21 +124,24 @@ class Slow(ReferenceBackend):
         return R.relu(x)
 
 
-class TrainExits(ReferenceBackend):
+class TrainExits(NumpyBackend):
     name = "fault-train-exits"
 
     def conv(self, *args, **kw):
         sys.exit(0)
 
+    def availability(self):
+        return None
 
-class TrainHangs(ReferenceBackend):
+
+class TrainHangs(NumpyBackend):
     name = "fault-train-hangs"
 
     def conv(self, *args, **kw):
         time.sleep(3600)
 
 
-class HalfWritten(ReferenceBackend):
+class HalfWritten(NumpyBackend):
     """Has every op name, but linear is a stub raising Unsupported (a scaffolded backend half done)."""
 
     name = "fault-half"
@@ -146,7 +150,26 @@ class HalfWritten(ReferenceBackend):
         raise Unsupported("linear is not written yet")
 
 
-FAULTS = (Raises, HangsAlways, Exits, Segfaults, Leaks, ReturnsList, ReturnsNone, ReturnsStr, MutatesForward,
+class TrainWrong(NumpyBackend):
+    """The NumPy backend with linear scaled by 1.05: trains, but not like the reference."""
+
+    name = "fault-train-wrong"
+
+    def linear(self, *args, **kw):
+        return super().linear(*args, **kw) * 1.05
+
+
+class TwoWays(ReferenceBackend):
+    """relu wrong in two ways: the wrong shape on inputs of even size, wrong values on the others."""
+
+    name = "fault-two-ways"
+
+    def relu(self, x):
+        y = R.relu(x)
+        return y.reshape(-1) if x.size % 2 == 0 and x.ndim > 1 else y + 1
+
+
+FAULTS = (TrainWrong, TwoWays, Raises, HangsAlways, Exits, Segfaults, Leaks, ReturnsList, ReturnsNone, ReturnsStr, MutatesForward,
           MutatesBackward, Prints, AvailabilityHangs, Slow, TrainExits, TrainHangs, HalfWritten)
 
 
