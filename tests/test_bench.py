@@ -249,3 +249,30 @@ def test_scratch_reuses_numpy_buffers_and_never_numpy_results():
     y1 = B.conv(x, w)
     y2 = B.conv(2 * x, w)
     assert not np.shares_memory(y1, y2) and (y1 == 27).all() and (y2 == 54).all()
+
+
+def test_split_gemm_blocks_are_deterministic_and_restore_the_blas():
+    """mm(): blocks along the inner dimension (thin products) or the longer output dimension, the same
+    result on every call and within rounding of one matmul; inside a conv call the BLAS runs on one thread
+    and gets its thread count back afterwards."""
+    rng = np.random.default_rng(0)
+    thin_a, thin_b = rng.standard_normal((16, 5 * K.K_BLOCK)), rng.standard_normal((5 * K.K_BLOCK, 8))
+    wide_a, wide_b = rng.standard_normal((24, 40)), rng.standard_normal((40, 3 * K.N_BLOCK + 5))
+    with K._blas_split(np):
+        first = [K.mm(np, thin_a, thin_b), K.mm(np, wide_a, wide_b)]
+        again = [K.mm(np, thin_a, thin_b), K.mm(np, wide_a, wide_b.copy())]
+        out = np.empty((24, wide_b.shape[1]))
+        assert K.mm(np, wide_a, wide_b, out=out) is out
+    for a, b, (one, two) in zip((thin_a, wide_a), (thin_b, wide_b), zip(first, again)):
+        assert np.array_equal(one, two)
+        np.testing.assert_allclose(one, a @ b, rtol=1e-12, atol=1e-10)
+    assert np.array_equal(out, first[1])
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    x = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    NumpyBackend().conv_backward(np.ones((2, 32, 10, 10), np.float32), x, w, None)
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before

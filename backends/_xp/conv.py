@@ -19,6 +19,7 @@ Every function takes the array module `xp` (numpy or cupy) as its first argument
 """
 from __future__ import annotations
 
+import os
 import threading
 from itertools import product
 from math import prod
@@ -202,8 +203,8 @@ def _gemm(xp, a, b, slot=None):
     out = None if slot is None else scratch(xp, slot, (a.shape[0], a.shape[1], b.shape[2]), xp.result_type(a, b))
     if a.shape[0] == 1:
         if out is None:
-            return (a[0] @ b[0])[None]
-        xp.matmul(a[0], b[0], out=out[0])
+            return mm(xp, a[0], b[0])[None]
+        mm(xp, a[0], b[0], out=out[0])
         return out
     return xp.matmul(a, b, out=out)
 
@@ -323,16 +324,16 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         if want_y or want_dw:
             col = im2col_cf(xp, _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=True), geo)
         if want_y:
-            yt = xp.matmul(W, col, out=scratch(xp, "y", (F, P * m), dtype))
+            yt = mm(xp, W, col, out=scratch(xp, "y", (F, P * m), dtype))
             y[lo:hi] = xp.moveaxis(yt.reshape((F,) + geo.out_sizes + (m,)), -1, 0)
         if want_dx or want_dw:
             gt = _padded_into(xp, g[lo:hi], ((0, 0),) * geo.nd, "g", batch_last=True).reshape(F, P * m)
         if want_dw:
-            part = gt @ col.T  # (F, C*K)
+            part = mm(xp, gt, col.T)  # (F, C*K)
             dW = part if dW is None else dW + part
         del col
         if want_dx:
-            dcol = xp.matmul(W.T, gt, out=scratch(xp, "dcol", (C * K, P * m), dtype))
+            dcol = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C * K, P * m), dtype))
             dx_t = col2im_cf(xp, dcol, geo, taps, m)
             del dcol
             dx[lo:hi] = xp.moveaxis(dx_t[crop_index(geo.pads, geo.in_sizes, 1)], -1, 0)
@@ -409,11 +410,11 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
         R = R.reshape(kl * C, LR)
         if want_y:
             Y = scratch(xp, "y", (F, m * S), dtype)
-            xp.matmul(W[0], R[:, outer[0]:outer[0] + L], out=Y[:, :L])
+            mm(xp, W[0], R[:, outer[0]:outer[0] + L], out=Y[:, :L])
             if KO > 1:
                 tmp = scratch(xp, "dcol", (F, L), dtype)
                 for i in range(1, KO):
-                    xp.matmul(W[i], R[:, outer[i]:outer[i] + L], out=tmp)
+                    mm(xp, W[i], R[:, outer[i]:outer[i] + L], out=tmp)
                     Y[:, :L] += tmp
             y[lo:hi] = Y.reshape((F, m) + psizes)[out_idx].swapaxes(0, 1)
         if want_dw:
@@ -422,7 +423,7 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
             Gm = G.reshape(F, m * S)[:, :L]
             part = xp.empty((KO, kl * C, F), dtype=dtype)
             for i in range(KO):  # R_i @ G^T: OpenBLAS ran G @ R_i^T (the same product) up to 30x slower
-                xp.matmul(R[:, outer[i]:outer[i] + L], Gm.T, out=part[i])
+                mm(xp, R[:, outer[i]:outer[i] + L], Gm.T, out=part[i])
             dW = part if dW is None else dW + part
     dw = None
     if want_dw:
@@ -468,13 +469,13 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             gt[...] = g[lo:hi].reshape(m, F, P).swapaxes(0, 1)
             gt = gt.reshape(F, m * P)
         if want_y:
-            yt = xp.matmul(W, xt, out=scratch(xp, "y", (F, m * P), dtype))
+            yt = mm(xp, W, xt, out=scratch(xp, "y", (F, m * P), dtype))
             y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
         if want_dw:
-            part = gt @ xt.T
+            part = mm(xp, gt, xt.T)
             dW = part if dW is None else dW + part
         if want_dx:
-            dt = xp.matmul(W.T, gt, out=scratch(xp, "dcol", (C, m * P), dtype))
+            dt = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C, m * P), dtype))
             dx[lo:hi][sel] = dt.reshape((C, m) + geo.out_sizes).swapaxes(0, 1)
     dw = None
     if want_dw:
@@ -488,9 +489,138 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
     x (n, C_in, *in), w (C_out, Cg, *k), g (n, C_out, *out) -> (y, dx, dw) with None for what is not
     wanted; y = conv(x, w) without bias, dx = the input adjoint of g, dw = the weight gradient."""
     try:
-        return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
+        with _blas_split(xp):
+            return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
     finally:
         trim_scratch()
+
+
+# --- GEMMs split into fixed blocks over our own threads, the BLAS single-threaded ---------------------
+#
+# A threaded OpenBLAS splits each product over its threads and spins until all are done: on a machine
+# whose other cores are busy one descheduled thread stalls the product, and thin products with a long
+# inner dimension (the weight gradients: (C_out, L) @ (L, C_in) with L = batch * positions) took 10-30x
+# longer than on one thread (measured: ResNet's 1x1 64-64 weight gradient, L = 100k, 274 ms median and
+# 4.5 s worst with 2 threads at load 20, 46 ms on one thread). Inside a conv call the NumPy BLAS runs on
+# one thread, and the large products are cut into fixed blocks (along the inner dimension when it
+# dominates: partial products summed in block order; else along the longer output dimension) that a
+# pool of as many Python threads as the BLAS had picks up in turn: a busy core takes fewer blocks instead
+# of stalling the others. Block boundaries depend on the shapes only, so results do not depend on the
+# thread count or the scheduling. Without threadpoolctl the BLAS is left as it is and blocks run inline.
+
+SPLIT_MIN_FLOPS = 1 << 22  # smaller products run as one call
+K_BLOCK = 8192  # inner-dimension block (the partial products' operands stay in cache)
+N_BLOCK = 4096  # output block along the longer output dimension
+
+_split_lock = threading.Lock()
+_split_state = {"depth": 0, "limiter": None, "pool": None, "workers": 1, "ctl": None}
+_split_local = threading.local()
+
+
+def _reset_after_fork():
+    """A forked child has none of the parent's pool threads (nor its locks' holders): start afresh."""
+    global _split_lock, _split_local
+    _split_lock = threading.Lock()
+    _split_local = threading.local()
+    _split_state.update(depth=0, limiter=None, pool=None, workers=1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _controller():
+    if _split_state["ctl"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _split_state["ctl"] = ThreadpoolController().select(user_api="blas")
+        except Exception:  # noqa: BLE001  (not installed, or no BLAS found: no split)
+            _split_state["ctl"] = False
+    return _split_state["ctl"]
+
+
+class _blas_split:
+    """While any conv call runs (any thread): the BLAS on one thread and a pool of the BLAS's previous
+    thread count for mm()'s blocks. Re-entrant (input_grad_as_conv nests a conv call)."""
+
+    def __init__(self, xp):
+        self.active = getattr(xp, "__name__", "") == "numpy"
+
+    def __enter__(self):
+        if not self.active:
+            return self
+        _split_local.depth = getattr(_split_local, "depth", 0) + 1
+        if _split_local.depth > 1:
+            return self
+        with _split_lock:
+            st = _split_state
+            if st["depth"] == 0:
+                ctl = _controller()
+                workers = 1
+                if ctl:
+                    workers = max([lc.num_threads for lc in ctl.lib_controllers] or [1])
+                    st["limiter"] = ctl.limit(limits=1) if workers > 1 else None
+                if workers > 1 and (st["pool"] is None or st["workers"] != workers):
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    if st["pool"] is not None:
+                        st["pool"].shutdown(wait=False)
+                    st["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="convspec-gemm")
+                st["workers"] = workers
+            st["depth"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        if not self.active:
+            return False
+        _split_local.depth -= 1
+        if _split_local.depth > 0:
+            return False
+        with _split_lock:
+            st = _split_state
+            st["depth"] -= 1
+            if st["depth"] == 0 and st["limiter"] is not None:
+                st["limiter"].restore_original_limits()
+                st["limiter"] = None
+        return False
+
+
+def mm(xp, a, b, out=None):
+    """a (M, K) @ b (K, N) -> (M, N) (into `out` when given): one BLAS call for small products or other
+    array modules; otherwise fixed blocks over the pool (see above)."""
+    M, K = a.shape
+    N = b.shape[1]
+    pool = _split_state["pool"] if _split_state["depth"] > 0 and _split_state["workers"] > 1 else None
+    if getattr(xp, "__name__", "") != "numpy" or 2 * M * N * K < SPLIT_MIN_FLOPS:
+        return xp.matmul(a, b, out=out)
+    if K >= 2 * K_BLOCK and K >= 4 * max(M, N):  # thin product, long inner dimension: split K
+        bounds = [(lo, min(lo + K_BLOCK, K)) for lo in range(0, K, K_BLOCK)]
+        parts = _map(pool, lambda lh: a[:, lh[0]:lh[1]] @ b[lh[0]:lh[1]], bounds)
+        total = parts[0]
+        for p in parts[1:]:
+            total += p
+        if out is None:
+            return total
+        out[...] = total
+        return out
+    if out is None:
+        out = xp.empty((M, N), dtype=xp.result_type(a, b))
+    if max(M, N) < 2 * N_BLOCK:
+        return xp.matmul(a, b, out=out)
+    if N >= M:
+        bounds = [(lo, min(lo + N_BLOCK, N)) for lo in range(0, N, N_BLOCK)]
+        _map(pool, lambda lh: xp.matmul(a, b[:, lh[0]:lh[1]], out=out[:, lh[0]:lh[1]]), bounds)
+    else:
+        bounds = [(lo, min(lo + N_BLOCK, M)) for lo in range(0, M, N_BLOCK)]
+        _map(pool, lambda lh: xp.matmul(a[lh[0]:lh[1]], b, out=out[lh[0]:lh[1]]), bounds)
+    return out
+
+
+def _map(pool, fn, items):
+    if pool is None:
+        return [fn(i) for i in items]
+    return list(pool.map(fn, items))
 
 
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
