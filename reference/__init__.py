@@ -3,7 +3,8 @@
 Arrays are channels-first: x is (N, C, *spatial) with 1, 2 or 3 spatial dims; conv weights are
 (C_out, C_in/groups, *kernel). Every op has `<op>_backward(grad_out, *inputs, **params)` returning a
 tuple with the gradient of each differentiable input, in the forward's argument order (None for an
-absent bias). float64 by default; the rational ops are exact on object arrays of fractions.Fraction.
+absent bias). Every op computes in float64: float16 and float32 data are widened and the result is rounded
+once, at the end, to the data's dtype. The rational ops are exact on object arrays of fractions.Fraction.
 """
 from .add import add, add_backward
 from .avg_pool import avg_pool, avg_pool_backward
@@ -17,6 +18,7 @@ from .conv_transpose import conv_transpose, conv_transpose_backward
 from .convolve import convolve, convolve_backward
 from .cross_entropy import cross_entropy, cross_entropy_backward
 from .dropout import dropout, dropout_backward
+from ._params import compute_in_float64
 from .errors import DTypeError, ParameterError, ShapeError, SpecError
 from .flatten import flatten, flatten_backward
 from .global_pool import global_avg_pool, global_avg_pool_backward, global_max_pool, global_max_pool_backward
@@ -42,3 +44,7 @@ OPS = (
 STATE_OPS = ("batch_norm_running_stats",)
 #: Ops whose output is an index array (must match exactly).
 INDEX_OPS = ("max_pool_indices", "kmax_pool_indices")
+
+# float16 and float32 data: computed in float64, rounded once to the data's dtype (SPEC.md, "Conventions")
+compute_in_float64(globals(), [n for op in OPS for n in (op, op + "_backward")] + list(INDEX_OPS) + list(STATE_OPS)
+                   + ["batch_norm_stats"])

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import explicit_padding, grid, output_sizes, pad_array, spatial_array, tuple_param, windows
+from ._params import (
+    bool_param, culprit, explicit_padding, grid, output_sizes, pad_array, spatial_array, tuple_param, window_work,
+    windows,
+)
 from .errors import ParameterError
 
 
@@ -23,13 +26,16 @@ class PoolGeometry:
             raise ParameterError("padding", f"pooling takes an int, a per-dim tuple or (begin, end) pairs, not the mode {padding!r}")
         self.pads = explicit_padding("padding", padding, nd)
         self.in_sizes = tuple(x_shape[2:])
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = bool_param("ceil_mode", ceil_mode)
         self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, ceil_mode=self.ceil_mode, kernel_name="kernel_size")
         self.extra = tuple(
             max((o - 1) * s + d * (k - 1) + 1 - (n + b + e), 0)
             for o, s, d, k, n, (b, e) in zip(self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads)
         )
         self.plane = int(np.prod(self.in_sizes))
+        padded = [(b, e + x_) for (b, e), x_ in zip(self.pads, self.extra)]
+        window_work(culprit(self.in_sizes, padded, self.kernel, self.dilation, kernel_name="kernel_size"),
+                    x_shape[0], x_shape[1], x_shape[1], self.in_sizes, padded, self.kernel, self.out_sizes)
 
     def window_view(self, x: np.ndarray, fill) -> np.ndarray:
         """(N, C, *out, K) where K = prod(kernel), padding and overhang filled with `fill`."""

@@ -18,7 +18,7 @@ from itertools import product
 
 import numpy as np
 
-from ._params import zero_like
+from ._params import bool_param, zero_like
 from ._pool import PoolGeometry, is_input, is_padded_input, pool_input, windows_literal
 from .conv import check_grad
 from .errors import ParameterError
@@ -42,6 +42,7 @@ def avg_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil
     """y[n, c, i] = (1 / D(i)) * sum_j x_pad[n, c, i*s + j*d]; padding and overhang contribute 0."""
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    count_include_pad = bool_param("count_include_pad", count_include_pad)
     windows = windows_literal(geo)
     zero = zero_like(x)
     y = np.empty(x.shape[:2] + geo.out_sizes, dtype=x.dtype)
@@ -59,6 +60,7 @@ def avg_pool_backward_literal(grad_out, x, kernel_size, *, stride=None, padding=
     """dx[n, c, p] += g[n, c, i] / D(i) for every input p of window i. -> (dx,)."""
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    count_include_pad = bool_param("count_include_pad", count_include_pad)
     windows = windows_literal(geo)
     g = check_grad("grad_out", grad_out, x.shape[:2] + geo.out_sizes)
     dx = np.full(x.shape, zero_like(g), dtype=g.dtype)
@@ -77,6 +79,7 @@ def avg_pool_backward_literal(grad_out, x, kernel_size, *, stride=None, padding=
 def _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    count_include_pad = bool_param("count_include_pad", count_include_pad)
     pos = geo.window_positions()
     real = geo.inside(pos).sum(axis=-1)
     if (real == 0).any():

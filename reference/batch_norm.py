@@ -33,7 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._params import as_array
+from ._params import as_array, bool_param
 from .conv import check_grad
 from .errors import DTypeError, ParameterError, ShapeError
 
@@ -102,9 +102,7 @@ def _bcast(v: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _bool(name: str, v) -> bool:
-    if not isinstance(v, (bool, np.bool_)):
-        raise ParameterError(name, f"must be a bool, got {v!r}")
-    return bool(v)
+    return bool_param(name, v)
 
 
 def _stats_divisor(x: np.ndarray, unbiased: bool) -> int:

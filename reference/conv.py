@@ -17,7 +17,10 @@ from itertools import product
 
 import numpy as np
 
-from ._params import grid, output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, windows, zero_like
+from ._params import (
+    culprit, grid, output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, window_work, windows,
+    zero_like, zeros,
+)
 from .errors import ParameterError, ShapeError
 
 
@@ -132,6 +135,8 @@ class ConvGeometry:
         self.in_sizes = tuple(x_shape[2:])
         self.pads = resolve_padding("padding", padding, self.in_sizes, self.kernel, self.stride, self.dilation)
         self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, strict=strict)
+        window_work(culprit(self.in_sizes, self.pads, self.kernel, self.dilation, mode=isinstance(padding, str)),
+                    n, c_in, c_out, self.in_sizes, self.pads, self.kernel, self.out_sizes)
 
     def products_per_output(self) -> int:
         """How many products one output element sums (for the error bound)."""
@@ -216,7 +221,10 @@ def _inputs(x, w, b):
 def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     x, w, b = _inputs(x, w, b)
     geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
-    y = conv_core(x, w, geo)
+    if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums or an empty output: SPEC.md, "Empty dimensions"
+        y = zeros((geo.n, geo.c_out) + geo.out_sizes, x, w, b)
+    else:
+        y = conv_core(x, w, geo)
     return y if b is None else y + bias_shape(geo.nd, b)
 
 
@@ -226,8 +234,11 @@ def conv_backward(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, gr
     x, w, b = _inputs(x, w, b)
     geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_out) + geo.out_sizes)
-    dx = conv_input_grad(g, w, geo)
-    dw = conv_weight_grad(g, x, geo)
+    if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums: SPEC.md, "Empty dimensions"
+        dx, dw = zeros(x.shape, g, w), zeros(w.shape, g, x)
+    else:
+        dx = conv_input_grad(g, w, geo)
+        dw = conv_weight_grad(g, x, geo)
     db = None if b is None else g.sum(axis=(0,) + tuple(range(2, 2 + geo.nd)))
     return dx, dw, db
 

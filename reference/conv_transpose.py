@@ -22,7 +22,9 @@ from itertools import product
 
 import numpy as np
 
-from ._params import as_array, explicit_padding, grid, same_pads, spatial_array, tuple_param, zero_like
+from ._params import (
+    as_array, check_work, explicit_padding, grid, same_pads, spatial_array, tuple_param, zero_like, zeros,
+)
 from .conv import (
     ConvGeometry, _zero, bias_shape, check_grad, conv_core, conv_input_grad, conv_weight_grad, tap, x_pad,
 )
@@ -128,6 +130,8 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
         if o >= max(ss, dd):
             raise ParameterError("output_padding", f"must satisfy 0 <= output_padding < max(stride, dilation); got {output_padding!r} with stride {stride!r}, dilation {dilation!r}")
     n_y = tuple(y_shape[2:])
+    if min(n_y) < 1:
+        raise ShapeError("y", f"every spatial dim must be >= 1 (the conv's output sizes), got shape {tuple(y_shape)}")
     pairs = explicit_padding("padding", padding, nd)
     if padding == "same":
         if any(op):
@@ -143,6 +147,8 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
     for axis, n in enumerate(n_x):
         if n < 1:
             raise ShapeError("y", f"output size {n} < 1 in spatial dim {axis} (padding {pairs[axis]} removes more than the transposed conv produces)")
+    big = "stride" if any(ss > 1 for ss in s) else "dilation" if any(dd > 1 for dd in d) else "w"
+    check_work(big, {"output": y_shape[0] * c_x * int(np.prod(n_x, dtype=object))})
     geo = ConvGeometry((y_shape[0], c_x) + n_x, w_shape, None, stride=s, padding=pairs, dilation=d, groups=groups)
     # conv maps n_x onto at least n_y outputs; with dilation > stride an output_padding can make it
     # more. The transposed conv is the adjoint of the conv's first n_y outputs (as PyTorch computes it).
@@ -161,7 +167,10 @@ def _inputs(y, w, b):
 def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     y, w, b = _inputs(y, w, b)
     geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
-    x = conv_input_grad(y, w, geo)
+    if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums or an empty output: SPEC.md, "Empty dimensions"
+        x = zeros((geo.n, geo.c_in) + geo.in_sizes, y, w, b)
+    else:
+        x = conv_input_grad(y, w, geo)
     return x if b is None else x + bias_shape(geo.nd, b)
 
 
@@ -172,7 +181,10 @@ def conv_transpose_backward(grad_out, y, w, b=None, *, stride=1, padding=0, outp
     y, w, b = _inputs(y, w, b)
     geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
-    dy = conv_core(g, w, geo)
-    dw = conv_weight_grad(y, g, geo)
+    if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums: SPEC.md, "Empty dimensions"
+        dy, dw = zeros(y.shape, g, w), zeros(w.shape, y, g)
+    else:
+        dy = conv_core(g, w, geo)
+        dw = conv_weight_grad(y, g, geo)
     db = None if b is None else g.sum(axis=(0,) + tuple(range(2, 2 + geo.nd)))
     return dy, dw, db

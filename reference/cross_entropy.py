@@ -23,7 +23,10 @@ def _inputs(logits, labels):
         raise ShapeError("logits", f"must be (N, K), got shape {z.shape}")
     if z.shape[0] == 0 or z.shape[1] == 0:
         raise ShapeError("logits", f"needs N >= 1 and K >= 1 (the loss is a mean over the batch), got shape {z.shape}")
-    y = np.asarray(labels)
+    try:
+        y = np.asarray(labels)
+    except ValueError as exc:  # a ragged nested list
+        raise ShapeError("labels", f"must be a rectangular array; got a ragged nested sequence ({exc})") from None
     if y.dtype.kind not in "iu":
         raise DTypeError("labels", f"must be integers, got dtype {y.dtype}")
     if y.shape != (z.shape[0],):

@@ -14,7 +14,17 @@ from ._params import grid, zero_like
 from ._pool import first_max, pool_input
 from .avg_pool import over
 from .conv import check_grad
+from .errors import ShapeError
 from .max_pool import _argmax_first
+
+
+def _input(x):
+    """x, (N, C, *spatial), with at least one spatial position: the max and the mean of nothing are undefined."""
+    x = pool_input(x)
+    if 0 in x.shape[2:]:
+        raise ShapeError("x", "global pooling needs every spatial dim >= 1 (the max or mean of no value is "
+                              f"undefined), got shape {x.shape}")
+    return x
 
 
 # --- the literal definitions -----------------------------------------------------------------------
@@ -31,7 +41,7 @@ def _chosen_literal(x):
 
 def global_max_pool_literal(x):
     """y[n, c] = max_p x[n, c, p] over every spatial position p."""
-    x = pool_input(x)
+    x = _input(x)
     y = np.empty(x.shape[:2], dtype=x.dtype)
     for (n, c), p in _chosen_literal(x).items():
         y[n, c] = x[(n, c) + p]
@@ -40,7 +50,7 @@ def global_max_pool_literal(x):
 
 def global_max_pool_backward_literal(grad_out, x):
     """dx[n, c, chosen(n, c)] = g[n, c], 0 elsewhere. -> (dx,)."""
-    x = pool_input(x)
+    x = _input(x)
     g = check_grad("grad_out", grad_out, x.shape[:2])
     dx = np.full(x.shape, zero_like(g), dtype=g.dtype)
     for (n, c), p in _chosen_literal(x).items():
@@ -50,7 +60,7 @@ def global_max_pool_backward_literal(grad_out, x):
 
 def global_avg_pool_literal(x):
     """y[n, c] = (1 / P) * sum_p x[n, c, p], P the number of spatial positions."""
-    x = pool_input(x)
+    x = _input(x)
     count = int(np.prod(x.shape[2:]))
     y = np.empty(x.shape[:2], dtype=x.dtype)
     for n, c in product(range(x.shape[0]), range(x.shape[1])):
@@ -63,7 +73,7 @@ def global_avg_pool_literal(x):
 
 def global_avg_pool_backward_literal(grad_out, x):
     """dx[n, c, p] = g[n, c] / P at every spatial position p. -> (dx,)."""
-    x = pool_input(x)
+    x = _input(x)
     g = check_grad("grad_out", grad_out, x.shape[:2])
     count = int(np.prod(x.shape[2:]))
     dx = np.empty(x.shape, dtype=g.dtype)
@@ -77,7 +87,7 @@ def global_avg_pool_backward_literal(grad_out, x):
 
 
 def _flat(x):
-    x = pool_input(x)
+    x = _input(x)
     return x, x.reshape(x.shape[:2] + (int(np.prod(x.shape[2:])),))
 
 

@@ -9,7 +9,7 @@ from itertools import product
 
 import numpy as np
 
-from ._params import as_array, zero_like
+from ._params import as_array, check_work, zero_like
 from .conv import _zero, check_grad
 from .errors import ShapeError
 
@@ -23,6 +23,7 @@ def _inputs(x, w, b):
         b = as_array("b", b, ndim=1)
         if b.shape != (w.shape[0],):
             raise ShapeError("b", f"must have shape (out,) = ({w.shape[0]},), got {b.shape}")
+    check_work("w", {"output (N, out)": x.shape[0] * w.shape[0]})
     return x, w, b
 
 

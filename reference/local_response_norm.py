@@ -114,6 +114,8 @@ def local_response_norm_backward_literal(grad_out, x, size, *, alpha=ALEXNET_ALP
 def _window_sums(v: np.ndarray, before: int, after: int) -> np.ndarray:
     """out[:, c] = sum_{j = c - before}^{c + after} v[:, j] (zero outside), adding j in increasing order."""
     C = v.shape[1]
+    # a window reaches at most C - 1 channels either side: wider is the same sum (and would allocate for nothing)
+    before, after = min(before, max(C - 1, 0)), min(after, max(C - 1, 0))
     zero = Fraction(0) if v.dtype == object else 0
     padded = np.full((v.shape[0], C + before + after) + v.shape[2:], zero, dtype=v.dtype)
     padded[:, before:before + C] = v

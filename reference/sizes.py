@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import output_sizes, resolve_padding, tuple_param
+from ._params import bool_param, output_sizes, resolve_padding, tuple_param
 from .errors import ParameterError
 
 
@@ -33,6 +33,7 @@ def param_count(c_in, c_out, kernel_size, *, groups=1, bias=True):
             raise ParameterError(name, f"must be an int >= 1, got {v!r}")
     if c_in % groups or c_out % groups:
         raise ParameterError("groups", f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    bias = bool_param("bias", bias)
     return c_out * (c_in // groups) * int(np.prod(kernel)) + (c_out if bias else 0)
 
 

@@ -137,6 +137,26 @@ CASES = [
     ("param_count groups", lambda: R.param_count(3, 4, (3, 3), groups=2), ParameterError, "groups", r"groups=2 must divide c_in=3 and c_out=4"),
     ("receptive_field lengths", lambda: R.receptive_field([3, 3], strides=[1, 2, 2]), ParameterError, "strides", r"one value per layer \(2\)"),
     ("receptive_field k 0", lambda: R.receptive_field([3, 0]), ParameterError, "kernel_sizes", r"must be >= 1"),
+    # flags are bools (issue 13: "False" was truthy); more in tests/test_reference_robustness.py
+    ("ceil_mode 'False'", lambda: R.max_pool(X, 2, ceil_mode="False"), ParameterError, "ceil_mode",
+     r"must be a bool, got 'False' \(str\)"),
+    ("count_include_pad 'no'", lambda: R.avg_pool(X, 2, count_include_pad="no"), ParameterError, "count_include_pad",
+     r"must be a bool, got 'no' \(str\)"),
+    ("strict 1", lambda: R.conv(X, W, strict=1), ParameterError, "strict", r"must be a bool, got 1 \(int\)"),
+    ("output_size ceil_mode None", lambda: R.output_size(5, 2, ceil_mode=None), ParameterError, "ceil_mode",
+     r"must be a bool, got None"),
+    ("param_count bias 'yes'", lambda: R.param_count(3, 4, 3, bias="yes"), ParameterError, "bias", r"must be a bool"),
+    # sizes checked before allocating (issue 13: hundreds of GiB)
+    ("padding 10**5", lambda: R.conv(X, W, padding=10**5), ParameterError, "padding",
+     r"more than the reference's limit of 2\*\*31"),
+    ("dilation 10**6", lambda: R.conv(X, W, padding="full", dilation=10**6), ParameterError, "dilation", r"2\*\*31"),
+    ("stride 10**30", lambda: R.avg_pool(X, 2, stride=10**30), ParameterError, "stride", r"must be at most 2\*\*31"),
+    # empty reductions
+    ("global_max_pool empty", lambda: R.global_max_pool(z(1, 3, 0)), ShapeError, "x", r"every spatial dim >= 1"),
+    ("global_avg_pool empty", lambda: R.global_avg_pool(z(1, 3, 2, 0)), ShapeError, "x", r"every spatial dim >= 1"),
+    ("conv_transpose empty y", lambda: R.conv_transpose(z(1, 4, 0, 3), W), ShapeError, "y",
+     r"every spatial dim must be >= 1"),
+    ("ragged labels", lambda: R.cross_entropy(z(2, 3), [[0], [1, 2]]), ShapeError, "labels", r"ragged"),
 ]
 
 
