@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"src/convspec": "convspec", "reference": "convspec.reference", "backends": "convspec.backends",
            "conformance": "convspec.conformance"}
-CLI = ("convspec.conformance.cli", "convspec.conformance.commands", "convspec.__main__")
+CLI = ("convspec.conformance.cli", "convspec.conformance.commands", "convspec.__main__",
+       "convspec.conformance.selftest")
 ALLOWED = {
     "api": {"api"},
     "reference": {"api", "reference"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMAND_MODULES = ("train", "report", "bench", "new_backend")
+COMMAND_MODULES = ("train", "report", "bench", "new_backend", "selftest")
 
 
 def register_commands(group) -> None:

@@ -10,12 +10,11 @@ from . import properties
 
 
 def source(profile, run_seed, ops):
-    n = {"quick": 3, "full": 20}[profile]
     for op in ops:
         if not registry.get(op).exact:  # only ops that add, multiply or select are exact on ints
             continue
         seen = set()
-        for case in properties.draw_cases(op, n, run_seed + 17):
+        for case in properties.profile_cases(op, profile, run_seed + 17, {"quick": 3, "full": 20}):
             case = dataclasses.replace(case, data="ints", scale=1.0, exact=True, source="exact")
             if case.to_json() not in seen:  # two draws may differ only in the scale ints ignore
                 seen.add(case.to_json())

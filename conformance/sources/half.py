@@ -13,10 +13,9 @@ HALF_DTYPES = ("float16",)
 
 
 def source(profile, run_seed, ops):
-    n = {"quick": 2, "full": 12}[profile]
     for op in ops:
         seen = set()
-        for case in properties.draw_cases(op, n, run_seed + 29):
+        for case in properties.profile_cases(op, profile, run_seed + 29, {"quick": 2, "full": 12}):
             case = dataclasses.replace(case, dtype="float16", source="half", scale=min(case.scale, 4.0))
             if case.to_json() not in seen:
                 seen.add(case.to_json())

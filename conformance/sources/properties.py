@@ -6,11 +6,12 @@ from hypothesis import HealthCheck, given, seed, settings
 
 from .strategies import is_valid, strategy
 
-__all__ = ["source", "shrink", "draw_cases", "strategy", "is_valid"]
+__all__ = ["source", "shrink", "draw_cases", "profile_cases", "strategy", "is_valid"]
 
 
 def _settings(n):
-    return settings(max_examples=n, database=None, deadline=None, derandomize=False, suppress_health_check=list(HealthCheck))
+    return settings(max_examples=n, database=None, deadline=None, derandomize=False,
+                    suppress_health_check=list(HealthCheck))
 
 
 def draw_cases(op: str, n: int, run_seed: int) -> list:
@@ -47,10 +48,23 @@ def shrink(op: str, fails, run_seed: int, max_examples: int = 200):
         return None
 
 
+#: property cases per op and profile
+EXAMPLES = {"quick": 6, "full": 60}
+
+
+def profile_cases(op: str, profile: str, run_seed: int, examples=None) -> list:
+    """The cases of a profile for op. The full profile is a superset of the quick one: hypothesis draws
+    differently for 6 and for 60 examples, so full is quick's draw followed by its own (duplicates once)."""
+    examples = examples or EXAMPLES
+    cases = draw_cases(op, examples["quick"], run_seed)
+    if profile != "quick":
+        seen = {c.to_json() for c in cases}
+        cases += [c for c in draw_cases(op, examples[profile], run_seed) if c.to_json() not in seen]
+    return cases
+
+
 def source(profile: str, run_seed: int, ops):
-    n = {"quick": 6, "full": 60}[profile]
     for op in ops:
-        for case in draw_cases(op, n, run_seed):
-            yield case
+        yield from profile_cases(op, profile, run_seed)
 
 

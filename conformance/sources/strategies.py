@@ -184,7 +184,8 @@ def _valid(draw, op, shapes, params, *, data="normal", scale=1.0) -> Case:
     dtype = draw(DTYPES)
     if data == "large":  # around exp's overflow and underflow thresholds of the case dtype
         scale = EXP_LIMIT[dtype]
-    case = Case(op=op, shapes=shapes, params=params, dtype=dtype, data=data, seed=draw(st.integers(0, 2**31 - 1)), scale=scale)
+    case = Case(op=op, shapes=shapes, params=params, dtype=dtype, data=data, seed=draw(st.integers(0, 2**31 - 1)),
+                scale=scale)
     assume(is_valid(case))
     return case
 
