@@ -417,9 +417,19 @@ JAX_POOL_NAN_GRAD = (
 )
 
 
+JAX_MAX_NAN = (
+    "XLA's CPU reduce_max drops NaN from an array of 4096 or more elements (jnp.max of [NaN] + 4095 zeros is 0, "
+    "of [NaN] + 4094 zeros NaN; openxla/xla#21461 reports the same family), and its gradient is NaN at a NaN "
+    "maximum (lax._reduce_chooser_jvp_rule: NaN == NaN is false, the count is 0)"
+)
+
+
 def _deviation(case):
     try:
-        if case.op == "global_max_pool" and (fw.windows_with_ties(case) or fw.windows_with_nan(case)):
+        if case.op == "global_max_pool" and fw.windows_with_nan(case):
+            big = int(np.prod(case.shapes["x"])) >= 4096
+            return Deviation(JAX_MAX_NAN if big else JAX_MAX_GRAD, ("forward", "grad x") if big else ("grad x",))
+        if case.op == "global_max_pool" and fw.windows_with_ties(case):
             return Deviation(JAX_MAX_GRAD, ("grad x",))
         if case.op == "max_pool" and fw.windows_with_nan(case):
             return Deviation(JAX_POOL_NAN_GRAD, ("grad x",))

@@ -138,6 +138,16 @@ def test_j8_max_pool_gradient_with_window_dilation_is_not_implemented(jx):
         jax.grad(f)(jnp.arange(4.0))
 
 
+def test_j10_cpu_max_reduction_drops_nan_from_4096_elements_on(jx):
+    _, jnp, _ = jx
+    for dtype in (jnp.float32, jnp.float64):
+        assert np.isnan(float(jnp.max(jnp.asarray(np.r_[nan, np.zeros(4094)], dtype))))
+        assert float(jnp.max(jnp.asarray(np.r_[nan, np.zeros(4095)], dtype))) == 0.0
+    x = np.zeros((33, 125), np.float32)  # 4125 elements, reduced per row: the NaNs vanish too
+    x[:, 1] = nan
+    assert not np.isnan(np.asarray(jnp.max(jnp.asarray(x), axis=-1))).any()
+
+
 def test_j9_cpu_flushes_subnormal_results_to_zero(jx):
     _, jnp, _ = jx
     tiny = jnp.array([1e-40], jnp.float32)  # a float32 subnormal
