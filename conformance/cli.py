@@ -1,4 +1,5 @@
 """The command line: `convspec backends`, `convspec run`, and the commands later issues add."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def main():
     """convspec: an executable specification of CNN layers and a conformance suite for backends."""
 
 
-plugin_option = click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
+plugin_option = click.option(
+    "-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable)."
+)
 
 
 @main.command()
@@ -124,39 +127,153 @@ def _find_case(sources, profile, seed, case_id, plan_kw) -> Case:
     for c in plan_cases(Plan(profile=profile, seed=seed, ops=(op,), sources=sources, **plan_kw)):
         if c.id == case_id:
             return c
-    raise UsageFail(f"--case-id: no case {case_id!r} in the {profile} profile with seed {seed} (check --profile and --seed: "
-                    f"the short repro needs the run's own)")
+    raise UsageFail(
+        f"--case-id: no case {case_id!r} in the {profile} profile with seed {seed} (check --profile and --seed: "
+        f"the short repro needs the run's own)"
+    )
 
 
 @main.command()
-@click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to check (repeatable; default: every available one).")
-@click.option("--op", "ops", multiple=True, metavar="OP", help="Restrict to these ops (repeatable; 'lenet': the LeNet-5 check of the full profile).")
+@click.option(
+    "-b",
+    "--backend",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Backend to check (repeatable; default: every available one).",
+)
+@click.option(
+    "--op",
+    "ops",
+    multiple=True,
+    metavar="OP",
+    help="Restrict to these ops (repeatable; 'lenet': the LeNet-5 check of the full profile).",
+)
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the property-based and random cases.")
-@click.option("-k", "keywords", multiple=True, metavar="PATTERN", help="Only cases whose id contains PATTERN (with * or ?: matches it); repeatable, any matches.")
-@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES), help="Only cases of this dtype (repeatable).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Results file (JSON Lines) [default: results.jsonl; a --case/--case-id run prints its result and writes no file].")
-@click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace an existing --out (otherwise refused: use --resume to continue it).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out: its options come from the file, recorded cases are skipped.")
-@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes (backends x case shards).")
+@click.option(
+    "-k",
+    "keywords",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only cases whose id contains PATTERN (with * or ?: matches it); repeatable, any matches.",
+)
+@click.option(
+    "--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES), help="Only cases of this dtype (repeatable)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results file (JSON Lines) [default: results.jsonl; a --case/--case-id run prints its result and writes "
+    "no file].",
+)
+@click.option(
+    "--overwrite",
+    "--force",
+    "overwrite",
+    is_flag=True,
+    help="Replace an existing --out (otherwise refused: use --resume to continue it).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out: its options come from the file, recorded cases are skipped.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Parallel processes (backends x case shards).",
+)
 @click.option("--shard", default="1/1", show_default=True, help="Run shard I of N (split a run across machines).")
-@click.option("--timeout", type=float, default=60.0, show_default=True, callback=_check_timeout, help=f"Per-case timeout in seconds (at most {MAX_TIMEOUT:g}).")
-@click.option("--memory-limit", type=float, default=8.0, show_default=True, callback=_check_memory, metavar="GIB",
-              help="Resident memory a backend's worker process may use, in GiB (0: no limit); a case over it is reported.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    callback=_check_timeout,
+    help=f"Per-case timeout in seconds (at most {MAX_TIMEOUT:g}).",
+)
+@click.option(
+    "--memory-limit",
+    type=float,
+    default=8.0,
+    show_default=True,
+    callback=_check_memory,
+    metavar="GIB",
+    help="Resident memory a backend's worker process may use, in GiB (0: no limit); a case over it is reported.",
+)
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failing case.")
-@click.option("--list", "list_only", is_flag=True, help="List the cases the run would execute (backend and case id), run nothing.")
-@click.option("--xfails", type=click.Path(dir_okay=False), metavar="FILE", help="Expected failures: case id patterns, one a line (the pytest plugin's format).")
+@click.option(
+    "--list", "list_only", is_flag=True, help="List the cases the run would execute (backend and case id), run nothing."
+)
+@click.option(
+    "--junit-xml",
+    "junit_xml",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write JUnit XML for CI systems: one testcase per case and part (forward, indices, backward).",
+)
+@click.option(
+    "--xfails",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Expected failures: case id patterns, one a line (the pytest plugin's format).",
+)
 @click.option("--case", "case_json", metavar="JSON", help="Run exactly one case (the repro command of a failure).")
-@click.option("--case-id", "case_id", metavar="ID", help="Run exactly the case with this id (with the run's --profile and --seed: the short repro).")
-@click.option("--max-examples", type=click.IntRange(1), default=None, help="Property source: hypothesis examples per op (default: the profile's).")
+@click.option(
+    "--case-id",
+    "case_id",
+    metavar="ID",
+    help="Run exactly the case with this id (with the run's --profile and --seed: the short repro).",
+)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(1),
+    default=None,
+    help="Property source: hypothesis examples per op (default: the profile's).",
+)
 @click.option("--derandomize", is_flag=True, help="Property source: hypothesis derandomize mode.")
-@click.option("--shrink-seconds", type=click.FloatRange(0), default=30.0, show_default=True, help="Time to minimise a failing property case (per failure kind, op and backend; 0: off).")
+@click.option(
+    "--shrink-seconds",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Time to minimise a failing property case (per failure kind, op and backend; 0: off).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @plugin_option
 @click.pass_context
-def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume, jobs, shard, timeout, memory_limit, exitfirst,
-        list_only, xfails, case_json, case_id, max_examples, derandomize, shrink_seconds, no_progress, plugin):
+def run(
+    ctx,
+    names,
+    ops,
+    profile,
+    seed,
+    keywords,
+    dtypes,
+    out,
+    overwrite,
+    resume,
+    jobs,
+    shard,
+    timeout,
+    memory_limit,
+    exitfirst,
+    list_only,
+    junit_xml,
+    xfails,
+    case_json,
+    case_id,
+    max_examples,
+    derandomize,
+    shrink_seconds,
+    no_progress,
+    plugin,
+):
     """Check backends against the reference; exit status 1 on any failure."""
     reg = load_registry(plugin, names)
     known = list(reg.backends)
@@ -177,7 +294,9 @@ def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume
             ops = () if tuple(header["ops"]) == registry.names() else tuple(header["ops"])
     for op in ops:
         if op not in registry.OPS and op != "lenet":
-            raise click.BadParameter(f"unknown op {op!r}; valid ops: {', '.join(registry.OPS)}, lenet", param_hint="--op")
+            raise click.BadParameter(
+                f"unknown op {op!r}; valid ops: {', '.join(registry.OPS)}, lenet", param_hint="--op"
+            )
     if "lenet" in ops and profile != "full":
         raise click.BadParameter("the LeNet-5 check is part of --profile full", param_hint="--op lenet")
     plan_kw = {"max_examples": max_examples, "derandomize": derandomize}
@@ -194,12 +313,32 @@ def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume
     shard = _parse_shard(shard)
     case_ops = tuple(o for o in ops if o != "lenet")
     # the LeNet check: full profile, all ops (or --op lenet), once per backend (in shard 1 of a split run)
-    lenet = profile == "full" and (not ops or "lenet" in ops) and only is None and shard[0] == 1 and not keywords and not dtypes
+    lenet = (
+        profile == "full"
+        and (not ops or "lenet" in ops)
+        and only is None
+        and shard[0] == 1
+        and not keywords
+        and not dtypes
+    )
     patterns = _read_xfails(xfails) if xfails else []
-    plan = Plan(profile=profile, seed=seed, ops=case_ops if ops else registry.names(), shard=shard, timeout=timeout, jobs=jobs,
-                only_case=only, sources=reg.case_sources, plugins=tuple(plugin), shrink_seconds=shrink_seconds,
-                lenet_steps=LENET_STEPS if lenet else 0, memory_limit=memory_limit * 2**30 if memory_limit else None,
-                keywords=tuple(keywords), dtypes=tuple(dtypes), **plan_kw)
+    plan = Plan(
+        profile=profile,
+        seed=seed,
+        ops=case_ops if ops else registry.names(),
+        shard=shard,
+        timeout=timeout,
+        jobs=jobs,
+        only_case=only,
+        sources=reg.case_sources,
+        plugins=tuple(plugin),
+        shrink_seconds=shrink_seconds,
+        lenet_steps=LENET_STEPS if lenet else 0,
+        memory_limit=memory_limit * 2**30 if memory_limit else None,
+        keywords=tuple(keywords),
+        dtypes=tuple(dtypes),
+        **plan_kw,
+    )
 
     selected = [reg.backends[n] for n in (names or known)]
     if only is not None:
@@ -207,12 +346,22 @@ def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume
             reference_result(only)
         except SpecError as exc:
             raise UsageFail(f"--case: the spec rejects this case: {exc}") from None
-    expect = {"profile": profile, "seed": seed, "shard": list(plan.shard), "ops": list(ops) if ops else list(registry.names())}
+    expect = {
+        "profile": profile,
+        "seed": seed,
+        "shard": list(plan.shard),
+        "ops": list(ops) if ops else list(registry.names()),
+    }
     if out is not None and not list_only:
         try:  # refuse now (before anything runs) a file we must not or cannot write
             check_out(out, resume=resume, overwrite=overwrite, expect=expect)
         except SpecError as exc:
             raise UsageFail(f"{'--out/--resume' if resume else '--out'}: {exc}") from None
+    if junit_xml is not None and not list_only:
+        try:
+            check_out(junit_xml, overwrite=True, option="--junit-xml")
+        except SpecError as exc:
+            raise UsageFail(f"--junit-xml: {exc}") from None
 
     err = Console(stderr=True)
     rows = backend_rows(reg, {b.name for b in selected})
@@ -231,7 +380,9 @@ def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume
     if list_only:
         previous = ResultWriter(None)
         if resume and out and header is not None:
-            previous.done = {(r["backend"], r["case_id"]) for r in read_records(out, strict=False) if r.get("record") == "case"}
+            previous.done = {
+                (r["backend"], r["case_id"]) for r in read_records(out, strict=False) if r.get("record") == "case"
+            }
         for b in available:
             for c in cases:
                 if applies(c, b) and (b.name, c.id) not in previous.done:
@@ -245,17 +396,63 @@ def run(ctx, names, ops, profile, seed, keywords, dtypes, out, overwrite, resume
     except SpecError as exc:
         raise UsageFail(f"{'--out/--resume' if resume else '--out'}: {exc}") from None
     try:
-        _run(writer, plan, reg, selected, rows, available, cases, expect, seed, profile, out, names, plugin, patterns,
-             exitfirst, no_progress, err, single)
+        _run(
+            writer,
+            plan,
+            reg,
+            selected,
+            rows,
+            available,
+            cases,
+            expect,
+            seed,
+            profile,
+            out,
+            names,
+            plugin,
+            patterns,
+            exitfirst,
+            no_progress,
+            err,
+            single,
+            junit_xml,
+        )
     finally:
         writer.close()
 
 
-def _run(writer, plan, reg, selected, rows, available, cases, expect, seed, profile, out, names, plugin, patterns, exitfirst,
-         no_progress, err, single):
+def _run(
+    writer,
+    plan,
+    reg,
+    selected,
+    rows,
+    available,
+    cases,
+    expect,
+    seed,
+    profile,
+    out,
+    names,
+    plugin,
+    patterns,
+    exitfirst,
+    no_progress,
+    err,
+    single,
+    junit_xml=None,
+):
     if writer.header is None:
-        writer.write(run_record(profile=profile, seed=seed, shard=plan.shard, ops=expect["ops"], backends=[b.name for b in selected],
-                                argv=sys.argv[1:]))
+        writer.write(
+            run_record(
+                profile=profile,
+                seed=seed,
+                shard=plan.shard,
+                ops=expect["ops"],
+                backends=[b.name for b in selected],
+                argv=sys.argv[1:],
+            )
+        )
     for e in reg.load_errors:
         writer.write({"record": "plugin_error", "plugin": e.plugin, "error": e.error})
     for row in rows:
@@ -263,7 +460,11 @@ def _run(writer, plan, reg, selected, rows, available, cases, expect, seed, prof
 
     todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and applies(c, b)] for b in available}
     if plan.lenet_steps:  # on --resume, a recorded LeNet check is not run again
-        plan.lenet_done = {b.name for b in available if (b.name, lenet_record(b, steps=plan.lenet_steps, seed=seed)["case_id"]) in writer.done}
+        plan.lenet_done = {
+            b.name
+            for b in available
+            if (b.name, lenet_record(b, steps=plan.lenet_steps, seed=seed)["case_id"]) in writer.done
+        }
     counts: dict = defaultdict(Counter)
     failures = []
     xfailed, xpassed = [], []
@@ -281,13 +482,20 @@ def _run(writer, plan, reg, selected, rows, available, cases, expect, seed, prof
         elif hit is not None and rec["status"] == "pass":
             xpassed.append(rec)
 
+    all_cases = list(writer.previous)  # the JUnit XML covers the whole file too
     for rec in writer.previous:  # a resumed run's summary and exit status cover the whole file
         account(rec)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                        disable=no_progress)
+    progress = Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=no_progress,
+    )
     lenet_pending = {b.name for b in available if plan.lenet_steps and b.name not in plan.lenet_done}
     tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name]) + (b.name in lenet_pending)) for b in available}
     done_count = Counter()
@@ -297,9 +505,15 @@ def _run(writer, plan, reg, selected, rows, available, cases, expect, seed, prof
 
     def emit(result):
         ref_seconds[0] += result.get("reference_seconds", 0.0)
-        if short and result["status"] in BAD and result.get("source") != "lenet" and "minimal" not in result.get("case_id", ""):
+        if (
+            short
+            and result["status"] in BAD
+            and result.get("source") != "lenet"
+            and "minimal" not in result.get("case_id", "")
+        ):
             result["repro_short"] = f"convspec run{short} -b {result['backend']} --case-id '{result['case_id']}'"
         account(result)
+        all_cases.append(result)
         writer.write(result)
         name = result["backend"]
         progress.advance(tasks[name])
@@ -327,25 +541,42 @@ def _run(writer, plan, reg, selected, rows, available, cases, expect, seed, prof
     for c in counts.values():
         total.update(c)
     wall = time.perf_counter() - t_start
-    summary = {"record": "summary", "counts": dict(total), "finished": stopped is None, "seconds": round(wall, 3),
-               "reference_seconds": round(ref_seconds[0], 3)}
+    summary = {
+        "record": "summary",
+        "counts": dict(total),
+        "finished": stopped is None,
+        "seconds": round(wall, 3),
+        "reference_seconds": round(ref_seconds[0], 3),
+    }
     if stopped:
         summary["stopped"] = stopped
     writer.write(summary)
+    if junit_xml:
+        from .junit import write_junit
+
+        write_junit(all_cases, junit_xml)
 
     console = stdout_console()
     _print_summary(console, available, counts, failures)
     if single and out is None:  # a --case run: its result, in full, on stdout
         for rec in writer.records:
             if rec.get("record") == "case":
-                click.echo(failure_text(rec) if rec["status"] in BAD else f"{rec['status'].upper()} {rec['backend']} {rec['case_id']}")
+                click.echo(
+                    failure_text(rec)
+                    if rec["status"] in BAD
+                    else f"{rec['status'].upper()} {rec['backend']} {rec['case_id']}"
+                )
                 if rec.get("stdout"):
                     click.echo("  the backend printed:\n" + "\n".join("    " + ln for ln in rec["stdout"].splitlines()))
     if xfailed or xpassed:
         console.print(f"expected failures (--xfails): {len(xfailed)} xfailed, {len(xpassed)} xpassed", highlight=False)
     share = 100 * ref_seconds[0] / wall / max(1, plan.jobs) if wall else 0.0
-    console.print(f"{sum(total.values())} results in {wall:.1f} s; reference computations {ref_seconds[0]:.1f} s (~{share:.0f}% of the run, "
-                  f"each case's reference computed once and cached)", highlight=False)
+    console.print(
+        f"{sum(total.values())} results in {wall:.1f} s; reference computations {ref_seconds[0]:.1f} s "
+        f"(~{share:.0f}% of the run, "
+        f"each case's reference computed once and cached)",
+        highlight=False,
+    )
     if stopped:
         console.print("stopped at the first failure (-x)", highlight=False)
     if out:
@@ -401,9 +632,15 @@ def _print_summary(console, backends, counts, failures):
     for r in failures:
         g = groups.setdefault(failure_signature(r), [0, r])
         g[0] += 1
-    console.print(Text(f"{len(failures)} failures of {len(groups)} kinds (backend, op, check, kind of mismatch), one example each:"))
+    console.print(
+        Text(
+            f"{len(failures)} failures of {len(groups)} kinds (backend, op, check, kind of mismatch), one example each:"
+        )
+    )
     for (backend, op, check, kind), (n, r) in groups.items():
-        console.print(Text.assemble((f"{n} x ", "bold"), (f"{backend} {op} {check}: {kind}", "bold red")), soft_wrap=True)
+        console.print(
+            Text.assemble((f"{n} x ", "bold"), (f"{backend} {op} {check}: {kind}", "bold red")), soft_wrap=True
+        )
         lines = failure_text(r, brief=True).split("\n")
         if r.get("repro_short"):
             lines.insert(1, f"    short repro: {r['repro_short']}")

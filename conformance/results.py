@@ -5,6 +5,7 @@ Records (field "record"): "run" (first line: schema, spec version, profile, seed
 "plugin_error", "backend" (availability, version, device, plugin), "case" (one case on one backend),
 "summary" (last line of a finished run). The schema is conformance/schema/results.schema.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,11 @@ def check_out(path, *, resume: bool = False, overwrite: bool = False, option: st
     if str(path.resolve()).startswith(("/proc/", "/sys/")):
         raise ResultFileError(str(path), "cannot be written: /proc and /sys hold no files of ours")
     if path.exists() and path.stat().st_size and not resume and not overwrite:
-        raise ResultFileError(str(path), f"already holds results: add --resume to continue that run, --overwrite to "
-                                         f"replace it, or choose another {option}")
+        raise ResultFileError(
+            str(path),
+            f"already holds results: add --resume to continue that run, --overwrite to "
+            f"replace it, or choose another {option}",
+        )
     if resume and expect is not None and path.exists() and path.stat().st_size:
         resume_state(path, expect)
 
@@ -100,22 +104,30 @@ def resume_state(path, expect: dict | None = None) -> tuple:
     try:
         records = read_numbered(path, strict=False)
     except ResultFileError as exc:
-        raise ResultFileError(str(path), f"{exc.rule}: it is {describe_file(path)}; refusing to resume into it") from None
+        raise ResultFileError(
+            str(path), f"{exc.rule}: it is {describe_file(path)}; refusing to resume into it"
+        ) from None
     if not records or records[0][1].get("record") != "run" or records[0][1].get("schema") != SCHEMA:
         raise ResultFileError(str(path), f"is {describe_file(path)}: refusing to resume into it")
     header = records[0][1]
     for key, value in (expect or {}).items():
         if header.get(key) != value:
-            raise ResultFileError(str(path), f"was written by a run with {key}={header.get(key)!r}, not {value!r}: resume "
-                                             f"with the same options (or none: --resume takes them from the file), or "
-                                             f"write to another --out")
+            raise ResultFileError(
+                str(path),
+                f"was written by a run with {key}={header.get(key)!r}, not {value!r}: resume "
+                f"with the same options (or none: --resume takes them from the file), or "
+                f"write to another --out",
+            )
     for line, rec in records:
         if rec.get("record") == "case":
             missing = [f for f in CASE_FIELDS if not isinstance(rec.get(f), str)]
             if missing:
-                raise ResultFileError(str(path), f"line {line}: case record without {', '.join(missing)} (a case record "
-                                                 f"needs {', '.join(CASE_FIELDS)}): the file was edited or is corrupt, "
-                                                 f"refusing to resume")
+                raise ResultFileError(
+                    str(path),
+                    f"line {line}: case record without {', '.join(missing)} (a case record "
+                    f"needs {', '.join(CASE_FIELDS)}): the file was edited or is corrupt, "
+                    f"refusing to resume",
+                )
     return header, records
 
 
@@ -155,9 +167,12 @@ class ResultWriter:
         try:
             lock.acquire()
         except Timeout:
-            raise ResultFileError(str(self.path), f"is being written by another convspec run (it holds "
-                                                  f"{lock_path(self.path)}): wait for it to finish, or choose "
-                                                  f"another --out") from None
+            raise ResultFileError(
+                str(self.path),
+                f"is being written by another convspec run (it holds "
+                f"{lock_path(self.path)}): wait for it to finish, or choose "
+                f"another --out",
+            ) from None
         except OSError as exc:
             raise ResultFileError(str(self.path), f"cannot be written: {exc.strerror or exc}") from None
         return lock
@@ -165,8 +180,11 @@ class ResultWriter:
     def _open(self, resume, expect, overwrite):
         exists = self.path.exists() and self.path.stat().st_size
         if exists and not resume and not overwrite:
-            raise ResultFileError(str(self.path), "already holds results: add --resume to continue that run, "
-                                                  "--overwrite to replace it, or choose another --out")
+            raise ResultFileError(
+                str(self.path),
+                "already holds results: add --resume to continue that run, "
+                "--overwrite to replace it, or choose another --out",
+            )
         if resume and exists:
             self.header, records = resume_state(self.path, expect)
             for _, rec in records:
@@ -222,9 +240,17 @@ def _default(o):
 
 def run_record(*, profile, seed, shard, ops, backends, argv) -> dict:
     return {
-        "record": "run", "schema": SCHEMA, "spec_version": convspec.SPEC_VERSION, "profile": profile, "seed": seed,
-        "shard": list(shard), "ops": list(ops), "backends": list(backends), "argv": list(argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "environment": environment(),
+        "record": "run",
+        "schema": SCHEMA,
+        "spec_version": convspec.SPEC_VERSION,
+        "profile": profile,
+        "seed": seed,
+        "shard": list(shard),
+        "ops": list(ops),
+        "backends": list(backends),
+        "argv": list(argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": environment(),
     }
 
 
@@ -255,7 +281,9 @@ def read_numbered(path, *, strict: bool = True) -> list:
             if last and not strict:
                 break
             why = "the file is truncated (the run stopped mid-write?)" if last else "the file was edited or is corrupt"
-            raise ResultFileError(str(path), f"line {i} is not valid JSON ({exc.msg} at column {exc.colno}); {why}") from None
+            raise ResultFileError(
+                str(path), f"line {i} is not valid JSON ({exc.msg} at column {exc.colno}); {why}"
+            ) from None
         if not isinstance(rec, dict) or "record" not in rec:
             raise ResultFileError(str(path), f"line {i} is not a convspec record (a JSON object with a 'record' field)")
         out.append((i, rec))
@@ -264,9 +292,16 @@ def read_numbered(path, *, strict: bool = True) -> list:
             raise ResultFileError(str(path), "is empty: no records")
         first_line, first = out[0]
         if first["record"] != "run":
-            raise ResultFileError(str(path), f"line {first_line} is a {first['record']!r} record, but a results file starts with a 'run' record")
+            raise ResultFileError(
+                str(path),
+                f"line {first_line} is a {first['record']!r} record, but a results file starts with a 'run' record",
+            )
         if first.get("schema") != SCHEMA:
-            raise ResultFileError(str(path), f"is of results schema {first.get('schema')!r}; this convspec reads {SCHEMA!r} (the file was written by another convspec version)")
+            raise ResultFileError(
+                str(path),
+                f"is of results schema {first.get('schema')!r}; this convspec reads {SCHEMA!r} (the file was written "
+                f"by another convspec version)",
+            )
     return out
 
 

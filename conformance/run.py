@@ -1,5 +1,6 @@
 """The conformance run: plan cases from every source, evaluate them on every backend (in worker
 processes, optionally in parallel), shrink property failures, and stream results to a file."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -74,7 +75,7 @@ class Plan:
     lenet_steps: int = 0  # > 0: also run the LeNet-5 training equivalence check for that many steps
     lenet_done: set = field(default_factory=set)  # backends whose LeNet check is already recorded
     shrink_seconds: float = 30.0  # time budget to minimise one failure signature on one backend
-    memory_limit: float | None = None  # bytes of resident memory a worker may use (None: no limit)
+    memory_limit: float | None = DEFAULT_MEMORY_LIMIT  # bytes of resident memory a worker may use (None: no limit)
     max_timeouts: int = 3  # consecutive timeouts in one op after which its other cases are not run
     max_examples: int | None = None  # property source: hypothesis examples per op (None: the profile's)
     derandomize: bool = False  # property source: hypothesis derandomize (cases from the case ids alone)
@@ -151,7 +152,13 @@ def _shrink(plan: Plan, worker: Worker, case: Case, signature: tuple) -> dict | 
             return None
         minimal = min((c for c, _ in failing.values()), key=lambda c: (_size(c), len(c.to_json())))
     r = failing[minimal.to_json()][1]
-    return {"case_id": r["case_id"], "case": r["case"], "repro": repro(worker.backend.name, minimal, plan.plugins), "checks": r["checks"], "message": r.get("message", "")}
+    return {
+        "case_id": r["case_id"],
+        "case": r["case"],
+        "repro": repro(worker.backend.name, minimal, plan.plugins),
+        "checks": r["checks"],
+        "message": r.get("message", ""),
+    }
 
 
 class ReferenceCache:
@@ -184,8 +191,13 @@ CACHE = ReferenceCache()
 def _engine_error(plan: Plan, backend, case: Case, exc: BaseException, status=Status.ERROR, message=None) -> dict:
     """A case the engine itself could not finish (a bug of ours, not the backend's): recorded, and
     the run goes on."""
-    return CaseResult(case, status, backend=backend.name, plugins=plan.plugins,
-                      message=message or "convspec engine error:\n" + format_exception(exc)).to_dict()
+    return CaseResult(
+        case,
+        status,
+        backend=backend.name,
+        plugins=plan.plugins,
+        message=message or "convspec engine error:\n" + format_exception(exc),
+    ).to_dict()
 
 
 def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
@@ -201,8 +213,16 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     try:
         for case in cases:
             if case.op in given_up:
-                emit(CaseResult(case, Status.TIMEOUT, backend=backend.name, plugins=plan.plugins,
-                                message=given_up[case.op], extra={"not_run": True}).to_dict())
+                emit(
+                    CaseResult(
+                        case,
+                        Status.TIMEOUT,
+                        backend=backend.name,
+                        plugins=plan.plugins,
+                        message=given_up[case.op],
+                        extra={"not_run": True},
+                    ).to_dict()
+                )
                 continue
             try:
                 reference, ref_seconds = CACHE.get(case, product_roundoff(backend))
@@ -218,9 +238,11 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
                 r = _engine_error(plan, backend, case, exc)
             streak[case.op] = streak.get(case.op, 0) + 1 if r["status"] == Status.TIMEOUT else 0
             if plan.max_timeouts and streak[case.op] >= plan.max_timeouts:
-                given_up[case.op] = (f"not run: {streak[case.op]} consecutive timeouts in op {case.op} on backend "
-                                     f"{backend.name} (its remaining cases are skipped; rerun the op alone with a larger "
-                                     f"--timeout to run them)")
+                given_up[case.op] = (
+                    f"not run: {streak[case.op]} consecutive timeouts in op {case.op} on backend "
+                    f"{backend.name} (its remaining cases are skipped; rerun the op alone with a larger "
+                    f"--timeout to run them)"
+                )
             emit(r)
         if lenet and plan.lenet_steps > 0 and backend.name not in plan.lenet_done:
             emit(worker.run_lenet(steps=plan.lenet_steps, seed=plan.seed, timeout=10 * plan.timeout))
@@ -265,8 +287,16 @@ def execute(plan: Plan, backends: list, cases_for, emit) -> None:
         why = errors.get(k) or f"exit code {units_exit.get(k)}"
         for case in cases:
             if case.id not in finished[k]:
-                emit(_engine_error(plan, b, case, None, Status.CRASHED,
-                                   f"the process running this part of the run died before this case: {why}"))
+                emit(
+                    _engine_error(
+                        plan,
+                        b,
+                        case,
+                        None,
+                        Status.CRASHED,
+                        f"the process running this part of the run died before this case: {why}",
+                    )
+                )
 
     try:
         _loop(plan, ctx, queue, procs, pending, finished, errors, units_exit, close, emit)

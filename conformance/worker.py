@@ -6,6 +6,7 @@ orphan), ignores Ctrl-C (the parent stops it), captures what the backend prints 
 case's "stdout" field), and its resident memory is watched (--memory-limit). Every call of a backend op
 goes through a check that the output is an array of the backend's own type and that no input array
 was modified in place."""
+
 from __future__ import annotations
 
 import ctypes
@@ -61,6 +62,7 @@ def fmt_bytes(n: float) -> str:
 
 
 # -- the backend contract, checked on every call --------------------------------------------------------
+
 
 class ContractViolation(Exception):
     """A backend op broke the contract: its output is not an array of the backend's type, or it
@@ -133,8 +135,10 @@ class CheckedBackend:
                     continue  # an absent bias's gradient
                 if kind is not None and not _is_array(o, kind):
                     what = f"output {k} of {name}" if several else name
-                    self._violate(f"{what} returned {_type_name(o)}, not an array of the backend's type "
-                                  f"({_type_name(typed[0])}, what from_numpy gives)")
+                    self._violate(
+                        f"{what} returned {_type_name(o)}, not an array of the backend's type "
+                        f"({_type_name(typed[0])}, what from_numpy gives)"
+                    )
             return out
 
         return call
@@ -176,6 +180,7 @@ def apply_violations(r: dict, violations: list) -> dict:
 
 
 # -- the child ----------------------------------------------------------------------------------------
+
 
 class _Capture:
     """Redirects file descriptor 1 (C and Python writes alike) into a temporary file around a call."""
@@ -248,9 +253,16 @@ class Worker:
 
     def run(self, case: Case, reference=None) -> dict:
         """The result of `case` (with the precomputed reference_result, if given)."""
+
         def failure(status, msg, t0):
-            return CaseResult(case, status, backend=self.backend.name, plugins=self.plugins, message=msg,
-                              seconds=time.perf_counter() - t0).to_dict()
+            return CaseResult(
+                case,
+                status,
+                backend=self.backend.name,
+                plugins=self.plugins,
+                message=msg,
+                seconds=time.perf_counter() - t0,
+            ).to_dict()
 
         return self._ask((case.to_json(), reference), self.timeout, failure)
 
@@ -259,8 +271,9 @@ class Worker:
         initialises its device there and never in the parent)."""
 
         def failure(status, msg, t0):
-            return lenet_record(self.backend, steps=steps, seed=seed, status=status, message=msg,
-                                seconds=time.perf_counter() - t0)
+            return lenet_record(
+                self.backend, steps=steps, seed=seed, status=status, message=msg, seconds=time.perf_counter() - t0
+            )
 
         return self._ask(("lenet", {"steps": steps, "seed": seed}), timeout, failure)
 
@@ -271,8 +284,10 @@ class Worker:
         return rss if rss is not None and rss > self.memory_limit else None
 
     def _memory_message(self, rss) -> str:
-        return (f"the backend's worker process used {fmt_bytes(rss)} of memory, over the limit of "
-                f"{fmt_bytes(self.memory_limit)} (--memory-limit): it was stopped and a fresh one started")
+        return (
+            f"the backend's worker process used {fmt_bytes(rss)} of memory, over the limit of "
+            f"{fmt_bytes(self.memory_limit)} (--memory-limit): it was stopped and a fresh one started"
+        )
 
     def _ask(self, msg, timeout, failure) -> dict:
         if self.proc is None or not self.proc.is_alive():
@@ -307,7 +322,8 @@ class Worker:
         if rss is not None:  # the case finished, but the worker grew past the limit
             self.kill()
             payload["status"] = str(Status.ERROR)
-            payload["message"] = (payload.get("message", "") + "\n" if payload.get("message") else "") + self._memory_message(rss)
+            before = payload.get("message", "")
+            payload["message"] = (before + "\n" if before else "") + self._memory_message(rss)
             payload["verdicts"] = verdicts(payload["status"], payload.get("checks", []))
         return payload
 
@@ -329,10 +345,12 @@ class Worker:
 
 # -- any function of a backend, isolated (convspec train; availability checks) --------------------------
 
+
 def _isolated_child(conn, fn, args, parent_pid, capture):
     die_with_parent(parent_pid)
     cap = _Capture() if capture else None
     try:
+
         def send(message):
             conn.send(("message", message))
 
@@ -379,7 +397,9 @@ class Isolated:
                 if self.memory_limit:
                     rss = rss_bytes(self.proc.pid)
                     if rss is not None and rss > self.memory_limit:
-                        return "crashed", f"used {fmt_bytes(rss)} of memory, over the limit of {fmt_bytes(self.memory_limit)}"
+                        return "crashed", (
+                            f"used {fmt_bytes(rss)} of memory, over the limit of {fmt_bytes(self.memory_limit)}"
+                        )
         except (EOFError, ConnectionResetError, BrokenPipeError):
             self.proc.join(2)
             code = self.proc.exitcode
@@ -395,8 +415,9 @@ class Isolated:
         self.conn.close()
 
 
-def run_isolated(fn, args, timeout: float, on_message=None, *, capture: bool = False,
-                 memory_limit: float | None = None) -> tuple:
+def run_isolated(
+    fn, args, timeout: float, on_message=None, *, capture: bool = False, memory_limit: float | None = None
+) -> tuple:
     """fn(*args, send=...) in a forked child that dies with this process. -> (kind, payload):
     ("ok", (result, captured stdout)), ("unsupported", reason), ("error", traceback), ("timeout", message)
     or ("crashed", message). send(message) in the child calls on_message(message) here."""

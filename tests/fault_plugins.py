@@ -1,6 +1,7 @@
 """Fault-injection backends, loaded with `-p fault_plugins`: each one is the reference (engine_plugins'
 ReferenceBackend) with one fault in relu (or in its training ops): it raises, hangs, exits, segfaults,
 leaks memory, returns junk, mutates its inputs, prints to stdout, or hangs in availability()."""
+
 from __future__ import annotations
 
 import os
@@ -169,8 +170,26 @@ class TwoWays(ReferenceBackend):
         return y.reshape(-1) if x.size % 2 == 0 and x.ndim > 1 else y + 1
 
 
-FAULTS = (TrainWrong, TwoWays, Raises, HangsAlways, Exits, Segfaults, Leaks, ReturnsList, ReturnsNone, ReturnsStr, MutatesForward,
-          MutatesBackward, Prints, AvailabilityHangs, Slow, TrainExits, TrainHangs, HalfWritten)
+FAULTS = (
+    TrainWrong,
+    TwoWays,
+    Raises,
+    HangsAlways,
+    Exits,
+    Segfaults,
+    Leaks,
+    ReturnsList,
+    ReturnsNone,
+    ReturnsStr,
+    MutatesForward,
+    MutatesBackward,
+    Prints,
+    AvailabilityHangs,
+    Slow,
+    TrainExits,
+    TrainHangs,
+    HalfWritten,
+)
 
 
 @hookimpl

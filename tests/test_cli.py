@@ -1,6 +1,7 @@
 """The command line as a pytest/hypothesis/CI user expects it (issue 16): whole tables without a
 terminal, results on stdout, failures grouped by signature, a short repro, --resume from the file's
 options, --version, -x, -k, --dtype, --list, --xfails, --op lenet, train verdicts."""
+
 from __future__ import annotations
 
 import json
@@ -72,17 +73,36 @@ def test_shrinking_is_per_signature_and_a_minimal_config_reproduces_its_failure(
     assert shrunk
     for x in shrunk:
         m = x["minimal"]
-        again = {"status": "fail", "op": "relu", "backend": x["backend"], "checks": m["checks"], "message": m.get("message", "")}
+        again = {
+            "status": "fail",
+            "op": "relu",
+            "backend": x["backend"],
+            "checks": m["checks"],
+            "message": m.get("message", ""),
+        }
         assert failure_signature(again) == failure_signature(x)
 
 
 def test_short_repro_reruns_the_same_case(tmp_path):
     r, records = run(tmp_path, "-b", "fault-two-ways", "--op", "relu", "--seed", "5", "--shrink-seconds", "0")
     bad = next(x for x in cases(records) if x["status"] == "fail" and x["source"] == "property")
-    assert bad["repro_short"] == (f"convspec run -p fault_plugins --seed 5 --profile quick -b fault-two-ways "
-                                  f"--case-id '{bad['case_id']}'")
-    again = invoke("run", "-p", "fault_plugins", "--seed", "5", "--profile", "quick", "-b", "fault-two-ways",
-                   "--case-id", bad["case_id"], "--no-progress")
+    assert bad["repro_short"] == (
+        f"convspec run -p fault_plugins --seed 5 --profile quick -b fault-two-ways --case-id '{bad['case_id']}'"
+    )
+    again = invoke(
+        "run",
+        "-p",
+        "fault_plugins",
+        "--seed",
+        "5",
+        "--profile",
+        "quick",
+        "-b",
+        "fault-two-ways",
+        "--case-id",
+        bad["case_id"],
+        "--no-progress",
+    )
     assert again.exit_code == 1 and bad["case_id"] in again.stdout
     wrong = invoke("run", "-p", "fault_plugins", "-b", "ref", "--case-id", "property:relu[float64,normal]#00000000")
     assert wrong.exit_code == 2 and "no case" in wrong.output
@@ -103,7 +123,11 @@ def test_exitfirst_stops_at_the_first_failure(tmp_path):
     assert r.exit_code == 1
     got = cases(records)
     assert [x["status"] for x in got].count("fail") == 1 and got[-1]["status"] == "fail"
-    assert records[-1]["record"] == "summary" and records[-1]["finished"] is False and records[-1]["stopped"] == "exitfirst"
+    assert (
+        records[-1]["record"] == "summary"
+        and records[-1]["finished"] is False
+        and records[-1]["stopped"] == "exitfirst"
+    )
 
 
 def test_select_by_pattern_and_dtype_and_list_without_running(tmp_path):
@@ -112,7 +136,9 @@ def test_select_by_pattern_and_dtype_and_list_without_running(tmp_path):
     assert got and all(x["case_id"].startswith("corner:") and x["dtype"] == "float32" for x in got)
     r, records = run(tmp_path, "-b", "ref", "--op", "relu", "-k", "relu[*float64*", name="k.jsonl")
     assert cases(records) and all("float64" in x["case_id"] for x in cases(records))
-    listed = invoke("run", "-p", "fault_plugins", "-b", "ref", "--op", "relu", "--list", "--out", str(tmp_path / "l.jsonl"))
+    listed = invoke(
+        "run", "-p", "fault_plugins", "-b", "ref", "--op", "relu", "--list", "--out", str(tmp_path / "l.jsonl")
+    )
     assert listed.exit_code == 0 and not (tmp_path / "l.jsonl").exists()
     lines = listed.stdout.splitlines()
     full, _ = run(tmp_path, "-b", "ref", "--op", "relu", name="full.jsonl")
@@ -138,9 +164,69 @@ def test_xfails_file_expects_failures(tmp_path):
 
 def test_train_shows_a_verdict_per_backend_and_fails_when_not_equivalent(tmp_path):
     out = tmp_path / "t.jsonl"
-    r = invoke("train", "-p", "fault_plugins", "-b", "numpy", "-b", "fault-train-wrong", "--steps", "2", "--no-progress",
-               "--out", str(out), env={"COLUMNS": "80"})
+    r = invoke(
+        "train",
+        "-p",
+        "fault_plugins",
+        "-b",
+        "numpy",
+        "-b",
+        "fault-train-wrong",
+        "--steps",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        env={"COLUMNS": "80"},
+    )
     assert r.exit_code == 1
     assert "verdict" in r.stdout and "not equivalent" in r.stdout and "…" not in r.stdout
     rec = {x["backend"]: x for x in map(json.loads, out.read_text().splitlines()) if x["record"] == "train"}
     assert rec["fault-train-wrong"]["verdict"] == "not equivalent" and rec["numpy"]["verdict"] == "equivalent"
+
+
+def test_bench_refuses_a_batch_that_does_not_fit_in_memory_before_allocating():
+    r = invoke(
+        "bench", "-b", "numpy", "--suite", "lenet", "--batch", "100000000", "--out", "/nonexistent-never-written.json"
+    )
+    assert r.exit_code == 2 and "--batch" in r.output and "GiB" in r.output
+
+
+def test_install_hints_work_from_a_checkout(monkeypatch):
+    import builtins
+
+    from convspec.conformance.lenet import data as D
+
+    real = builtins.__import__
+
+    def no_sklearn(name, *args, **kw):
+        if name.startswith("sklearn"):
+            raise ImportError("no sklearn")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(D.DataError) as err:
+        D.load_digits_32()
+    assert 'pip install ".[digits]"' in str(err.value) and "convspec[digits]" not in str(err.value)
+
+
+def test_junit_xml_has_a_testcase_per_case_and_part(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    r, records = run(
+        tmp_path,
+        "-b",
+        "fault-two-ways",
+        "--op",
+        "relu",
+        "--shrink-seconds",
+        "0",
+        "--junit-xml",
+        str(tmp_path / "j.xml"),
+    )
+    assert r.exit_code == 1
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    testcases = root.findall(".//testcase")
+    n = len(cases(records))
+    assert len(testcases) == 2 * n  # forward and backward
+    assert len(root.findall(".//failure")) >= sum(x["status"] == "fail" for x in cases(records))

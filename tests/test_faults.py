@@ -1,6 +1,7 @@
 """Fault isolation and data safety (issue 13): backends that raise, hang, exit, segfault, leak memory,
 return junk, mutate their inputs or print cost one case each, are reported as such, and never cost the
 run, the results file, or a process left behind."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ TESTS = Path(__file__).parent
 
 def run_cli(tmp_path, *args, name="r.jsonl", command="run"):
     out = tmp_path / name
-    result = CliRunner().invoke(main, [command, "-p", "fault_plugins", "--no-progress", "--out", str(out), *args],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, [command, "-p", "fault_plugins", "--no-progress", "--out", str(out), *args], catch_exceptions=False
+    )
     records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     if records and command == "run" and result.exit_code in (0, 1):
         validate_file(out)
@@ -52,6 +54,7 @@ def _cli(*args):
 
 # -- the results file ----------------------------------------------------------------------------------
 
+
 def test_an_existing_results_file_is_never_replaced_silently(tmp_path):
     first, _ = run_cli(tmp_path, "-b", "ref", "--op", "relu")
     assert first.exit_code == 0
@@ -61,8 +64,20 @@ def test_an_existing_results_file_is_never_replaced_silently(tmp_path):
     assert "--resume" in again.output and "--overwrite" in again.output
     assert (tmp_path / "r.jsonl").read_text() == before
     # no available backend: the file is not touched, even with --overwrite
-    unavailable = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "-b", "unavailable", "--overwrite", "--no-progress",
-                                            "--out", str(tmp_path / "r.jsonl")])
+    unavailable = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-p",
+            "engine_plugins",
+            "-b",
+            "unavailable",
+            "--overwrite",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ],
+    )
     assert unavailable.exit_code == 1 and "no available backend" in unavailable.output
     assert (tmp_path / "r.jsonl").read_text() == before
     replaced, _ = run_cli(tmp_path, "-b", "ref", "--op", "add", "--overwrite")
@@ -94,8 +109,14 @@ def test_a_second_writer_of_the_same_file_is_refused(tmp_path):
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("where,why", [("/proc/x/r.jsonl", "cannot be written"), ("FILE/r.jsonl", "is not a folder"),
-                                       ("DIR", "is a folder|is a directory")])
+@pytest.mark.parametrize(
+    "where,why",
+    [
+        ("/proc/x/r.jsonl", "cannot be written"),
+        ("FILE/r.jsonl", "is not a folder"),
+        ("DIR", "is a folder|is a directory"),
+    ],
+)
 def test_unwritable_outputs_are_one_line_errors(tmp_path, where, why):
     (tmp_path / "FILE").write_text("x")
     (tmp_path / "DIR").mkdir()
@@ -124,6 +145,7 @@ def test_resume_names_a_missing_field_and_what_a_foreign_file_is(tmp_path):
 
 # -- time limits ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["nan", "inf", "3e6", "0", "-1"])
 def test_timeout_must_be_finite_positive_and_bounded(tmp_path, value):
     r, records = run_cli(tmp_path, "-b", "ref", "--op", "relu", "--timeout", value)
@@ -136,7 +158,10 @@ def test_a_hanging_availability_check_is_bounded_and_reported(tmp_path, monkeypa
     r = CliRunner().invoke(main, ["backends", "-p", "fault_plugins", "--json"])
     assert r.exit_code == 0
     rows = {row["name"]: row for row in json.loads(r.stdout)["backends"]}
-    assert not rows["fault-avail-hangs"]["available"] and "did not answer within 3 s" in rows["fault-avail-hangs"]["reason"]
+    assert (
+        not rows["fault-avail-hangs"]["available"]
+        and "did not answer within 3 s" in rows["fault-avail-hangs"]["reason"]
+    )
     assert rows["ref"]["available"]
     r, records = run_cli(tmp_path, "-b", "fault-avail-hangs", "-b", "ref", "--op", "relu")
     assert r.exit_code == 0
@@ -158,6 +183,7 @@ def test_consecutive_timeouts_in_an_op_skip_its_other_cases_visibly(tmp_path):
 
 
 # -- processes -----------------------------------------------------------------------------------------
+
 
 def _alive(pid):
     try:
@@ -181,8 +207,25 @@ def test_workers_and_their_children_die_with_the_parent(tmp_path):
     pids = tmp_path / "pids"
     pids.mkdir()
     env = {**_env(), "CONVSPEC_FAULT_PIDS": str(pids), "CONVSPEC_FAULT_SLEEP": "3600"}
-    p = subprocess.Popen(_cli("run", "-p", "fault_plugins", "-b", "fault-slow", "--op", "relu", "-j", "2", "--no-progress",
-                              "--out", str(tmp_path / "r.jsonl")), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        _cli(
+            "run",
+            "-p",
+            "fault_plugins",
+            "-b",
+            "fault-slow",
+            "--op",
+            "relu",
+            "-j",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert _wait_for(lambda: len(list(pids.iterdir())) >= 2), "the workers never started"
     finally:
@@ -195,8 +238,14 @@ def test_workers_and_their_children_die_with_the_parent(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
 def test_ctrl_c_stops_cleanly_keeps_the_results_and_says_how_to_resume(tmp_path):
     out = tmp_path / "r.jsonl"
-    p = subprocess.Popen(_cli("run", "-p", "fault_plugins", "-b", "fault-slow", "--op", "relu", "--no-progress", "--out", str(out)),
-                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        _cli("run", "-p", "fault_plugins", "-b", "fault-slow", "--op", "relu", "--no-progress", "--out", str(out)),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert _wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 5)
         os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
@@ -216,9 +265,11 @@ def test_ctrl_c_stops_cleanly_keeps_the_results_and_says_how_to_resume(tmp_path)
 
 # -- verdicts ------------------------------------------------------------------------------------------
 
+
 def test_exits_segfaults_and_raises_cost_one_case_each(tmp_path):
-    r, records = run_cli(tmp_path, "-b", "fault-exits", "-b", "fault-segv", "-b", "fault-raises", "--op", "relu",
-                         "--shrink-seconds", "0")
+    r, records = run_cli(
+        tmp_path, "-b", "fault-exits", "-b", "fault-segv", "-b", "fault-raises", "--op", "relu", "--shrink-seconds", "0"
+    )
     assert r.exit_code == 1
     assert {x["status"] for x in cases(records, "fault-exits")} == {"crashed"}
     assert "exit code 0" in cases(records, "fault-exits")[0]["message"]
@@ -238,7 +289,9 @@ def test_outputs_that_are_not_arrays_fail_naming_the_type(tmp_path, backend, typ
 
 
 def test_input_mutation_is_reported_in_forward_and_backward(tmp_path):
-    r, records = run_cli(tmp_path, "-b", "fault-mutates", "-b", "fault-mutates-bw", "--op", "relu", "--shrink-seconds", "0")
+    r, records = run_cli(
+        tmp_path, "-b", "fault-mutates", "-b", "fault-mutates-bw", "--op", "relu", "--shrink-seconds", "0"
+    )
     assert r.exit_code == 1
     fwd = [x for x in cases(records, "fault-mutates") if x["status"] == "fail"]
     assert fwd and all("relu modified its input x in place" in x["message"] for x in fwd)
@@ -266,14 +319,34 @@ def test_backend_stdout_is_captured_per_case(tmp_path):
 
 # -- convspec train ------------------------------------------------------------------------------------
 
+
 def test_train_isolates_each_backend_and_finishes_the_others(tmp_path):
-    r, records = run_cli(tmp_path, "-b", "numpy", "-b", "fault-train-exits", "-b", "fault-train-hangs", "-b", "fault-half",
-                         "--steps", "2", "--timeout", "15", command="train")
+    r, records = run_cli(
+        tmp_path,
+        "-b",
+        "numpy",
+        "-b",
+        "fault-train-exits",
+        "-b",
+        "fault-train-hangs",
+        "-b",
+        "fault-half",
+        "--steps",
+        "2",
+        "--timeout",
+        "15",
+        command="train",
+    )
     assert r.exit_code == 1, r.output
     trained = {x["backend"]: x for x in records if x["record"] == "train"}
-    assert trained["fault-train-exits"]["status"] == "crashed" and "sys.exit(0)" in trained["fault-train-exits"]["message"]
+    assert (
+        trained["fault-train-exits"]["status"] == "crashed" and "sys.exit(0)" in trained["fault-train-exits"]["message"]
+    )
     assert trained["fault-train-hangs"]["status"] == "timeout"
-    assert trained["fault-half"]["status"] == "unsupported" and "linear is not written yet" in trained["fault-half"]["message"]
+    assert (
+        trained["fault-half"]["status"] == "unsupported"
+        and "linear is not written yet" in trained["fault-half"]["message"]
+    )
     assert "losses" in trained["numpy"] and trained["numpy"]["verdict"] == "equivalent"
     assert records[-1]["record"] == "summary"
     for name in ("fault-train-exits", "fault-train-hangs", "fault-half", "numpy"):

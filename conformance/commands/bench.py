@@ -36,6 +36,49 @@ def _backends(names, plugin):
     return chosen
 
 
+def layer_bytes(layer, batch: int, itemsize: int) -> int:
+    """What timing one conv layer at `batch` holds at once, estimated: x, w, the output and its gradient,
+    the input and weight gradients, and an im2col workspace."""
+    from math import prod
+
+    x, w, _ = layer.shapes(batch)
+    sizes = layer.out_sizes(1)  # the same at every batch
+    out = batch * layer.c_out * prod(sizes)
+    cols = batch * prod(sizes) * (layer.c_in // layer.groups) * prod(layer.kernel)
+    return itemsize * (2 * prod(x) + 3 * prod(w) + 2 * out + cols)
+
+
+def available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo, bytes (None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _check_memory(suites, batch, dtype) -> None:
+    """Refuse, before allocating anything, a batch whose largest layer needs more memory than is free."""
+    import numpy as np
+
+    free = available_memory()
+    if free is None:
+        return
+    itemsize = np.dtype(dtype).itemsize
+    for s in suites:
+        b = batch or s.batch
+        for layer in s.layers:
+            need = layer_bytes(layer, b, itemsize)
+            if need > 0.8 * free:
+                hint = "--batch" if batch else f"--batch (suite {s.name}'s default batch is {s.batch})"
+                raise click.BadParameter(f"batch {b}: layer {s.name}/{layer.name} needs about {need / 2**30:.1f} GiB, "
+                                         f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller {hint}",
+                                         param_hint="--batch")
+
+
 @click.command("bench")
 @click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to time (repeatable; default: every available one).")
 @click.option("--suite", "suites", multiple=True, type=click.Choice(SUITE_CHOICES), default=("all",), show_default=True, help="Layer suite (repeatable).")
@@ -83,6 +126,7 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
         chosen = bench.resolve_suites(suites)
     except SpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--suite") from None
+    _check_memory(chosen, batch, dtype)
     console = Console(stderr=True)
     console.print(f"bench: backends {', '.join(b.name for b in backends)}; suites {', '.join(s.name for s in chosen)}")
 

@@ -1,5 +1,6 @@
 """What every command shares: loading the plugins' registry (with errors reported and backend names
 checked) and a guarded availability check."""
+
 from __future__ import annotations
 
 import click
@@ -89,9 +90,15 @@ def backend_rows(reg, names=None) -> list:
         if names is not None and name not in names:
             continue
         reason = reasons[name]
-        rows.append({
-            "name": name, "available": reason is None, "reason": reason,
-            "version": str(getattr(b, "version", "")), "device": getattr(b, "device", ""),
-            "dtypes": list(getattr(b, "dtypes", ())), "plugin": reg.origins[name],
-        })
+        rows.append(
+            {
+                "name": name,
+                "available": reason is None,
+                "reason": reason,
+                "version": str(getattr(b, "version", "")),
+                "device": getattr(b, "device", ""),
+                "dtypes": list(getattr(b, "dtypes", ())),
+                "plugin": reg.origins[name],
+            }
+        )
     return rows

@@ -1,6 +1,7 @@
 """`convspec report RESULTS ... [--bench BENCH.json ...] [--out reports/] [--name NAME]`: one compatibility
 report from one or more results files (a directory stands for its *.jsonl files), with a Performance
 section from `convspec bench --out` files."""
+
 from __future__ import annotations
 
 import re
@@ -12,10 +13,24 @@ from convspec import SpecError
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True, help="Directory the report files go to.")
-@click.option("--name", default="compatibility", show_default=True, help="Report file name: writes NAME.md and NAME.html.")
-@click.option("--bench", "bench", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A `convspec bench --out` JSON file for the Performance section (repeatable).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="reports",
+    show_default=True,
+    help="Directory the report files go to.",
+)
+@click.option(
+    "--name", default="compatibility", show_default=True, help="Report file name: writes NAME.md and NAME.html."
+)
+@click.option(
+    "--bench",
+    "bench",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A `convspec bench --out` JSON file for the Performance section (repeatable).",
+)
 @click.option("--title", default="convspec compatibility report", show_default=True, help="The report's heading.")
 def COMMAND(results, out_dir, name, title, bench):
     """Merge results files (from one machine or several, or the shards of a split run) into one
@@ -23,7 +38,9 @@ def COMMAND(results, out_dir, name, title, bench):
     With --bench, a Performance section: per suite, each backend's time ratios to the bench's baseline
     (geometric means), GFLOP/s and GEMM rate, and in the HTML the GFLOP/s per layer plot."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise click.BadParameter(f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}", param_hint="--name")
+        raise click.BadParameter(
+            f"must be a plain file name (letters, digits, '.', '_', '-'), got {name!r}", param_hint="--name"
+        )
     _check_out_dir(out_dir)
     try:
         from convspec.conformance.report import write_reports

@@ -19,6 +19,7 @@ unavailable or lacks the dtype gets {"record": "train", "backend": ..., "skipped
 Exit status 1 when a backend is not equivalent to the reference or (full runs, without --steps) a run's
 test accuracy is below --min-accuracy.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,24 +34,64 @@ from ..worker import run_isolated
 class UsageFail(click.ClickException):
     exit_code = 2
 
+
 DEFAULT_OUT = "train.jsonl"
 
 
 @click.command("train")
-@click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to train on (repeatable; default: every available one).")
+@click.option(
+    "-b",
+    "--backend",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Backend to train on (repeatable; default: every available one).",
+)
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default 6).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Stop after this many SGD steps (a short equivalence run).")
+@click.option(
+    "--steps", type=click.IntRange(1), default=None, help="Stop after this many SGD steps (a short equivalence run)."
+)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="SGD learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and of the minibatch order.")
-@click.option("--dtype", default="float32", show_default=True, help="Precision of the backend runs (the reference is float64).")
-@click.option("--mnist", "mnist_dir", type=click.Path(file_okay=False), default=None, help="Train on MNIST's IDX files in DIR instead of scikit-learn's digits.")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Test accuracy every full run must reach.")
-@click.option("--out", type=click.Path(dir_okay=False), default=DEFAULT_OUT, show_default=True, help="Results file (JSON Lines, appended).")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds one backend's training may take.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="SGD learning rate."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and of the minibatch order."
+)
+@click.option(
+    "--dtype", default="float32", show_default=True, help="Precision of the backend runs (the reference is float64)."
+)
+@click.option(
+    "--mnist",
+    "mnist_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Train on MNIST's IDX files in DIR instead of scikit-learn's digits.",
+)
+@click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=0.95,
+    show_default=True,
+    help="Test accuracy every full run must reach.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Results file (JSON Lines, appended).",
+)
+@click.option(
+    "--timeout", type=float, default=3600.0, show_default=True, help="Seconds one backend's training may take."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
-def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_accuracy, out, timeout, no_progress, plugin):
+@click.option(
+    "-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable)."
+)
+def COMMAND(
+    names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_accuracy, out, timeout, no_progress, plugin
+):
     """Train LeNet-5 on each backend and compare it with the float64 reference."""
     from convspec import SpecError
 
@@ -66,7 +107,9 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     if dtype not in E.LOSS_RTOL:
         raise click.BadParameter(f"unknown dtype {dtype!r}; valid: {', '.join(E.LOSS_RTOL)}", param_hint="--dtype")
     if not (math.isfinite(timeout) and 0 < timeout <= 86400):
-        raise click.BadParameter(f"must be a finite number of seconds, > 0 and at most 86400, got {timeout!r}", param_hint="--timeout")
+        raise click.BadParameter(
+            f"must be a finite number of seconds, > 0 and at most 86400, got {timeout!r}", param_hint="--timeout"
+        )
     try:  # appended to, never truncated; refused now if it cannot be written
         check_out(out, resume=True)
     except SpecError as exc:
@@ -100,35 +143,75 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
     except SpecError as exc:
         raise UsageFail(f"--out: {exc}") from None
     if new:
-        writer.write(run_record(profile="train", seed=seed, shard=(1, 1), ops=("lenet",), backends=[b.name for b in runnable], argv=sys.argv[1:]))
+        writer.write(
+            run_record(
+                profile="train",
+                seed=seed,
+                shard=(1, 1),
+                ops=("lenet",),
+                backends=[b.name for b in runnable],
+                argv=sys.argv[1:],
+            )
+        )
     for name, reason in skipped:
         writer.write({"record": "train", "backend": name, "dtype": dtype, "skipped": reason})
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     err = console(stderr=True)
     total = T.n_steps(len(dataset.y_train), cfg)
-    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=no_progress)
+    progress = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=no_progress,
+    )
     bad = []
     rows = []
     try:
         with progress:
             task = progress.add_task("reference float64", total=total, loss="-")
-            reference = T.train(T.ReferenceBackend(), dataset, cfg, dtype="float64",
-                                on_step=lambda s, loss: progress.update(task, advance=1, loss=f"{loss:.4f}"))
+            reference = T.train(
+                T.ReferenceBackend(),
+                dataset,
+                cfg,
+                dtype="float64",
+                on_step=lambda s, loss: progress.update(task, advance=1, loss=f"{loss:.4f}"),
+            )
             rec = {"record": "train", "dataset": dataset.describe(), **reference.record(), "verdict": "reference"}
             writer.write(rec)
             rows.append(rec)
             for b in runnable:
                 task = progress.add_task(f"{b.name} {dtype}", total=total, loss="-")
-                kind, payload = run_isolated(_train_one, (b, dataset, cfg, dtype), timeout,
-                                             on_message=lambda m, task=task: progress.update(task, advance=1, loss=f"{m:.4f}"),
-                                             capture=True)
+                kind, payload = run_isolated(
+                    _train_one,
+                    (b, dataset, cfg, dtype),
+                    timeout,
+                    on_message=lambda m, task=task: progress.update(task, advance=1, loss=f"{m:.4f}"),
+                    capture=True,
+                )
                 if kind != "ok":
                     message = payload if kind != "error" else payload.strip().splitlines()[-1]
-                    rec = {"record": "train", "backend": b.name, "dtype": dtype, "status": kind, "verdict": kind, "message": message}
+                    rec = {
+                        "record": "train",
+                        "backend": b.name,
+                        "dtype": dtype,
+                        "status": kind,
+                        "verdict": kind,
+                        "message": message,
+                    }
                     if kind == "error":
                         rec["traceback"] = payload
                     if kind != "unsupported":
@@ -155,11 +238,23 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
         err.print(f"interrupted: the {len(rows)} training runs finished so far are kept in {out}", highlight=False)
         sys.exit(130)
     # the run finished: a summary record (it has no conformance cases, so its counts are empty)
-    writer.write({"record": "summary", "counts": {}, "finished": True, "trained": [r["backend"] for r in rows], "problems": bad})
+    writer.write(
+        {"record": "summary", "counts": {}, "finished": True, "trained": [r["backend"] for r in rows], "problems": bad}
+    )
     writer.close()
 
     t = Table(title=f"LeNet-5 on {dataset.name}: {total} steps, batch {batch_size}, lr {lr}, seed {seed}")
-    for col in ("backend", "dtype", "verdict", "test acc", "final loss", "first step over tol", "max loss rel diff", "weight rel diff", "images/s"):
+    for col in (
+        "backend",
+        "dtype",
+        "verdict",
+        "test acc",
+        "final loss",
+        "first step over tol",
+        "max loss rel diff",
+        "weight rel diff",
+        "images/s",
+    ):
         t.add_column(col)
     for r in rows:
         eq = r.get("equivalence")
@@ -167,10 +262,17 @@ def COMMAND(names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_ac
             t.add_row(r["backend"], r["dtype"], f"[red]{r['verdict']}[/red]: {r['message']}", *("-",) * 6)
             continue
         verdict = r["verdict"] if r["verdict"] in ("reference", "equivalent") else f"[red]{r['verdict']}[/red]"
-        t.add_row(r["backend"], r["dtype"], verdict, f"{r['test_accuracy']:.4f}", f"{r['losses'][-1]:.4f}" if r["losses"] else "-",
-                  "-" if eq is None else ("none" if eq["first_exceed_step"] is None else str(eq["first_exceed_step"])),
-                  "-" if eq is None else f"{eq['max_loss_rel_diff']:.2e}", "-" if eq is None else f"{eq['final_weight_rel_diff']:.2e}",
-                  f"{r['images_per_second']:.0f}" if r.get("images_per_second") else "-")
+        t.add_row(
+            r["backend"],
+            r["dtype"],
+            verdict,
+            f"{r['test_accuracy']:.4f}",
+            f"{r['losses'][-1]:.4f}" if r["losses"] else "-",
+            "-" if eq is None else ("none" if eq["first_exceed_step"] is None else str(eq["first_exceed_step"])),
+            "-" if eq is None else f"{eq['max_loss_rel_diff']:.2e}",
+            "-" if eq is None else f"{eq['final_weight_rel_diff']:.2e}",
+            f"{r['images_per_second']:.0f}" if r.get("images_per_second") else "-",
+        )
     out_console = console()
     out_console.print(t)
     for msg in bad:
@@ -186,8 +288,11 @@ def _train_one(backend, dataset, cfg, dtype, send):
 
     from ..lenet import train as T
 
-    missing = [op for op in ("conv", "relu", "max_pool", "flatten", "linear", "cross_entropy")
-               if not callable(getattr(backend, op, None)) or not callable(getattr(backend, op + "_backward", None))]
+    missing = [
+        op
+        for op in ("conv", "relu", "max_pool", "flatten", "linear", "cross_entropy")
+        if not callable(getattr(backend, op, None)) or not callable(getattr(backend, op + "_backward", None))
+    ]
     if missing:
         raise Unsupported(f"LeNet-5 needs {', '.join(o + '/' + o + '_backward' for o in missing)}")
     res = T.train(backend, dataset, cfg, dtype=dtype, on_step=lambda step, loss: send(loss))

@@ -60,7 +60,8 @@ def load_digits_32(*, test_fraction: float = TEST_FRACTION, split_seed: int = SP
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is in the test and digits extras
-        raise DataError("digits", "needs scikit-learn (pip install 'convspec[digits]'), or pass --mnist DIR") from exc
+        raise DataError("digits", 'needs scikit-learn: pip install scikit-learn (in a convspec checkout: '
+                                  'pip install ".[digits]"), or pass --mnist DIR') from exc
     d = load_digits()
     images = d.images.astype(np.float64) / 16.0  # (1797, 8, 8), grey levels 0..16
     images = np.kron(images, np.ones((1, 4, 4)))[:, None]  # (1797, 1, 32, 32): 4x4 blocks
