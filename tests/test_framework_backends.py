@@ -266,6 +266,12 @@ def test_jax_max_pool_gradient_skips_a_nan():
     assert b.deviation(_explicit("max_pool", [[[1.0, 2.0, 3.0, 4.0]]], kernel_size=2)) is None
 
 
+def test_jax_top_k_orders_signed_zeros():
+    b = backend("jax")
+    _declared(b, _explicit("kmax_pool", [[[-0.0, 1.0, 0.0, -1.0]]], k=2), ("forward", "indices", "grad x"))
+    assert b.deviation(_explicit("kmax_pool", [[[-0.0, 1.0, -0.0, -1.0]]], k=2)) is None
+
+
 def test_onnxruntime_max_pool_ignores_nan():
     b = backend("onnxruntime")
     bare = _declared(b, _explicit("max_pool", [[[1.0, np.nan, 3.0, 2.0]]], kernel_size=4), ("forward", "indices"))

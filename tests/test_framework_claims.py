@@ -112,6 +112,12 @@ def test_j5_top_k_ties_lower_index_first(jx):
     assert lax.top_k(jnp.array([1.0, 3.0, 3.0, 2.0, 3.0, 0.0]), 2)[1].tolist() == [1, 2]
 
 
+def test_j11_top_k_ranks_positive_zero_above_negative_zero(jx):
+    _, jnp, lax = jx
+    assert lax.top_k(jnp.array([-0.0, 0.0, -1.0]), 1)[1].tolist() == [1]  # equal values, yet not index 0
+    assert lax.top_k(jnp.array([0.0, -0.0, -1.0]), 1)[1].tolist() == [0]
+
+
 def test_j6_max_reduction_gradient_splits_ties_and_is_nan_at_nan(jx):
     jax, jnp, _ = jx
     assert jax.grad(jnp.max)(jnp.array([1.0, 3.0, 3.0])).tolist() == [0.0, 0.5, 0.5]
