@@ -33,6 +33,9 @@ QUICK_MIN = 0.95
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Also write the report as Markdown.")
 def COMMAND(profiles, jobs, seed, ops, names, first_kill, in_process, show_cases, markdown):
     """Run the mutant catalogue and print the suite's mutation score."""
+    import warnings
+
+    warnings.simplefilter("ignore", RuntimeWarning)  # NaN, inf and overflow are what many cases feed the mutants
     from rich.console import Console
     from rich.table import Table
 

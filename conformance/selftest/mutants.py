@@ -40,6 +40,27 @@ def mutant(name, *ops, kind=REAL):
     return register
 
 
+#: the classes of holes of issue 12 (cases that were never generated) and the mutants that need them
+HOLE_CLASSES = {
+    "1 strided/dilated 'same' padding": ("mut-same-split-ignores-stride", "mut-same-extra-at-start",
+                                         "mut-convT-same-ignores-stride"),
+    "2 magnitudes around exp's thresholds": ("mut-sigmoid-textbook-backward", "mut-tanh-textbook",
+                                             "mut-softmax-unshifted", "mut-xent-log-of-softmax"),
+    "3 shapes (ndim, N*C and sizes beyond 8/16/32)": ("mut-softmax-channel-axis", "mut-maxpool-planes-blocked-by-8",
+                                                      "mut-relu-tail-of-16", "mut-linear-features-blocked-by-8",
+                                                      "mut-xent-softmax-over-batch"),
+    "4 error behaviour (rejected cases)": ("mut-add-broadcasts", "mut-conv-ignores-strict", "mut-kmax-clamps-k",
+                                           "mut-pool-accepts-padding-mode"),
+    "5 degenerate draws": ("mut-xent-grad-unscaled", "mut-softmax-grad-diagonal", "mut-kmax-sorted-by-value",
+                           "mut-global-avg-last-dim-only"),
+    "6 corner cases naming their alternative": ("mut-kmax-ties-last", "mut-kmax-sorted-by-value",
+                                                "mut-kmax-signed-zeros", "mut-maxpool-ties-last"),
+    "7 non-finite data": ("mut-relu-nan-to-zero", "mut-relu-as-product", "mut-maxpool-ignores-nan",
+                          "mut-maxpool-last-nan", "mut-avgpool-nan-as-zero", "mut-global-max-ignores-nan",
+                          "mut-kmax-nan-last"),
+}
+
+
 def catalogue(kind=None) -> list:
     """The mutant classes (of one kind, or all)."""
     return [c for c in CATALOGUE.values() if kind is None or c.kind == kind]

@@ -21,7 +21,7 @@ from ..evaluate import evaluate
 from ..records import BAD
 from ..run import CACHE, Plan, applies, execute
 from ..worker import CheckedBackend, apply_violations
-from .mutants import EQUIVALENT, ERROR, REAL, catalogue
+from .mutants import EQUIVALENT, ERROR, HOLE_CLASSES, REAL, catalogue
 from .plugin import MODULE as PLUGIN
 
 
@@ -46,6 +46,10 @@ class Score:
     def ratio(self, kind=REAL) -> float:
         n = len(self.of_kind(kind))
         return len(self.killed(kind)) / n if n else 1.0
+
+    def generated_kills(self, name) -> list:
+        """The cases killing mutant `name` that the generators drew (property, exact, half), not crafted ones."""
+        return [cid for cid in self.kills.get(name, []) if cid.split(":", 1)[0] in GENERATED]
 
     def per_op(self) -> dict:
         """op -> (real mutants of the op killed, real mutants of the op)."""
@@ -85,29 +89,34 @@ def _in_process(mutant_cls, cases, first_kill):
 
 
 def mutation_score(profile="quick", *, jobs=1, seed=0, mutants=None, ops=None, timeout=60.0,
-                   first_kill=False, isolate=True) -> Score:
+                   first_kill=False, isolate=True, sources=None) -> Score:
     """Run `mutants` (default: the whole catalogue) on the profile's cases of their ops (and of `ops`, when
     given, only those). first_kill: stop running a mutant once a case kills it (enough for the score, not for
     the full list of which case kills which mutant). isolate: through the engine's worker processes
     (run.execute: a hang or a crash costs one case); otherwise each mutant's cases are evaluated in one
     process of a pool of `jobs` (the same evaluation and contract checks, without the per-case process
-    round trip: several times faster, for mutants known not to hang or crash, i.e. this catalogue)."""
+    round trip: several times faster, for mutants known not to hang or crash, i.e. this catalogue).
+    sources: only the case sources of these names (e.g. GENERATED)."""
     mutants = list(mutants if mutants is not None else catalogue())
     wanted = set(ops) if ops else None
     mutant_ops = {op for m in mutants for op in m.ops}
     from .. import registry
 
     run_ops = tuple(op for op in registry.names() if op in mutant_ops and (wanted is None or op in wanted))
+    only = sources
     sources = plugins.load((), autoload=False).case_sources
     plan = Plan(profile=profile, seed=seed, ops=run_ops, timeout=timeout, jobs=jobs, sources=sources,
                 shrink_seconds=0, plugins=(PLUGIN,))
     cases = plancache.plan_cases(plan)  # drawn once per code version, then read from the user cache
+    if only is not None:  # filtered here, so that the plan (and its cache entry) stays the whole profile's
+        cases = [c for c in cases if c.source in only]
     by_op = defaultdict(list)
     for c in cases:
         by_op[c.op].append(c)
     backends = [m() for m in mutants]
-    for c in cases:  # computed once here, before the workers fork, so that every process shares them
-        CACHE.get(c)
+    with np.errstate(all="ignore"):  # NaN, inf and overflowing data are the point of many cases
+        for c in cases:  # computed once here, before the workers fork, so that every process shares them
+            CACHE.get(c)
     score = Score(profile, mutants)
 
     todo = {b.name: [c for op in b.ops for c in by_op.get(op, ()) if applies(c, b)] for b in backends}
@@ -147,12 +156,16 @@ def mutation_score(profile="quick", *, jobs=1, seed=0, mutants=None, ops=None, t
 
 
 KIND_TITLES = {REAL: "real", EQUIVALENT: "equivalent (must pass)", ERROR: "error behaviour"}
+#: the sources whose cases are drawn, not written: a mutant they kill is caught by a class of cases
+GENERATED = ("property", "exact", "half")
 
 
 def summary_lines(score: Score) -> list:
     real, eq, err = (score.of_kind(k) for k in (REAL, EQUIVALENT, ERROR))
+    generated = sum(bool(score.generated_kills(m.name)) for m in real)
     lines = [f"profile {score.profile}: {len(score.killed())}/{len(real)} real mutants killed "
-             f"({100 * score.ratio():.1f}%); equivalent mutants flagged: {len(score.killed(EQUIVALENT))}/{len(eq)}; "
+             f"({100 * score.ratio():.1f}%; {generated} by generated cases alone); "
+             f"equivalent mutants flagged: {len(score.killed(EQUIVALENT))}/{len(eq)}; "
              f"error-behaviour mutants killed: {len(score.killed(ERROR))}/{len(err)} "
              f"(only rejected cases given to the backend can kill them); {score.cases} case runs"]
     return lines
@@ -164,16 +177,31 @@ def markdown(scores: list, command: str, *, case_list: bool = True) -> str:
     out = ["# Mutation score of the conformance suite", "",
            f"Produced by `{command}`.", "",
            "Each mutant is the NumPy backend with one realistic semantic change "
-           "(`convspec/conformance/selftest/mutants.py`); a mutant is killed when one of its ops' cases fails, "
+           "(`conformance/selftest/mutants.py`); a mutant is killed when one of its ops' cases fails, "
            "errors, times out or crashes on it.", ""]
     out += ["## Score per profile", "",
-            "| profile | real killed | score | equivalent flagged | error-behaviour killed |", "|---|---|---|---|---|"]
+            "| profile | real killed | score | killed by generated cases alone | equivalent flagged | "
+            "error-behaviour killed |", "|---|---|---|---|---|---|"]
     for s in scores:
+        generated = sum(bool(s.generated_kills(m.name)) for m in s.of_kind(REAL))
         out.append(f"| {s.profile} | {len(s.killed())}/{len(s.of_kind(REAL))} | {100 * s.ratio():.1f}% | "
+                   f"{generated}/{len(s.of_kind(REAL))} | "
                    f"{len(s.killed(EQUIVALENT))}/{len(s.of_kind(EQUIVALENT))} | "
                    f"{len(s.killed(ERROR))}/{len(s.of_kind(ERROR))} |")
-    out += ["", "Error-behaviour mutants accept what the spec rejects; they can be killed only once rejected cases "
-            "are given to the backend.", "", "## Score per op (real mutants killed)", "",
+    out += ["", "Error-behaviour mutants accept what the spec rejects; only rejected cases given to the backend "
+            "(the `errors` source) can kill them.", "",
+            "## The classes of holes of issue 12", "",
+            "Mutants that need the cases each class of holes lacked; killed: by any case / by generated "
+            "(property, exact, half) cases alone, without the crafted corner and golden cases.", "",
+            "| class | mutants | " + " | ".join(s.profile for s in scores) + " |", "|---|---|" + "---|" * len(scores)]
+    for title, names in HOLE_CLASSES.items():
+        cells = []
+        for s in scores:
+            ran = [n for n in names if any(m.name == n for m in s.mutants)]
+            cells.append(f"{sum(bool(s.kills.get(n)) for n in ran)}/{len(ran)} / "
+                         f"{sum(bool(s.generated_kills(n)) for n in ran)}/{len(ran)}")
+        out.append(f"| {title} | {', '.join(n[4:] for n in names)} | " + " | ".join(cells) + " |")
+    out += ["", "## Score per op (real mutants killed)", "",
             "| op | " + " | ".join(s.profile for s in scores) + " |", "|---|" + "---|" * len(scores)]
     ops = list(dict.fromkeys(op for s in scores for op in s.per_op()))
     for op in ops:
