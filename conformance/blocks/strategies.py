@@ -46,7 +46,6 @@ def block_cases(draw, name: str):
     x = [draw(st.integers(n0, n1)), draw(st.integers(c0, c1))] + [draw(st.integers(s0, s1)) for _ in range(nd)]
     params = {p: draw(st.integers(0, 2**31 - 1)) for p in block.data_params}
     shapes = {"x": x, **{k: list(v) for k, v in M.param_shapes(block, x, params).items()}}
-    case = Case(op=name, shapes=shapes, params=params, dtype=draw(DTYPES), seed=draw(st.integers(0, 2**31 - 1)),
-                source="blocks")
+    case = Case(op=name, shapes=shapes, params=params, dtype=draw(DTYPES), seed=draw(st.integers(0, 2**31 - 1)))
     assume(well_conditioned(case))
     return case
