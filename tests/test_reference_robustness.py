@@ -463,3 +463,27 @@ def test_bad_arguments_raise_spec_errors_only(op):
 
 def test_ragged_labels_are_a_spec_error():
     spec_error(lambda: R.cross_entropy(o(2, 3), [[0], [1, 2]]), ShapeError, "labels", "ragged")
+
+
+@pytest.mark.parametrize("value", _BAD, ids=[f"{i}-{type(v).__name__}" for i, v in enumerate(_BAD)])
+def test_size_helpers_raise_spec_errors_only(value):
+    """param_count's kernel_size and receptive_field's lists used to raise TypeError/UFuncTypeError on junk."""
+    calls = [lambda: R.param_count(3, 4, value), lambda: R.param_count(value, 4, 3),
+             lambda: R.receptive_field(value), lambda: R.receptive_field([3, value]),
+             lambda: R.receptive_field([3, 3], strides=value), lambda: R.receptive_field([3, 3], dilations=value),
+             lambda: R.output_size(value, 3), lambda: R.output_size(5, 3, padding=value),
+             lambda: R.dynamic_k(value, 3, 10, 2), lambda: R.kmax_pool_indices(o(2, 5), value)]
+    for call in calls:
+        try:
+            call()
+        except SpecError:
+            pass
+
+
+def test_size_helpers_name_the_parameter():
+    spec_error(lambda: R.param_count(3, 4, "3"), ParameterError, "kernel_size", "sequence of ints, got '3'")
+    spec_error(lambda: R.receptive_field(3), ParameterError, "kernel_sizes", "a sequence of ints, got 3")
+    spec_error(lambda: R.receptive_field([3, None]), ParameterError, "kernel_sizes", "got [3, None]")
+    spec_error(lambda: R.receptive_field([3, 3], strides=[1, "a"]), ParameterError, "strides", "got [1, 'a']")
+    assert (R.param_count(3, 10, (5, 5)), R.receptive_field([3, 3]), R.receptive_field([3, 3], strides=[2, 1])) \
+        == (760, 5, 7)
