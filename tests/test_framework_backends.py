@@ -4,8 +4,9 @@ deviation or a reported precision limit), exact value checks against convspec.re
 one test per declared deviation showing that the case really fails without the declaration.
 
 Each backend's tests skip, with the reason, when its framework is not installed. JAX compiles every new
-shape (about 0.3 s a case on CPU), so its quick-profile test runs a deterministic third of the cases
-(all golden and corner cases, every third of the others) to keep this file fast.
+shape (about 0.25 s a case on CPU), so its quick-profile test runs a deterministic part of the cases (the
+corner cases of max_pool, global_max_pool and kmax_pool, where its deviations are, and every 8th other
+case) to keep this file fast; `convspec run -b jax` runs them all.
 """
 from __future__ import annotations
 
@@ -108,8 +109,9 @@ def quick_cases():
 def test_quick_profile_passes_or_declares(name, quick_cases):
     b = backend(name)
     cases = [c for c in quick_cases if applies(c, b)]
-    if name == "jax":
-        cases = [c for i, c in enumerate(cases) if c.source in ("golden", "corner") or i % 3 == 0]
+    if name == "jax":  # the corner cases of the ops with declared deviations, and every 8th other case
+        special = ("max_pool", "global_max_pool", "kmax_pool")
+        cases = [c for i, c in enumerate(cases) if (c.source == "corner" and c.op in special) or i % 8 == 0]
     statuses = {}
     for case in cases:
         r = evaluate(b, case)
@@ -127,7 +129,7 @@ def test_quick_profile_passes_or_declares(name, quick_cases):
     if name == "onnxruntime":  # forward only: a passing forward leaves the backward unsupported
         assert statuses["unsupported"] > 100
     else:
-        assert statuses["pass"] > (60 if name == "jax" else 150)
+        assert statuses["pass"] > (30 if name == "jax" else 150)
 
 
 # ---------------------------------------------------------------- values against the reference, per family
