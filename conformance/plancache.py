@@ -5,9 +5,10 @@ list, from the cache when an entry with the same key exists, and stores it other
 
 The key covers the plan's fields that choose cases (profile, seed, ops, shard, dtypes, -k, max_examples,
 derandomize), the case sources (names and the code they come from), convspec's, hypothesis' and NumPy's
-versions, the Python version, and the contents of every ``.py`` file of convspec's packages and of the modules
-that define the case sources (an edited strategy invalidates the cache without a version bump; a touched or
-checked-out file with the same contents does not).
+versions, the Python version, and the contents of every ``.py`` file that planning runs through: convspec.api,
+convspec.reference, the sources, conformance's case/registry/ops/tolerance/run/plugins modules, and the folder
+of each source's code (an edited strategy or reference check invalidates the cache without a version bump; a
+touched file with the same contents, or an edit to the CLI, workers or reports, does not).
 Entries live under the user cache directory (``$CONVSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/convspec/plans``,
 else ``~/.cache/convspec/plans``), never in the working directory; ``CONVSPEC_PLAN_CACHE=0`` turns the cache
 off. A corrupt or unreadable entry is ignored and redrawn.
@@ -25,7 +26,13 @@ from pathlib import Path
 from . import run as _run
 
 FORMAT = 1  # bump when the entry layout changes
-_ROOTS = ("convspec", "convspec.api", "convspec.reference", "convspec.conformance", "convspec.conformance.sources")
+#: packages whose every module can change which cases are drawn (the strategies, the case types, the ops
+#: and their validation in the reference)
+_ROOTS = ("convspec", "convspec.api", "convspec.reference", "convspec.conformance.sources")
+#: the modules of convspec.conformance itself that planning runs through (the CLI, workers, reports and the
+#: pytest plugin do not change the cases: editing them keeps the cache)
+_PLANNING = ("__init__.py", "cases.py", "registry.py", "ops.py", "tolerance.py", "run.py", "plugins.py", "hookspecs.py",
+             "plancache.py")
 
 
 def cache_dir() -> Path:
@@ -46,10 +53,13 @@ def _code_files(plan) -> set:
         mod = sys.modules.get(name)
         for folder in getattr(mod, "__path__", ()) or ():
             files.update(str(p) for p in Path(folder).glob("*.py"))
-    for source in plan.sources.values():
+    conformance = sys.modules.get("convspec.conformance")
+    for folder in getattr(conformance, "__path__", ()) or ():
+        files.update(str(Path(folder) / f) for f in _PLANNING if (Path(folder) / f).exists())
+    for source in plan.sources.values():  # every module in the folder of each source's code (a plugin's package)
         for obj in (source, getattr(source, "cases", None), type(source)):
             try:
-                files.add(inspect.getfile(obj))
+                files.update(str(p) for p in Path(inspect.getfile(obj)).parent.glob("*.py"))
             except (TypeError, OSError):
                 pass
     return files
