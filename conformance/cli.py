@@ -371,6 +371,11 @@ def run(
             click.echo(f"convspec: backend {r['name']} unavailable: {r['reason']}", err=True)
     if not available:  # nothing will run: the results file is not touched
         raise click.ClickException("no available backend to run")
+    for b in available:  # answered in a child: now here too, so the workers forked from here inherit its imports
+        try:
+            b.availability()
+        except Exception:
+            pass
 
     if no_progress:
         cases = plan_cases(plan)

@@ -27,10 +27,31 @@ AVAILABILITY_TIMEOUT = 60.0
 
 
 def _check(backend, send=None):
+    """(availability, its facts): computed together in the child, so a heavy import (a framework a
+    version string needs) happens there too."""
     try:
-        return backend.availability()
+        reason = backend.availability()
     except Exception as exc:  # a backend whose availability check itself breaks is unavailable
-        return f"availability check raised {exc!r}"
+        reason = f"availability check raised {exc!r}"
+    facts = {}
+    for key, default in (("version", ""), ("device", ""), ("dtypes", ())):
+        try:
+            value = getattr(backend, key, default)
+            facts[key] = list(value) if key == "dtypes" else str(value)
+        except Exception:
+            facts[key] = list(default) if key == "dtypes" else default
+    return reason, facts
+
+
+def _static_facts(backend) -> dict:
+    """The facts of a backend whose check did not answer: what its class says, without calling it."""
+    cls = type(backend)
+    version = getattr(cls, "version", "")
+    return {
+        "version": version if isinstance(version, str) else "",
+        "device": str(getattr(cls, "device", "")),
+        "dtypes": list(getattr(cls, "dtypes", ()) or ()),
+    }
 
 
 def availability(backend, timeout: float | None = None) -> str | None:
@@ -42,6 +63,11 @@ def availability(backend, timeout: float | None = None) -> str | None:
 def availabilities(backends, timeout: float | None = None) -> dict:
     """name -> availability(backend) for every backend, their checks run side by side in child
     processes (a GPU backend initialises its device there, never in this process)."""
+    return {name: reason for name, (reason, _) in checked(backends, timeout).items()}
+
+
+def checked(backends, timeout: float | None = None) -> dict:
+    """name -> (availability, {version, device, dtypes}) of every backend, from child processes."""
     import time
 
     from ..worker import Isolated
@@ -50,20 +76,22 @@ def availabilities(backends, timeout: float | None = None) -> dict:
 
     def answer(kind, payload):
         if kind == "ok":
-            reason = payload[0]
-            return None if reason is None else str(reason)
+            reason, facts = payload[0]
+            return (None if reason is None else str(reason)), facts
         if kind == "timeout":
-            return f"availability() did not answer within {timeout:g} s (it hangs?)"
+            return f"availability() did not answer within {timeout:g} s (it hangs?)", None
         if kind == "error":
-            return "availability check raised " + payload.strip().splitlines()[-1]
-        return f"availability check {kind}: {payload}"
+            return "availability check raised " + payload.strip().splitlines()[-1], None
+        return f"availability check {kind}: {payload}", None
 
     jobs = {}
     try:
         for b in backends:
             jobs[b.name] = Isolated(_check, (b,))
         deadline = time.monotonic() + timeout
-        return {name: answer(*job.wait(deadline, timeout)) for name, job in jobs.items()}
+        out = {name: answer(*job.wait(deadline, timeout)) for name, job in jobs.items()}
+        by_name = {b.name: b for b in backends}
+        return {name: (reason, facts or _static_facts(by_name[name])) for name, (reason, facts) in out.items()}
     finally:
         for job in jobs.values():
             job.stop()
@@ -85,20 +113,10 @@ def backend_rows(reg, names=None) -> list:
     """One row per backend (those named, or all): availability, version, device, dtypes, plugin."""
     rows = []
     wanted = [b for name, b in reg.backends.items() if names is None or name in names]
-    reasons = availabilities(wanted)
-    for name, b in reg.backends.items():
+    found = checked(wanted)
+    for name in reg.backends:
         if names is not None and name not in names:
             continue
-        reason = reasons[name]
-        rows.append(
-            {
-                "name": name,
-                "available": reason is None,
-                "reason": reason,
-                "version": str(getattr(b, "version", "")),
-                "device": getattr(b, "device", ""),
-                "dtypes": list(getattr(b, "dtypes", ())),
-                "plugin": reg.origins[name],
-            }
-        )
+        reason, facts = found[name]
+        rows.append({"name": name, "available": reason is None, "reason": reason, **facts, "plugin": reg.origins[name]})
     return rows
