@@ -141,7 +141,8 @@ def global_avg_pool_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     n = prod(x.shape[2:])
     # backward: g * (1/n) or g / n, up to two roundings
-    return _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)), [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]]
+    return (_both(n + 1, dtype) * R.global_avg_pool(np.abs(x)),
+            [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]])
 
 
 def exact_model(inputs, params, g, dtype, pr=0.0):

@@ -10,7 +10,6 @@ from collections import Counter
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.conformance import plancache, plugins, registry
 from convspec.conformance.cases import Case

@@ -11,7 +11,6 @@ Each mutant is a NumpyBackend subclass registered with @mutant(name, *ops, kind=
 from __future__ import annotations
 
 import numpy as np
-
 from convspec.backends._xp import geometry as G
 from convspec.backends.numpy_backend import NumpyBackend
 

@@ -211,7 +211,8 @@ def markdown(scores: list, command: str, *, case_list: bool = True) -> str:
             cells.append(f"{k}/{n}")
         out.append(f"| {op} | " + " | ".join(cells) + " |")
     heads = " | ".join(f"{s.profile}: cases killing" for s in scores)
-    out += ["", "## Mutants", "", f"| mutant | kind | ops | change | {heads} |", "|---|---|---|---|" + "---|" * len(scores)]
+    out += ["", "## Mutants", "", f"| mutant | kind | ops | change | {heads} |",
+            "|---|---|---|---|" + "---|" * len(scores)]
     for m in scores[0].mutants:
         cells = []
         for s in scores:
