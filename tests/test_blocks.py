@@ -260,14 +260,14 @@ def test_resnet_small_is_block_data():
 
     shapes = M.param_shapes(RS.RESNET_SMALL, (1,) + RS.INPUT_SHAPE)
     assert shapes["stem.w"] == (8, 1, 3, 3) and shapes["b1.w2"] == (8, 8, 3, 3) and shapes["b2.ws"] == (16, 8, 1, 1)
-    assert shapes["fc.w"] == (10, 16) and tuple(shapes) == RS.RESNET_SMALL.params
+    assert shapes["fc.w"] == (10, 256) and tuple(shapes) == RS.RESNET_SMALL.params
     p1, p2 = RS.init_params(4), RS.init_params(4)
     assert all(np.array_equal(p1[k], p2[k]) for k in p1)
     assert (p1["b2.gs"] == 1).all() and not p1["fc.b"].any()
     assert set(RS.grouped(p1)) == {"stem", "b1", "b2", "fc"}
 
 
-CFG = {"epochs": 1, "batch_size": 8, "lr": 0.1, "seed": 0, "max_steps": 12}
+CFG = {"epochs": 1, "batch_size": 8, "lr": 0.05, "seed": 0, "max_steps": 12}
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_resnet_small_trains_equivalently_and_a_wrong_batch_norm_is_caught(resne
 
     digits, cfg, ref = resnet_run
     assert ref.steps == 12 and ref.losses[-1] < ref.losses[0]
-    runs = [(NumpyBackend(), "float64")]
+    runs = [(NumpyBackend(), "float64"), (NumpyBackend(), "float32")]
     try:
         from convspec.backends.torch_backend import TorchBackend
 
@@ -306,10 +306,14 @@ def test_resnet_small_trains_equivalently_and_a_wrong_batch_norm_is_caught(resne
 @pytest.mark.xfail(strict=False, reason="the NumPy backend's batch-norm statistics sum the (m, C) rows one after "
                    "another in float32 (error ~ m u, within the op's gamma_m bound); training amplifies it past "
                    "LeNet's 1e-4 loss tolerance within a few steps (a pairwise sum stays at ~1e-7, as torch-cpu)")
-def test_resnet_small_numpy_float32_training_equivalence(resnet_run):
+def test_resnet_small_numpy_float32_training_equivalence_at_batch_32():
     from convspec.conformance.blocks import resnet_small as RS
+    from convspec.conformance.lenet import data as D
     from convspec.conformance.lenet import equivalence as E
+    from convspec.conformance.lenet import train as T
 
-    digits, cfg, ref = resnet_run
+    digits = D.load_digits_32()
+    cfg = T.TrainConfig(**{**CFG, "batch_size": 32, "max_steps": 6})  # torch-cpu float32: ~1e-7 here
+    ref = RS.train(T.ReferenceBackend(), digits, cfg, dtype="float64", evaluate_epochs=False)
     eq = E.compare(RS.train(NumpyBackend(), digits, cfg, dtype="float32", evaluate_epochs=False), ref)
     assert eq["equivalent"], eq["failures"]

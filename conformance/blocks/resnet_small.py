@@ -6,7 +6,10 @@ The network, as block data (model.Block), on LeNet's 1x32x32 digits:
     stem: conv 3x3/2 x8 (no bias) -> batch norm -> relu                      16x16
     block 1: basic block, identity shortcut, 8 channels                       16x16
     block 2: basic block, stride 2, 1x1 projection shortcut (+ BN), 16 ch     8x8
-    global average pool (16) -> linear 10 -> cross-entropy
+    average pool 2x2/2 -> flatten (16 x 4 x 4 = 256) -> linear 10 -> cross-entropy
+
+(A global average pool of the 16 maps learns the 8x8 digits far more slowly: 0.67 test accuracy after 6
+epochs at lr 0.05, against 0.98 with the 4x4 pooled maps.)
 
 Batch norm is in training mode throughout (every forward normalises with its own batch's statistics, also
 when the test set is evaluated, in fixed chunks of EVAL_CHUNK images), so the network is a pure function of
@@ -29,7 +32,7 @@ INPUT_SHAPE = (1, 32, 32)
 EVAL_CHUNK = 256
 
 RESNET_SMALL = M.Block(
-    name="resnet_small", title="small ResNet: stem, two basic blocks (identity, projection), pool, dense",
+    name="resnet_small", title="small ResNet: stem, two basic blocks (identity, projection), avg-pool, dense",
     source="seeds 001 and 003 'ResNet'; He et al. 2016 (basic blocks, option B projection), BN in training mode",
     params=("stem.w", "stem.g", "stem.be")
     + tuple("b1." + p for p in ("w1", "g1", "be1", "w2", "g2", "be2"))
@@ -40,8 +43,9 @@ RESNET_SMALL = M.Block(
         M.node("batch_norm", "stem.c", "stem.g", "stem.be", out="stem.n"),
         M.node("relu", "stem.n", out="a0"),
     ) + M._basic("b1.", "a0", "r1", 8, 1, False) + M._basic("b2.", "r1", "r2", 16, 2, True) + (
-        M.node("global_avg_pool", "r2", out="gap"),
-        M.node("linear", "gap", "fc.w", "fc.b", out="logits", out_features=N_CLASSES),
+        M.node("avg_pool", "r2", out="pool", kernel_size=2, stride=2),
+        M.node("flatten", "pool", out="features"),
+        M.node("linear", "features", "fc.w", "fc.b", out="logits", out_features=N_CLASSES),
     ),
     output="logits",
 )
