@@ -247,7 +247,7 @@ def test_an_ill_conditioned_relu_is_rejected_not_bounded():
     c1 = trace.values["c1"]
     inputs[2] = inputs[2] - c1[0, :, 0, 0]  # b1 shifted so that c1[0, :, 0, 0] == 0 (up to rounding)
     g = np.ones(fwd(*inputs).shape)
-    with pytest.raises(B.IllConditioned, match="relu input 'c1'"):
+    with pytest.raises(B.IllConditioned, match="c1: relu input"):
         B.block_bounds(block, inputs, {}, g, "float32")
     bad = dataclasses.replace(case, data="explicit", values={n: a.tolist() for n, a in zip(block.arrays, inputs)})
     assert evaluate(NumpyBackend(), bad)["status"] == "invalid"
@@ -317,3 +317,17 @@ def test_resnet_small_numpy_float32_training_equivalence_at_batch_32():
     ref = RS.train(T.ReferenceBackend(), digits, cfg, dtype="float64", evaluate_epochs=False)
     eq = E.compare(RS.train(NumpyBackend(), digits, cfg, dtype="float32", evaluate_epochs=False), ref)
     assert eq["equivalent"], eq["failures"]
+
+
+def test_max_pool_and_kmax_selections_within_their_errors_are_rejected():
+    pool = M.node("max_pool", "h", out="p", kernel_size=2, stride=2)
+    x = np.array([[[[1.0, 1.0 + 1e-9], [0.0, -1.0]]]])
+    B._check(pool, [x], [np.zeros_like(x)], M.op_params(pool))  # exact values: the tie rule decides
+    with pytest.raises(B.IllConditioned, match="h: max_pool input"):
+        B._check(pool, [x], [np.full(x.shape, 1e-8)], M.op_params(pool))
+    B._check(pool, [x], [np.full(x.shape, 1e-10)], M.op_params(pool))  # the winner leads by more than 2e-10
+    kmax = M.node("kmax_pool", "c", out="k")
+    row = np.array([[[3.0, 1.0, 2.0 + 1e-9, 2.0]]])
+    with pytest.raises(B.IllConditioned, match="c: kmax_pool input"):
+        B._check(kmax, [row], [np.full(row.shape, 1e-8)], {"k": 2})
+    B._check(kmax, [row], [np.full(row.shape, 1e-8)], {"k": 3})  # 2 + 1e-9 and 2 both kept, 1 far below

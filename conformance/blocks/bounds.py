@@ -237,8 +237,8 @@ def _check(n, ins, E, kw):
     if op == "relu":
         bad = (E[0] > 0) & (np.abs(ins[0]) <= E[0])
         if bad.any():
-            raise IllConditioned("x", f"relu input {n['in'][0]!r}: {int(bad.sum())} value(s) within their error bound "
-                                      "of 0 (the sign, hence relu's output and gradient routing, is not determined)")
+            raise IllConditioned(n["in"][0], f"relu input: {int(bad.sum())} value(s) within their error bound of 0 "
+                                             "(the sign, hence relu's output and gradient routing, is not determined)")
     elif op == "max_pool":
         v, e = _pool_windows(ins[0], kw, -np.inf), _pool_windows(E[0], kw, 0.0)
         w = np.argmax(v, axis=-1)[..., None]
@@ -246,8 +246,8 @@ def _check(n, ins, E, kw):
         other = np.arange(v.shape[-1]) != w
         close = other & (vw - v <= ew + e) & ((ew > 0) | (e > 0))
         if close.any():
-            raise IllConditioned("x", f"max_pool input {n['in'][0]!r}: a window's maximum is within the error bound "
-                                      "of another element (the winner, hence the gradient routing, is not determined)")
+            raise IllConditioned(n["in"][0], "max_pool input: a window's maximum is within the error bound of another "
+                                             "element (the winner, hence the gradient routing, is not determined)")
     elif op == "kmax_pool":
         x, e, k = ins[0], E[0], kw["k"]
         if k < x.shape[-1]:
@@ -258,8 +258,8 @@ def _check(n, ins, E, kw):
             high = np.where(kept, -np.inf, x + e).max(axis=-1)
             inexact = (e > 0).any(axis=-1)
             if (inexact & (low <= high)).any():
-                raise IllConditioned("x", f"kmax_pool input {n['in'][0]!r}: a kept value is within the error bounds "
-                                          "of a dropped one (the kept set is not determined)")
+                raise IllConditioned(n["in"][0], "kmax_pool input: a kept value is within the error bounds of a "
+                                                 "dropped one (the kept set is not determined)")
 
 
 # ------------------------------------------------------------------------------------- the block bound
