@@ -331,3 +331,22 @@ def test_max_pool_and_kmax_selections_within_their_errors_are_rejected():
     with pytest.raises(B.IllConditioned, match="c: kmax_pool input"):
         B._check(kmax, [row], [np.full(row.shape, 1e-8)], {"k": 2})
     B._check(kmax, [row], [np.full(row.shape, 1e-8)], {"k": 3})  # 2 + 1e-9 and 2 both kept, 1 far below
+
+
+def test_resnet_check_record():
+    from convspec.conformance.blocks import resnet_small as RS
+
+    rec = RS.equivalence_check(NumpyBackend(), dtype="float64")
+    assert rec["op"] == "resnet" and rec["source"] == "resnet" and rec["status"] == "pass", rec.get("message")
+    assert rec["repro"].startswith("convspec train --model resnet --backend numpy --steps 12 --batch-size 8")
+    assert {c["what"] for c in rec["checks"]} == {"loss per step (first 12)", "final weights"}
+    from convspec.conformance.report import schema
+
+    assert schema.problems(rec) == []
+    bad = RS.equivalence_check(_UnbiasedVariance(), dtype="float64")
+    assert bad["status"] == "fail" and "leaves the reference" in bad["message"]
+
+    class NoBatchNorm(NumpyBackend):
+        batch_norm = None
+
+    assert RS.equivalence_check(NoBatchNorm())["status"] == "unsupported"

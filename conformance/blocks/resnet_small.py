@@ -20,7 +20,7 @@ arrays' operators; forward and backward are model.forward / model.backward (the 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -127,3 +127,82 @@ def train(backend, data, config: T.TrainConfig, *, dtype: str = "float32", init:
         res.epoch_accuracy.append(res.test_accuracy)
     res.params = grouped({k: np.asarray(backend.to_numpy(v), dtype=np.float64) for k, v in params.items()})
     return res
+
+
+# ----------------------------------------------------------------------------- the full profile's short check
+
+#: the short check's configuration: float32 runs of an accurate backend stay within LeNet's 1e-4 loss
+#: tolerance here (torch-cpu ~1e-7); at batch 32 relu sign flips after batch norm leave it by step ~15
+CHECK = {"steps": 12, "batch_size": 8, "lr": 0.05}
+_REFERENCE_CACHE: dict = {}
+
+
+@dataclass(frozen=True)
+class ResnetCase:
+    """The identity of one small-ResNet check: a case kind of its own (op "resnet", source "resnet"), whose
+    repro command is `convspec train --model resnet`."""
+
+    steps: int
+    seed: int
+    batch_size: int
+    dtype: str
+    op: str = "resnet"
+    source: str = "resnet"
+
+    @property
+    def id(self) -> str:
+        return f"resnet:resnet_small[digits,steps={self.steps},batch={self.batch_size},seed={self.seed},{self.dtype}]"
+
+    def spec(self) -> dict:
+        return {"op": "resnet", "steps": self.steps, "batch_size": self.batch_size, "seed": self.seed,
+                "dtype": self.dtype}
+
+    def repro_command(self, backend: str, plugins=()) -> str:
+        opts = "".join(f" -p {p}" for p in plugins)
+        return (f"convspec train --model resnet{opts} --backend {backend} --steps {self.steps} "
+                f"--batch-size {self.batch_size} --lr {CHECK['lr']} --seed {self.seed} --dtype {self.dtype}")
+
+
+def equivalence_check(backend, *, steps: int = CHECK["steps"], seed: int = 0, batch_size: int = CHECK["batch_size"],
+                      dtype: str | None = None, dataset=None) -> dict:
+    """The small ResNet's counterpart of lenet.check.equivalence_check: `steps` SGD steps on `backend` (float32
+    when supported) and on the float64 reference, one case record (op "resnet"), pass when every step's loss
+    and the final weights agree within lenet.equivalence's tolerances."""
+    from ..lenet import data as D
+    from ..lenet import equivalence as E
+    from ..records import CaseResult, format_exception
+
+    t0 = time.perf_counter()
+    dtype = dtype or ("float32" if "float32" in getattr(backend, "dtypes", ()) else backend.dtypes[0])
+    case = ResnetCase(steps, seed, batch_size, dtype)
+
+    def done(status, message="", checks=(), **extra):
+        return CaseResult(case, status, backend=backend.name, checks=list(checks), message=message,
+                          seconds=time.perf_counter() - t0, extra=extra).to_dict()
+
+    if dtype not in E.LOSS_RTOL:
+        return done("unsupported", f"no training tolerance for dtype {dtype}")
+    missing = [m for m in RESNET_SMALL.requires() + ("cross_entropy", "cross_entropy_backward")
+               if not callable(getattr(backend, m, None))]
+    if missing:
+        return done("unsupported", f"the small ResNet needs {', '.join(missing)}")
+    try:
+        dataset = dataset or D.load_digits_32()
+        cfg = T.TrainConfig(epochs=1, batch_size=batch_size, lr=CHECK["lr"], seed=seed, max_steps=steps)
+        key = (cfg, dataset.name)
+        if key not in _REFERENCE_CACHE:
+            _REFERENCE_CACHE[key] = train(T.ReferenceBackend(), dataset, cfg, dtype="float64", evaluate_epochs=False)
+        run = train(backend, dataset, cfg, dtype=dtype, evaluate_epochs=False)
+    except Exception as exc:
+        return done("error", format_exception(exc))
+    eq = E.compare(run, _REFERENCE_CACHE[key])
+    loss_ok = eq["first_exceed_step"] is None or eq["first_exceed_step"] > eq["track_steps"]
+    checks = [{"what": f"loss per step (first {eq['track_steps']})", "status": "pass" if loss_ok else "fail",
+               "bound_ratio": eq["max_loss_rel_diff_tracked"] / eq["loss_rtol"]}]
+    if eq["weight_checked"]:
+        ok = eq["final_weight_rel_diff"] <= eq["weight_rtol"]
+        checks.append({"what": "final weights", "status": "pass" if ok else "fail",
+                       "bound_ratio": eq["final_weight_rel_diff"] / eq["weight_rtol"]})
+    status = "pass" if eq["equivalent"] else "fail"
+    message = "" if status == "pass" else "the small ResNet leaves the reference: " + "; ".join(eq["failures"])
+    return done(status, message, checks, resnet=eq)
