@@ -39,7 +39,7 @@ from . import _frameworks as fw
 from ._xp.errors import ShapeError
 
 def _setup(ort):
-    ort.set_default_logger_severity(3)  # a refused configuration is reported as unsupported, not logged
+    ort.set_default_logger_severity(4)  # FATAL only: a refused configuration is reported as unsupported
 
 
 ORT = fw.Framework("onnxruntime", "onnxruntime", dists=("onnxruntime",), setup=_setup)
