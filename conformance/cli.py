@@ -242,7 +242,7 @@ def _find_case(sources, profile, seed, case_id, plan_kw) -> Case:
     type=click.FloatRange(0),
     default=30.0,
     show_default=True,
-    help="Time to minimise a failing property case (per failure kind, op and backend; 0: off).",
+    help="Time to minimise failing property cases, per op and backend (shared by its kinds of failure; 0: off).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @plugin_option

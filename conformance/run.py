@@ -123,15 +123,15 @@ def _size(c: Case) -> int:
     return sum(int(np.prod(s)) for s in c.shapes.values() if s is not None)
 
 
-def _shrink(plan: Plan, worker: Worker, case: Case, signature: tuple) -> dict | None:
+def _shrink(plan: Plan, worker: Worker, case: Case, signature: tuple, seconds: float | None = None) -> dict | None:
     """The minimal configuration hypothesis finds for this op on this backend that fails the same way
     (the same failure_signature: check and kind of mismatch), as a {case_id, case, repro, checks}
-    record, or None. Within plan.shrink_seconds; when the budget runs out, the smallest such
-    configuration seen so far."""
+    record, or None. Within `seconds` (default plan.shrink_seconds); when the budget runs out, the
+    smallest such configuration seen so far."""
     shrink = shrinker_of(plan.sources.get(case.source))
     if shrink is None:
         return None
-    deadline = time.monotonic() + plan.shrink_seconds
+    deadline = time.monotonic() + (plan.shrink_seconds if seconds is None else seconds)
     memo: dict = {}  # case JSON -> (fails, result): hypothesis must see the same answer twice
     failing: dict = {}
 
@@ -208,6 +208,7 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
     steps)."""
     worker = Worker(backend, plan.timeout, plan.plugins, plan.memory_limit)
     minimal: dict = {}
+    budget: dict = {}  # op -> shrinking seconds left
     streak: dict = {}  # op -> consecutive timeouts
     given_up: dict = {}  # op -> why its remaining cases are not run
     try:
@@ -230,8 +231,11 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
                 r["reference_seconds"] = round(ref_seconds, 6)
                 if r["status"] in (Status.FAIL, Status.ERROR) and case.source == "property" and plan.shrink_seconds > 0:
                     sig = failure_signature(r)[1:]
-                    if sig not in minimal:
-                        minimal[sig] = _shrink(plan, worker, case, sig)
+                    if sig not in minimal:  # the op's budget is shared by its kinds of failure
+                        left = budget.setdefault(case.op, plan.shrink_seconds)
+                        t_shrink = time.monotonic()
+                        minimal[sig] = _shrink(plan, worker, case, sig, left) if left > 0 else None
+                        budget[case.op] = left - (time.monotonic() - t_shrink)
                     if minimal[sig]:
                         r["minimal"] = minimal[sig]
             except Exception as exc:
