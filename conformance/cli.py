@@ -485,7 +485,7 @@ def _run(
             else:
                 failures.append(rec)
         elif hit is not None and rec["status"] == "pass":
-            xpassed.append(rec)
+            xpassed.append({**rec, "_xfail": hit})
 
     all_cases = list(writer.previous)  # the JUnit XML covers the whole file too
     for rec in writer.previous:  # a resumed run's summary and exit status cover the whole file
@@ -573,8 +573,15 @@ def _run(
                 )
                 if rec.get("stdout"):
                     click.echo("  the backend printed:\n" + "\n".join("    " + ln for ln in rec["stdout"].splitlines()))
+    strict_xpass = [r for r in xpassed if getattr(r["_xfail"], "strict", False)]
+    for r in xpassed:
+        r.pop("_xfail", None)
     if xfailed or xpassed:
         console.print(f"expected failures (--xfails): {len(xfailed)} xfailed, {len(xpassed)} xpassed", highlight=False)
+    for r in strict_xpass:  # as pytest's strict xfail: a case expected to fail that passes fails the run
+        console.print(
+            f"XPASS(strict) {r['backend']} {r['case_id']}: passes, but --xfails expects it to fail", highlight=False
+        )
     share = 100 * ref_seconds[0] / wall / max(1, plan.jobs) if wall else 0.0
     console.print(
         f"{sum(total.values())} results in {wall:.1f} s; reference computations {ref_seconds[0]:.1f} s "
@@ -586,7 +593,7 @@ def _run(
         console.print("stopped at the first failure (-x)", highlight=False)
     if out:
         click.echo(f"results: {out}")
-    if failures:
+    if failures or strict_xpass:
         sys.exit(1)
 
 
@@ -601,8 +608,11 @@ def _short_repro_opts(plan, profile, seed) -> str:
 
 
 def _read_xfails(path):
-    from .pytest_plugin import read_patterns
-
+    """The --xfails file, in the pytest plugin's format (its parser)."""
+    try:
+        from .pytest_plugin import read_patterns
+    except ImportError:
+        raise UsageFail("--xfails: reading the file needs pytest (pip install pytest)") from None
     try:
         return read_patterns(path, "--xfails")
     except Exception as exc:  # pytest.UsageError: unreadable file

@@ -230,3 +230,26 @@ def test_junit_xml_has_a_testcase_per_case_and_part(tmp_path):
     n = len(cases(records))
     assert len(testcases) == 2 * n  # forward and backward
     assert len(root.findall(".//failure")) >= sum(x["status"] == "fail" for x in cases(records))
+
+
+def test_xfails_strict_patterns_fail_the_run_when_the_case_passes(tmp_path):
+    xf = tmp_path / "xfails.txt"
+    xf.write_text("corner:* # expected to fail\n")
+    r, _ = run(tmp_path, "-b", "ref", "--op", "relu", "--xfails", str(xf))
+    assert r.exit_code == 1 and "XPASS(strict) ref corner:" in r.stdout
+    xf.write_text("~corner:* # may pass\n")
+    r, _ = run(tmp_path, "-b", "ref", "--op", "relu", "--xfails", str(xf), "--overwrite")
+    assert r.exit_code == 0 and "xpassed" in r.stdout
+
+
+def test_an_engine_failure_is_not_blamed_on_the_backend(tmp_path, monkeypatch):
+    from convspec.conformance import worker
+
+    def broken(*args, **kw):
+        raise KeyError("an engine bug")
+
+    monkeypatch.setattr(worker, "evaluate", broken)  # the forked worker inherits it
+    r, records = run(tmp_path, "-b", "ref", "--op", "relu")
+    got = cases(records)
+    assert got and all(x["status"] == "error" for x in got)
+    assert all("convspec engine error (not the backend's fault)" in x["message"] for x in got)
