@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from . import tolerance as T
+from .blocks.registry_entries import block_ops
 from .registry import OPS, OpInfo, groups, register
 from .sources import strategies as S
 
@@ -67,6 +68,10 @@ for _info in (
     OpInfo(name="concat", arrays=("xs",), differentiable=("xs",), variadic="xs", group="fully connected",
            error_model=T.concat_model, strategy=S.concat_cases, exact=True),
 ):
+    register(_info)
+
+# the network blocks (VGG, ResNet, Inception, AlexNet stage, sentence CNN): composite ops of the registry
+for _info in block_ops():
     register(_info)
 
 #: the report groups, in order

@@ -17,6 +17,8 @@ operations along the longest path. concat is a selection: exact (bound 0).
 
 from __future__ import annotations
 
+import importlib
+
 import inspect
 import math
 from fractions import Fraction
@@ -26,10 +28,11 @@ import pytest
 
 from convspec.api.errors import DTypeError, ParameterError, ShapeError, SpecError
 from convspec.backends.numpy_backend import NumpyBackend
-from convspec.reference import batch_norm as BN
-from convspec.reference import concat as CC
-from convspec.reference import dropout as DO
-from convspec.reference import local_response_norm as LRN
+# the op modules (convspec.reference re-exports functions of the same names)
+BN = importlib.import_module("convspec.reference.batch_norm")
+CC = importlib.import_module("convspec.reference.concat")
+DO = importlib.import_module("convspec.reference.dropout")
+LRN = importlib.import_module("convspec.reference.local_response_norm")
 
 H = 1e-6
 RTOL = 1e-6

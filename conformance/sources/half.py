@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..cases import EXP_LIMIT
+from .. import registry
 from . import properties
 
 HALF_DTYPES = ("float16",)
@@ -15,6 +16,8 @@ HALF_DTYPES = ("float16",)
 
 def source(profile, run_seed, ops):
     for op in ops:
+        if registry.get(op).compose is not None:
+            continue  # blocks: float32 and float64 only (the blocks source)
         seen = set()
         for case in properties.profile_cases(op, profile, run_seed + 29, {"quick": 2, "full": 12}):
             # float16's own exp thresholds (overflow above 11.09) for the "large" data kind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, seed, settings
 
+from .. import registry
 from .strategies import is_valid, strategy
 
 __all__ = ["source", "shrink", "draw_cases", "profile_cases", "strategy", "is_valid"]
@@ -65,6 +66,7 @@ def profile_cases(op: str, profile: str, run_seed: int, examples=None) -> list:
 
 def source(profile: str, run_seed: int, ops):
     for op in ops:
-        yield from profile_cases(op, profile, run_seed)
+        if registry.get(op).compose is None:  # a block's cases come from the blocks source (full profile)
+            yield from profile_cases(op, profile, run_seed)
 
 
