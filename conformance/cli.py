@@ -204,7 +204,8 @@ def _find_case(sources, profile, seed, case_id, plan_kw) -> Case:
     show_default=True,
     callback=_check_memory,
     metavar="GIB",
-    help="Resident memory a backend's worker process may use, in GiB (0: no limit); a case over it is reported.",
+    help="Memory a backend's worker process may hold of its own (private resident), in GiB (0: no limit); a case "
+    "over it is reported.",
 )
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failing case.")
 @click.option(

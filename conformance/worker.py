@@ -49,7 +49,17 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def rss_bytes(pid: int) -> int | None:
-    """The resident set size of process `pid`, or None where it cannot be read."""
+    """The memory process `pid` holds of its own: its private resident pages (what a forked worker
+    shares with its parent, until either writes it, does not count), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            total = 0
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+            return total
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
