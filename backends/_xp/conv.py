@@ -488,7 +488,10 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 
     x (n, C_in, *in), w (C_out, Cg, *k), g (n, C_out, *out) -> (y, dx, dw) with None for what is not
     wanted; y = conv(x, w) without bias, dx = the input adjoint of g, dw = the weight gradient."""
+    work = 2 * geo.n * prod(geo.out_sizes) * geo.c_out * (geo.c_in // geo.groups) * prod(geo.kernel)
     try:
+        if work < SPLIT_MIN_FLOPS:  # no product large enough to split: skip switching the BLAS threads
+            return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
         with _blas_split(xp):
             return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
     finally:
