@@ -257,7 +257,7 @@ def test_split_gemm_blocks_are_deterministic_and_restore_the_blas():
     and gets its thread count back afterwards."""
     rng = np.random.default_rng(0)
     thin_a, thin_b = rng.standard_normal((16, 5 * K.K_BLOCK)), rng.standard_normal((5 * K.K_BLOCK, 8))
-    wide_a, wide_b = rng.standard_normal((24, 40)), rng.standard_normal((40, 3 * K.N_BLOCK + 5))
+    wide_a, wide_b = rng.standard_normal((24, 400)), rng.standard_normal((400, 3 * K.N_BLOCK + 5))
     with K._blas_split(np):
         first = [K.mm(np, thin_a, thin_b), K.mm(np, wide_a, wide_b)]
         again = [K.mm(np, thin_a, thin_b), K.mm(np, wide_a, wide_b.copy())]

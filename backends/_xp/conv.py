@@ -506,14 +506,14 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 # longer than on one thread (measured: ResNet's 1x1 64-64 weight gradient, L = 100k, 274 ms median and
 # 4.5 s worst with 2 threads at load 20, 46 ms on one thread). Inside a conv call the NumPy BLAS runs on
 # one thread, and the large products are cut into fixed blocks (along the inner dimension when it
-# dominates: partial products summed in block order; else along the longer output dimension) that a
+# dominates: partial products summed in block order; else eighths of the longer output dimension) that a
 # pool of as many Python threads as the BLAS had picks up in turn: a busy core takes fewer blocks instead
 # of stalling the others. Block boundaries depend on the shapes only, so results do not depend on the
 # thread count or the scheduling. Without threadpoolctl the BLAS is left as it is and blocks run inline.
 
 SPLIT_MIN_FLOPS = 1 << 22  # smaller products run as one call
 K_BLOCK = 8192  # inner-dimension block (the partial products' operands stay in cache)
-N_BLOCK = 4096  # output block along the longer output dimension
+N_BLOCK = 4096  # (kept for callers; output blocks are now an eighth of the longer output dimension)
 
 _split_lock = threading.Lock()
 _split_state = {"depth": 0, "limiter": None, "pool": None, "workers": 1, "ctl": None}
@@ -589,16 +589,23 @@ class _blas_split:
         return False
 
 
+def _block(dim: int, parts: int, align: int) -> int:
+    """A block length that cuts `dim` into about `parts` pieces, a multiple of `align` (shape-only)."""
+    return -(-max(-(-dim // parts), 1) // align) * align
+
+
 def mm(xp, a, b, out=None):
     """a (M, K) @ b (K, N) -> (M, N) (into `out` when given): one BLAS call for small products or other
-    array modules; otherwise fixed blocks over the pool (see above)."""
+    array modules; otherwise fixed blocks over the pool (see above): the inner dimension in blocks of
+    K_BLOCK (a quarter of it when shorter) when it dominates, else the longer output dimension in 8."""
     M, K = a.shape
     N = b.shape[1]
     pool = _split_state["pool"] if _split_state["depth"] > 0 and _split_state["workers"] > 1 else None
     if getattr(xp, "__name__", "") != "numpy" or 2 * M * N * K < SPLIT_MIN_FLOPS:
         return xp.matmul(a, b, out=out)
-    if K >= 2 * K_BLOCK and K >= 4 * max(M, N):  # thin product, long inner dimension: split K
-        bounds = [(lo, min(lo + K_BLOCK, K)) for lo in range(0, K, K_BLOCK)]
+    if K >= 4 * max(M, N) and K >= 4096:  # thin product, long inner dimension: split K
+        step = K_BLOCK if K >= 4 * K_BLOCK else _block(K, 4, 256)
+        bounds = [(lo, min(lo + step, K)) for lo in range(0, K, step)]
         parts = _map(pool, lambda lh: a[:, lh[0]:lh[1]] @ b[lh[0]:lh[1]], bounds)
         total = parts[0]
         for p in parts[1:]:
@@ -609,13 +616,15 @@ def mm(xp, a, b, out=None):
         return out
     if out is None:
         out = xp.empty((M, N), dtype=xp.result_type(a, b))
-    if max(M, N) < 2 * N_BLOCK:
+    if max(M, N) < 512:
         return xp.matmul(a, b, out=out)
     if N >= M:
-        bounds = [(lo, min(lo + N_BLOCK, N)) for lo in range(0, N, N_BLOCK)]
+        step = _block(N, 8, 64)
+        bounds = [(lo, min(lo + step, N)) for lo in range(0, N, step)]
         _map(pool, lambda lh: xp.matmul(a, b[:, lh[0]:lh[1]], out=out[:, lh[0]:lh[1]]), bounds)
     else:
-        bounds = [(lo, min(lo + N_BLOCK, M)) for lo in range(0, M, N_BLOCK)]
+        step = _block(M, 8, 64)
+        bounds = [(lo, min(lo + step, M)) for lo in range(0, M, step)]
         _map(pool, lambda lh: xp.matmul(a[lh[0]:lh[1]], b, out=out[lh[0]:lh[1]]), bounds)
     return out
 
