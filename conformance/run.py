@@ -99,7 +99,9 @@ def plan_cases(plan: Plan) -> list:
         return [plan.only_case]
     cases = []
     for name, source in plan.sources.items():
-        cases.extend(as_source(source).cases(plan.profile, plan.seed, plan.ops))
+        src = as_source(source)
+        options = {k: getattr(plan, k) for k in getattr(src, "options", ()) if getattr(plan, k, None)}
+        cases.extend(src.cases(plan.profile, plan.seed, plan.ops, **options))
     if plan.dtypes:
         cases = [c for c in cases if c.dtype in plan.dtypes]
     if plan.keywords:

@@ -27,6 +27,7 @@ class Source:
 
     cases: Callable
     shrink: Callable | None = None
+    options: tuple = ()  # the run options (Plan fields) cases() takes as keyword arguments
 
 
 def as_source(obj) -> CaseSource:
@@ -35,7 +36,7 @@ def as_source(obj) -> CaseSource:
     if isinstance(obj, CaseSource):
         return obj
     if callable(obj):
-        return Source(obj, getattr(obj, "shrink", None))
+        return Source(obj, getattr(obj, "shrink", None), tuple(getattr(obj, "options", ())))
     raise TypeError(f"a case source has cases(profile, seed, ops) or is such a callable, not {type(obj).__name__}")
 
 
@@ -48,6 +49,6 @@ def register_case_sources(register):
     register("golden", Source(golden.source))
     register("corner", Source(corners.source))
     register("exact", Source(exact.source))
-    register("property", Source(properties.source, properties.shrink))
+    register("property", Source(properties.source, properties.shrink, properties.source.options))
     register("half", Source(half.source))
     register("errors", Source(errors.source))

@@ -10,22 +10,22 @@ from .strategies import is_valid, strategy
 __all__ = ["source", "shrink", "draw_cases", "profile_cases", "strategy", "is_valid"]
 
 
-def _settings(n):
-    return settings(max_examples=n, database=None, deadline=None, derandomize=False,
+def _settings(n, derandomize=False):
+    return settings(max_examples=n, database=None, deadline=None, derandomize=derandomize,
                     suppress_health_check=list(HealthCheck))
 
 
-def draw_cases(op: str, n: int, run_seed: int) -> list:
-    """n configurations for op, deterministic for a given run seed."""
+def draw_cases(op: str, n: int, run_seed: int, derandomize: bool = False) -> list:
+    """n configurations for op, deterministic for a given run seed (derandomize: hypothesis' own
+    derandomized search, the same whatever the seed)."""
     out = []
 
-    @seed(run_seed)
-    @_settings(n)
-    @given(strategy(op))
     def collect(case):
         out.append(case)
 
-    collect()
+    test = given(strategy(op))(collect)
+    test = _settings(n, derandomize)(test)
+    (test if derandomize else seed(run_seed)(test))()
     seen, unique = set(), []
     for c in out:
         key = c.to_json()
@@ -53,20 +53,27 @@ def shrink(op: str, fails, run_seed: int, max_examples: int = 200):
 EXAMPLES = {"quick": 6, "full": 60}
 
 
-def profile_cases(op: str, profile: str, run_seed: int, examples=None) -> list:
+def profile_cases(op: str, profile: str, run_seed: int, examples=None, derandomize: bool = False) -> list:
     """The cases of a profile for op. The full profile is a superset of the quick one: hypothesis draws
     differently for 6 and for 60 examples, so full is quick's draw followed by its own (duplicates once)."""
     examples = examples or EXAMPLES
-    cases = draw_cases(op, examples["quick"], run_seed)
+    cases = draw_cases(op, examples["quick"], run_seed, derandomize)
     if profile != "quick":
         seen = {c.to_json() for c in cases}
-        cases += [c for c in draw_cases(op, examples[profile], run_seed) if c.to_json() not in seen]
+        cases += [c for c in draw_cases(op, examples[profile], run_seed, derandomize) if c.to_json() not in seen]
     return cases
 
 
-def source(profile: str, run_seed: int, ops):
+def source(profile: str, run_seed: int, ops, *, max_examples: int | None = None, derandomize: bool = False):
+    """max_examples: examples per op instead of the profile's (`convspec run --max-examples`);
+    derandomize: hypothesis' derandomized draw (`--derandomize`)."""
+    examples = {"quick": max_examples, profile: max_examples} if max_examples else None
     for op in ops:
         if registry.get(op).compose is None:  # a block's cases come from the blocks source (full profile)
-            yield from profile_cases(op, profile, run_seed)
+            yield from profile_cases(op, profile, run_seed, examples, derandomize)
+
+
+#: the run options (convspec.conformance.run.Plan fields) this source takes
+source.options = ("max_examples", "derandomize")
 
 
