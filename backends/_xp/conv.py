@@ -490,7 +490,7 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
     wanted; y = conv(x, w) without bias, dx = the input adjoint of g, dw = the weight gradient."""
     work = 2 * geo.n * prod(geo.out_sizes) * geo.c_out * (geo.c_in // geo.groups) * prod(geo.kernel)
     try:
-        if work < SPLIT_MIN_FLOPS:  # no product large enough to split: skip switching the BLAS threads
+        if work < TOGGLE_MIN_FLOPS:  # products small enough for one BLAS thread anyway: skip the switch
             return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
         with _blas_split(xp):
             return _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
@@ -512,6 +512,10 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 # thread count or the scheduling. Without threadpoolctl the BLAS is left as it is and blocks run inline.
 
 SPLIT_MIN_FLOPS = 1 << 22  # smaller products run as one call
+# convs below this many FLOPs leave the BLAS threads as they are (switching costs ~0.1 ms); above it, even
+# products too small to split run on one BLAS thread (a threaded OpenBLAS stalls 20-30 ms per call on them
+# when the other core is busy)
+TOGGLE_MIN_FLOPS = 1 << 19
 K_BLOCK = 8192  # inner-dimension block (the partial products' operands stay in cache)
 N_BLOCK = 4096  # (kept for callers; output blocks are now an eighth of the longer output dimension)
 
