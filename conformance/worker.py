@@ -386,7 +386,9 @@ class Isolated:
         ctx = mp.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.memory_limit = memory_limit
-        self.proc = ctx.Process(target=_isolated_child, args=(child, fn, args, os.getpid(), capture), daemon=True)
+        # not a daemon: the job may start processes of its own (cupy's availability probes CUDA in a child);
+        # it dies with this process all the same (die_with_parent), and wait() always reaps it
+        self.proc = ctx.Process(target=_isolated_child, args=(child, fn, args, os.getpid(), capture), daemon=False)
         self.proc.start()
         child.close()
 
