@@ -26,6 +26,7 @@ Mappings (ONNX operator, opset 22 unless noted):
 A configuration ONNX Runtime refuses (a dtype without a kernel, a pad it rejects) raises
 ``convspec.api.Unsupported`` with ONNX Runtime's own message.
 """
+
 from __future__ import annotations
 
 from math import prod
@@ -37,6 +38,7 @@ from convspec.api.hookspecs import hookimpl
 
 from . import _frameworks as fw
 from ._xp.errors import ShapeError
+
 
 def _setup(ort):
     ort.set_default_logger_severity(4)  # FATAL only: a refused configuration is reported as unsupported
@@ -87,8 +89,13 @@ class OnnxRuntimeBackend(Backend):
     # ------------------------------------------------------------------ the one-node model
     def _run(self, op_type, inputs, n_outputs=1, out_types=None, **attrs):
         """Run one `op_type` node on `inputs` (NumPy arrays, None for an absent optional input)."""
-        key = (op_type, tuple(sorted((k, _hashable(v)) for k, v in attrs.items())),
-               tuple(None if a is None else (a.shape, a.dtype.str) for a in inputs), n_outputs, out_types)
+        key = (
+            op_type,
+            tuple(sorted((k, _hashable(v)) for k, v in attrs.items())),
+            tuple(None if a is None else (a.shape, a.dtype.str) for a in inputs),
+            n_outputs,
+            out_types,
+        )
         sess = self._sessions.get(key)
         if sess is None:
             sess = self._session(op_type, inputs, n_outputs, out_types, attrs)
@@ -103,7 +110,7 @@ class OnnxRuntimeBackend(Backend):
     def _session(self, op_type, inputs, n_outputs, out_types, attrs):
         onnx = _onnx()
         ort = _ort()
-        helper, TP = onnx.helper, onnx.TensorProto
+        helper = onnx.helper
         names, vinfo = [], []
         for i, a in enumerate(inputs):
             if a is None:
@@ -145,13 +152,28 @@ class OnnxRuntimeBackend(Backend):
         x = self._a("x", x, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.Conv(tuple(x.shape), tuple(w.shape), None if b is None else tuple(b.shape), stride=stride,
-                      padding=padding, dilation=dilation, groups=groups, strict=strict)
+        geo = fw.Conv(
+            tuple(x.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            strict=strict,
+        )
         x, w, b = fw.common(x, w, b)
         if flip:  # convolve: conv with the kernel reversed in every spatial axis
             w = np.ascontiguousarray(w[(slice(None), slice(None)) + (slice(None, None, -1),) * geo.nd])
-        return self._run("Conv", [x, w, b], kernel_shape=list(geo.kernel), strides=list(geo.stride),
-                         pads=self._onnx_pads(geo.pads), dilations=list(geo.dilation), group=geo.groups)
+        return self._run(
+            "Conv",
+            [x, w, b],
+            kernel_shape=list(geo.kernel),
+            strides=list(geo.stride),
+            pads=self._onnx_pads(geo.pads),
+            dilations=list(geo.dilation),
+            group=geo.groups,
+        )
 
     def conv(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         return self._conv(x, w, b, stride, padding, dilation, groups, strict, False)
@@ -163,23 +185,46 @@ class OnnxRuntimeBackend(Backend):
         y = self._a("y", y, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.conv_transpose(tuple(y.shape), tuple(w.shape), None if b is None else tuple(b.shape), stride=stride,
-                                padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+        geo = fw.conv_transpose(
+            tuple(y.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+        )
         y, w, b = fw.common(y, w, b)
         # output_padding as the spec computes it (for 'same' it is the extra the pads leave)
-        op = [n_x - ((n_y - 1) * s - pb - pe + d * (k - 1) + 1)
-              for n_x, n_y, s, (pb, pe), d, k in zip(geo.in_sizes, geo.out_sizes, geo.stride, geo.pads, geo.dilation,
-                                                    geo.kernel)]
-        return self._run("ConvTranspose", [y, w, b], kernel_shape=list(geo.kernel), strides=list(geo.stride),
-                         pads=self._onnx_pads(geo.pads), dilations=list(geo.dilation), group=geo.groups,
-                         output_padding=op)
+        op = [
+            n_x - ((n_y - 1) * s - pb - pe + d * (k - 1) + 1)
+            for n_x, n_y, s, (pb, pe), d, k in zip(
+                geo.in_sizes, geo.out_sizes, geo.stride, geo.pads, geo.dilation, geo.kernel
+            )
+        ]
+        return self._run(
+            "ConvTranspose",
+            [y, w, b],
+            kernel_shape=list(geo.kernel),
+            strides=list(geo.stride),
+            pads=self._onnx_pads(geo.pads),
+            dilations=list(geo.dilation),
+            group=geo.groups,
+            output_padding=op,
+        )
 
     # ------------------------------------------------------------------ pooling
     def _pool_args(self, x, kernel_size, stride, padding, dilation, ceil_mode):
         x = self._a("x", x, ndim=(3, 4, 5))
         geo = fw.pool_geometry(tuple(x.shape), kernel_size, stride, padding, dilation, ceil_mode)
-        attrs = dict(kernel_shape=list(geo.kernel), strides=list(geo.stride), pads=self._onnx_pads(geo.pads),
-                     dilations=list(geo.dilation), ceil_mode=int(geo.ceil_mode))
+        attrs = dict(
+            kernel_shape=list(geo.kernel),
+            strides=list(geo.stride),
+            pads=self._onnx_pads(geo.pads),
+            dilations=list(geo.dilation),
+            ceil_mode=int(geo.ceil_mode),
+        )
         return x, geo, attrs
 
     def max_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -212,8 +257,9 @@ class OnnxRuntimeBackend(Backend):
         k = fw.kmax_k(k, x.shape[-1])
         onnx = _onnx()
         vt = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
-        _, idx = self._run("TopK", [x, np.array([k], dtype=np.int64)], 2, (vt, onnx.TensorProto.INT64),
-                           axis=-1, largest=1, sorted=1)
+        _, idx = self._run(
+            "TopK", [x, np.array([k], dtype=np.int64)], 2, (vt, onnx.TensorProto.INT64), axis=-1, largest=1, sorted=1
+        )
         return np.sort(idx, axis=-1)  # index bookkeeping: the kept positions in their original order
 
     def kmax_pool(self, x, k):
@@ -243,8 +289,11 @@ class OnnxRuntimeBackend(Backend):
         x = self._a("x", x, ndim=2)
         w = self._a("w", w, ndim=2)
         if x.shape[1] != w.shape[1]:
-            raise ShapeError("x", f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
-                             f"(w is (out, in) = {tuple(w.shape)})")
+            raise ShapeError(
+                "x",
+                f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
+                f"(w is (out, in) = {tuple(w.shape)})",
+            )
         if b is not None:
             b = self._a("b", b, ndim=1)
             if tuple(b.shape) != (w.shape[0],):

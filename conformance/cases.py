@@ -14,6 +14,7 @@ Data recipes (`data`):
   both sides of 1 and of the underflow limit (0.5, 0.97, 1.005, 1.02, 1.04, 1.15, 1.25);
 - ``explicit``: the arrays are given in ``values`` (lecture examples, crafted corner cases).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -171,7 +172,11 @@ def _validate(d) -> None:
         raise CaseError("case", f"shapes must be an object mapping input names to shapes, got {shapes!r}")
     allowed = set(OPS[op].arrays)
     if set(shapes) - allowed - {"grad_out"}:
-        raise CaseError("case", f"shapes names {sorted(set(shapes) - allowed)}, which {op} does not take (its inputs: {', '.join(OPS[op].arrays)})")
+        raise CaseError(
+            "case",
+            f"shapes names {sorted(set(shapes) - allowed)}, "
+            f"which {op} does not take (its inputs: {', '.join(OPS[op].arrays)})",
+        )
     for name, shape in shapes.items():
         if name == OPS[op].variadic and isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
             bad = [s for s in shape if not _is_shape(s)]
@@ -206,8 +211,11 @@ def _validate(d) -> None:
     if known_params is not None:
         unknown = sorted(set(d.get("params", {})) - known_params)
         if unknown:
-            raise CaseError("params", f"{op} takes no parameter {', '.join(map(repr, unknown))}; its parameters: "
-                                      f"{', '.join(sorted(known_params)) or '(none)'}")
+            raise CaseError(
+                "params",
+                f"{op} takes no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                f"{', '.join(sorted(known_params)) or '(none)'}",
+            )
     values = d.get("values")
     if isinstance(values, dict):
         for name, v in values.items():
@@ -216,12 +224,16 @@ def _validate(d) -> None:
                 raise CaseError(f"values.{name}", f"has no shape in shapes (inputs given: {', '.join(shapes)})")
             try:
                 a = np.asarray(v, dtype=object)
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) or x in ("nan", "inf", "-inf")
-                           for x in a.reshape(-1).tolist()):
+                if not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) or x in ("nan", "inf", "-inf")
+                    for x in a.reshape(-1).tolist()
+                ):
                     raise ValueError
                 n = a.size
             except (ValueError, TypeError):
-                raise CaseError(f"values.{name}", "must be a nested list of numbers (or \"nan\", \"inf\", \"-inf\")") from None
+                raise CaseError(
+                    f"values.{name}", 'must be a nested list of numbers (or "nan", "inf", "-inf")'
+                ) from None
             if shape is not None and n != int(np.prod(shape)):
                 raise CaseError(f"values.{name}", f"has {n} numbers, but its shape {shape} holds {int(np.prod(shape))}")
 
@@ -240,8 +252,11 @@ def _param_names(op):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
-            (p.kind is p.POSITIONAL_OR_KEYWORD and n not in OPS[op].arrays)}
+    return {
+        n
+        for n, p in sig.parameters.items()
+        if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and n not in OPS[op].arrays)
+    }
 
 
 def _is_shape(shape) -> bool:

@@ -47,6 +47,7 @@ Hypothesis' files (its cache of constants) go under the user's cache directory
 (hypothesis_home.outside_the_tree), not into ``./.hypothesis``, unless HYPOTHESIS_STORAGE_DIRECTORY says
 where.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -55,7 +56,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import pytest
-
 
 
 class ConvspecPatternWarning(pytest.PytestWarning):
@@ -68,12 +68,12 @@ class CaseFailure(Exception):
 
 # -- helpers usable without pytest's command line (the scaffold's generated test uses them) ----------
 
+
 def suite_cases(registry, *, profile: str = "quick", seed: int = 0, ops=None, backend=None) -> list:
     """Every case of every registered source, in the engine's stable order (for `backend`: the ones
     it is asked, i.e. optional precision tiers only where it declares them)."""
-    from .run import Plan, applies, plan_cases
-
     from .hypothesis_home import outside_the_tree
+    from .run import Plan, applies, plan_cases
 
     plan = Plan(profile=profile, seed=seed, sources=registry.case_sources)
     if ops:
@@ -90,9 +90,14 @@ def run_suite(backend: str, *, profile: str = "quick", seed: int = 0, ops=None, 
 
     reg = loader.load(plugins)
     if backend not in reg.backends:
-        raise LookupError(f"unknown backend {backend!r}; found: {', '.join(reg.backends) or '(none)'}; plugin errors: {reg.load_errors}")
+        raise LookupError(
+            f"unknown backend {backend!r}; found: "
+            f"{', '.join(reg.backends) or '(none)'}; plugin errors: {reg.load_errors}"
+        )
     b = reg.backends[backend]
-    return [{**evaluate(b, c), "backend": backend} for c in suite_cases(reg, profile=profile, seed=seed, ops=ops, backend=b)]
+    return [
+        {**evaluate(b, c), "backend": backend} for c in suite_cases(reg, profile=profile, seed=seed, ops=ops, backend=b)
+    ]
 
 
 def failure_report(backend: str, result: dict) -> str:
@@ -107,6 +112,7 @@ def failure_report(backend: str, result: dict) -> str:
 
 
 # -- xfail / skip files -------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class Pattern:
@@ -130,7 +136,7 @@ class Pattern:
         return f"{self.file}:{self.line}: {text}" + (f" ({self.reason})" if self.reason else "")
 
     def scope(self, case_id: str, part: str):
-        """"case" when the pattern matches the case id (every part), "part" when it matches only
+        """ "case" when the pattern matches the case id (every part), "part" when it matches only
         CASE_ID::PART, None when it does not match."""
         if self.matches(case_id):
             return "case"
@@ -159,6 +165,7 @@ def read_patterns(path: str, option: str) -> list:
 
 # -- the pytest hooks -------------------------------------------------------------------------------
 
+
 @dataclass
 class _State:
     registry: object
@@ -178,21 +185,52 @@ STATE = pytest.StashKey[_State]()
 
 def pytest_addoption(parser):
     group = parser.getgroup("convspec", "convspec conformance suite (inert unless --convspec-backend is given)")
-    group.addoption("--convspec-backend", action="append", default=[], metavar="NAME",
-                    help="Run the conformance suite on this backend, one test per case (repeatable).")
-    group.addoption("--convspec-profile", choices=("quick", "full"), default="quick",
-                    help="Case profile (default: quick).")
-    group.addoption("--convspec-seed", type=int, default=0, metavar="N",
-                    help="Seed of the property-based cases; every process draws the same cases (default: 0).")
-    group.addoption("--convspec-op", action="append", default=[], metavar="OP",
-                    help="Only these ops (repeatable; default: every op).")
-    group.addoption("--convspec-xfails", action="append", default=[], metavar="FILE",
-                    help="Expected failures (write --convspec-xfails=FILE): case-id or CASE_ID::PART patterns, one a "
-                         "line, # comments; strict (a listed part that passes fails) unless the line starts with ~.")
-    group.addoption("--convspec-skips", action="append", default=[], metavar="FILE",
-                    help="Cases to skip (write --convspec-skips=FILE): case-id or CASE_ID::PART patterns, one a line.")
-    group.addoption("--convspec-plugin", action="append", default=[], metavar="MODULE",
-                    help="Load a convspec plugin module that is not installed (repeatable; like `convspec -p`).")
+    group.addoption(
+        "--convspec-backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Run the conformance suite on this backend, one test per case (repeatable).",
+    )
+    group.addoption(
+        "--convspec-profile", choices=("quick", "full"), default="quick", help="Case profile (default: quick)."
+    )
+    group.addoption(
+        "--convspec-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Seed of the property-based cases; every process draws the same cases (default: 0).",
+    )
+    group.addoption(
+        "--convspec-op",
+        action="append",
+        default=[],
+        metavar="OP",
+        help="Only these ops (repeatable; default: every op).",
+    )
+    group.addoption(
+        "--convspec-xfails",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Expected failures (write --convspec-xfails=FILE): case-id or CASE_ID::PART patterns, one a "
+        "line, # comments; strict (a listed part that passes fails) unless the line starts with ~.",
+    )
+    group.addoption(
+        "--convspec-skips",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Cases to skip (write --convspec-skips=FILE): case-id or CASE_ID::PART patterns, one a line.",
+    )
+    group.addoption(
+        "--convspec-plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Load a convspec plugin module that is not installed (repeatable; like `convspec -p`).",
+    )
 
 
 def pytest_configure(config):
@@ -213,7 +251,9 @@ def pytest_configure(config):
     for n in names:
         if n not in reg.backends:
             errors = "".join(f"\n  plugin {e.plugin!r} failed to load: {e.error}" for e in reg.load_errors)
-            raise pytest.UsageError(f"--convspec-backend: unknown backend {n!r}; found: {', '.join(reg.backends) or '(none)'}{errors}")
+            raise pytest.UsageError(
+                f"--convspec-backend: unknown backend {n!r}; found: {', '.join(reg.backends) or '(none)'}{errors}"
+            )
     config.stash[STATE] = _State(
         registry=reg,
         names=list(dict.fromkeys(names)),
@@ -252,8 +292,12 @@ def _check_rootdir(config) -> None:
 
         ns = config.known_args_namespace
         rootpath, inipath, *_ = determine_setup(
-            inifile=ns.inifilename, override_ini=ns.override_ini, args=list(ns.file_or_dir),
-            rootdir_cmd_arg=ns.rootdir or None, invocation_dir=config.invocation_params.dir)
+            inifile=ns.inifilename,
+            override_ini=ns.override_ini,
+            args=list(ns.file_or_dir),
+            rootdir_cmd_arg=ns.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
     except Exception:  # pragma: no cover - a pytest whose internals differ: nothing to compare with
         return
     if rootpath != config.rootpath or inipath != config.inipath:
@@ -261,7 +305,8 @@ def _check_rootdir(config) -> None:
         raise pytest.UsageError(
             f"{', '.join(dict.fromkeys(a for a in args if a in PATH_OPTIONS))} FILE: pytest took its rootdir "
             f"({config.rootpath}) from {', '.join(values)}, not {rootpath}, because it reads the command line's paths "
-            f"before plugins register their options; write {forms} instead")
+            f"before plugins register their options; write {forms} instead"
+        )
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -285,7 +330,9 @@ def pytest_make_collect_report(collector):
     rep = outcome.get_result()
     if rep.passed:
         for name in state.names:
-            rep.result.append(Suite.from_parent(collector, name=f"convspec[{name}]", nodeid=f"convspec[{name}]", backend_name=name))
+            rep.result.append(
+                Suite.from_parent(collector, name=f"convspec[{name}]", nodeid=f"convspec[{name}]", backend_name=name)
+            )
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -298,7 +345,9 @@ def pytest_collection_modifyitems(session, config, items):
             try:
                 warnings.warn_explicit(
                     ConvspecPatternWarning(f"convspec {kind} pattern {p.text!r} matches no collected case"),
-                    category=None, filename=p.file, lineno=p.line,
+                    category=None,
+                    filename=p.file,
+                    lineno=p.line,
                 )
             except ConvspecPatternWarning as exc:  # -W error::...ConvspecPatternWarning: a stale list stops the run
                 raise pytest.UsageError(f"{p.file}:{p.line}: {exc}") from None
@@ -453,5 +502,8 @@ class PartItem(pytest.Item):
     def reportinfo(self):
         # a location named like the collector (no file holds the case): skip summaries read "convspec[NAME]:1"
         node = self.parent
-        return (self.session.path / f"convspec[{node.backend_name}]", 0,
-                f"convspec[{node.backend_name}]::{node.name}::{self.part}")
+        return (
+            self.session.path / f"convspec[{node.backend_name}]",
+            0,
+            f"convspec[{node.backend_name}]::{node.name}::{self.part}",
+        )

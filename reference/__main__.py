@@ -1,8 +1,10 @@
 """`python -m convspec.reference`: print every lecture golden case, evaluated by the reference.
 
-For each case: id, provenance (the lecture by author, title, course and year, and the slide), the op call, what the reference computes, what the
-lectures expect (corrected where the slide text is wrong) and the errata. Exits 1 if any case disagrees.
+For each case: id, provenance (the lecture by author, title, course and year, and the slide), the op call, what
+the reference computes, what the lectures expect (corrected where the slide text is wrong) and the errata. Exits 1
+if any case disagrees.
 """
+
 from __future__ import annotations
 
 import sys

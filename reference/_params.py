@@ -5,6 +5,7 @@ This is where the sizing rules of the spec live, once:
     out = floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1          (floor mode)
     out = ceil(...) + 1, minus a last window that starts in the end padding   (ceil mode, pooling)
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,9 @@ def as_array(name: str, a, *, min_ndim: int | None = None, ndim: int | tuple | N
     if a.dtype == object:
         for v in a.flat:
             if not isinstance(v, numbers.Number) or isinstance(v, (bool, np.bool_)) or isinstance(v, complex):
-                raise DTypeError(name, "object arrays must hold real numbers (e.g. Fraction); "
-                                       f"found {type(v).__name__}")
+                raise DTypeError(
+                    name, f"object arrays must hold real numbers (e.g. Fraction); found {type(v).__name__}"
+                )
     elif a.dtype.kind in "iu":
         a = a.astype(np.float64)
     elif a.dtype.kind != "f":
@@ -76,8 +78,9 @@ def tuple_param(name: str, value, nd: int, *, minimum: int) -> tuple[int, ...]:
         if v < minimum:
             raise ParameterError(name, f"must be >= {minimum}, got {value!r}")
         if v > MAX_ELEMENTS:  # index arithmetic stays in int64
-            raise ParameterError(name, f"must be at most 2**31 = {MAX_ELEMENTS} (the reference's size limit), "
-                                       f"got {value!r}")
+            raise ParameterError(
+                name, f"must be at most 2**31 = {MAX_ELEMENTS} (the reference's size limit), got {value!r}"
+            )
     return out
 
 
@@ -85,24 +88,37 @@ def explicit_padding(name: str, padding, nd: int) -> tuple[tuple[int, int], ...]
     """Int, per-dim ints or per-dim (begin, end) pairs -> ((b, e), ...); a mode string -> None."""
     if isinstance(padding, str):
         if padding not in PADDING_MODES:
-            raise ParameterError(name, f"unknown padding mode {padding!r}; expected one of {PADDING_MODES}, an int, "
-                                       "a tuple of ints or a tuple of (begin, end) pairs")
+            raise ParameterError(
+                name,
+                f"unknown padding mode {padding!r}; expected one of {PADDING_MODES}, an int, "
+                "a tuple of ints or a tuple of (begin, end) pairs",
+            )
         return None
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         pairs = ((int(padding), int(padding)),) * nd
-    elif isinstance(padding, (tuple, list)) and len(padding) == nd and all(
-        isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in padding
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nd
+        and all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in padding)
     ):
         pairs = tuple((int(p), int(p)) for p in padding)
-    elif isinstance(padding, (tuple, list)) and len(padding) == nd and all(
-        isinstance(p, (tuple, list)) and len(p) == 2
-        and all(isinstance(q, (int, np.integer)) and not isinstance(q, bool) for q in p)
-        for p in padding
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nd
+        and all(
+            isinstance(p, (tuple, list))
+            and len(p) == 2
+            and all(isinstance(q, (int, np.integer)) and not isinstance(q, bool) for q in p)
+            for p in padding
+        )
     ):
         pairs = tuple((int(b), int(e)) for b, e in padding)
     else:
-        raise ParameterError(name, f"must be an int, a tuple of {nd} ints, a tuple of {nd} (begin, end) pairs or one "
-                                   f"of {PADDING_MODES}; got {padding!r}")
+        raise ParameterError(
+            name,
+            f"must be an int, a tuple of {nd} ints, a tuple of {nd} (begin, end) pairs or one "
+            f"of {PADDING_MODES}; got {padding!r}",
+        )
     for b, e in pairs:
         if b < 0 or e < 0:
             raise ParameterError(name, f"must be non-negative, got {padding!r}")
@@ -140,8 +156,9 @@ def ceil_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
     return out
 
 
-def output_sizes(sizes, kernel, stride, dilation, pads, *, ceil_mode=False, strict=False,
-                 kernel_name="w") -> tuple[int, ...]:
+def output_sizes(
+    sizes, kernel, stride, dilation, pads, *, ceil_mode=False, strict=False, kernel_name="w"
+) -> tuple[int, ...]:
     """Output size per spatial dim; checks kernel <= padded input and (strict) exact stride fit."""
     ceil_mode = bool_param("ceil_mode", ceil_mode)
     strict = bool_param("strict", strict)
@@ -196,6 +213,7 @@ def windows(xp: np.ndarray, kernel, stride, dilation, out) -> np.ndarray:
 
 # --- index helpers of the literal definitions (the <op>_literal functions) -------------------------
 
+
 def grid(sizes):
     """Every multi-index of an array of the given sizes, in row-major order: product(range(n0), range(n1), ...)."""
     return itertools.product(*(range(n) for n in sizes))
@@ -248,15 +266,19 @@ def check_work(blame: str, arrays: dict, *, itemsize: int = 8) -> None:
     what, biggest = max(arrays.items(), key=lambda kv: kv[1])
     if biggest > MAX_ELEMENTS:
         raise _error_for(blame)(
-            blame, f"the {what} would hold {biggest:,} elements, more than the reference's limit of "
-                   f"2**31 = {MAX_ELEMENTS:,} elements per array (see SPEC.md, 'Sizes')")
+            blame,
+            f"the {what} would hold {biggest:,} elements, more than the reference's limit of "
+            f"2**31 = {MAX_ELEMENTS:,} elements per array (see SPEC.md, 'Sizes')",
+        )
     need = sum(arrays.values()) * itemsize
     if need > _MEMORY_CHECK_BYTES:
         avail = available_memory()
         if avail is not None and need > avail:
             raise _error_for(blame)(
-                blame, f"the op needs about {need / 2**30:.1f} GiB (the {what}: {biggest:,} elements), more than "
-                       f"the {avail / 2**30:.1f} GiB of memory available")
+                blame,
+                f"the op needs about {need / 2**30:.1f} GiB (the {what}: {biggest:,} elements), more than "
+                f"the {avail / 2**30:.1f} GiB of memory available",
+            )
 
 
 def culprit(in_sizes, pads, kernel, dilation, *, mode: bool = False, kernel_name: str = "w") -> str:
@@ -276,11 +298,14 @@ def window_work(blame: str, batch: int, c_in: int, c_out: int, in_sizes, pads, k
     """check_work for a window op (conv family, pooling) of `batch` samples: the padded input
     (N, C_in, *padded), the window matrix (N, prod(out), C_in * prod(kernel)) and the output (N, C_out, *out)."""
     padded = math.prod(n + b + e for n, (b, e) in zip(in_sizes, pads))
-    check_work(blame, {
-        "padded input": batch * c_in * padded,
-        "window matrix": batch * math.prod(out_sizes) * c_in * math.prod(kernel),
-        "output": batch * c_out * math.prod(out_sizes),
-    })
+    check_work(
+        blame,
+        {
+            "padded input": batch * c_in * padded,
+            "window matrix": batch * math.prod(out_sizes) * c_in * math.prod(kernel),
+            "output": batch * c_out * math.prod(out_sizes),
+        },
+    )
 
 
 # --- float64 inside: every op computes in float64 and rounds once to the inputs' dtype -----------------
@@ -373,4 +398,4 @@ def compute_in_float64(namespace: dict, names) -> None:
 def zeros(shape, *arrays) -> np.ndarray:
     """Zeros of the arrays' common dtype (Fraction(0) for object arrays): the value of an empty sum."""
     dtype = np.result_type(*[a for a in arrays if a is not None])
-    return np.full(shape, Fraction(0) if dtype == object else dtype.type(0), dtype=dtype)
+    return np.full(shape, Fraction(0) if dtype == np.dtype(object) else dtype.type(0), dtype=dtype)

@@ -9,13 +9,15 @@ layout -- and b: (C_x,). `padding`/`dilation`/`stride` are the conv's. Output si
 
 output_padding adds rows at the end that the first n_y windows of the conv do not read: they
 receive zero (plus bias). Precisely, conv_transpose is the adjoint of x -> (the first n_y outputs of
-conv(x)), which is conv itself whenever conv maps n_x to exactly n_y (always when dilation <= stride). Padding modes: 'valid' is 0; 'full' is d*(k-1) on both
-sides; 'same' makes n_x = n_y * s (TensorFlow's SAME) with conv's 'same' split for that n_x.
+conv(x)), which is conv itself whenever conv maps n_x to exactly n_y (always when dilation <= stride).
+Padding modes: 'valid' is 0; 'full' is d*(k-1) on both sides; 'same' makes n_x = n_y * s (TensorFlow's
+SAME) with conv's 'same' split for that n_x.
 
 The module opens with the literal definition (`conv_transpose_literal`, `conv_transpose_backward_literal`:
 loops over output positions and kernel taps); `conv_transpose` and `conv_transpose_backward` are its
 vectorised form (col2im and im2col), proven equal by tests/test_reference_literal.py.
 """
+
 from __future__ import annotations
 
 from itertools import product
@@ -23,15 +25,31 @@ from itertools import product
 import numpy as np
 
 from ._params import (
-    as_array, check_work, explicit_padding, grid, same_pads, spatial_array, tuple_param, zero_like, zeros,
+    as_array,
+    check_work,
+    explicit_padding,
+    grid,
+    same_pads,
+    spatial_array,
+    tuple_param,
+    zero_like,
+    zeros,
 )
 from .conv import (
-    ConvGeometry, _zero, bias_shape, check_grad, conv_core, conv_input_grad, conv_weight_grad, tap, x_pad,
+    ConvGeometry,
+    _zero,
+    bias_shape,
+    check_grad,
+    conv_core,
+    conv_input_grad,
+    conv_weight_grad,
+    tap,
+    x_pad,
 )
 from .errors import ParameterError, ShapeError
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def window_reading(p, j, geo):
     """The conv output i whose kernel tap j reads input position p (i*s + j*d - p_begin = p), or None:
@@ -53,8 +71,16 @@ def conv_transpose_literal(y, w, b=None, *, stride=1, padding=0, output_padding=
 
     summing over the taps j for which i(p, j) = (p + p_begin - j*d) / s is an output of the conv."""
     y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding,
-                             output_padding=output_padding, dilation=dilation, groups=groups)
+    geo = transpose_geometry(
+        y.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
     cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups  # channels per group: C_x/G, C_y/G
     x = np.empty((geo.n, geo.c_in) + geo.in_sizes, dtype=np.result_type(*[a for a in (y, w, b) if a is not None]))
     for n, c, p in product(range(geo.n), range(geo.c_in), grid(geo.in_sizes)):
@@ -70,8 +96,9 @@ def conv_transpose_literal(y, w, b=None, *, stride=1, padding=0, output_padding=
     return x
 
 
-def conv_transpose_backward_literal(grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                                    groups=1):
+def conv_transpose_backward_literal(
+    grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+):
     """The gradient of conv_transpose_literal, product by product: g[n, c, p] flows back through every
     term y[n, o, i] * w[o, c', j] of x[n, c, p], where p = i*s + j*d - p_begin. Taken per conv window
     (the adjoint of the adjoint is conv):
@@ -82,8 +109,16 @@ def conv_transpose_backward_literal(grad_out, y, w, b=None, *, stride=1, padding
 
     -> (dy, dw, db); db is None when b is None."""
     y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding,
-                             output_padding=output_padding, dilation=dilation, groups=groups)
+    geo = transpose_geometry(
+        y.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
     cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups
     zero = zero_like(g)
@@ -112,7 +147,11 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
     """The geometry of the conv whose adjoint this is (its input is our output)."""
     nd = len(y_shape) - 2
     if len(w_shape) != nd + 2:
-        raise ShapeError("w", f"must have ndim {nd + 2} (C_y, C_x/groups, *kernel) to match y of shape {tuple(y_shape)}, got shape {tuple(w_shape)}")
+        raise ShapeError(
+            "w",
+            f"must have ndim {nd + 2} (C_y, C_x/groups, *kernel) "
+            f"to match y of shape {tuple(y_shape)}, got shape {tuple(w_shape)}",
+        )
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ParameterError("groups", f"must be an int >= 1, got {groups!r}")
     if y_shape[1] != w_shape[0]:
@@ -128,7 +167,11 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
     op = tuple_param("output_padding", output_padding, nd, minimum=0)
     for o, ss, dd in zip(op, s, d):
         if o >= max(ss, dd):
-            raise ParameterError("output_padding", f"must satisfy 0 <= output_padding < max(stride, dilation); got {output_padding!r} with stride {stride!r}, dilation {dilation!r}")
+            raise ParameterError(
+                "output_padding",
+                "must satisfy 0 <= output_padding < max(stride, dilation); "
+                f"got {output_padding!r} with stride {stride!r}, dilation {dilation!r}",
+            )
     n_y = tuple(y_shape[2:])
     if min(n_y) < 1:
         raise ShapeError("y", f"every spatial dim must be >= 1 (the conv's output sizes), got shape {tuple(y_shape)}")
@@ -143,10 +186,16 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
             pairs = ((0, 0),) * nd
         elif padding == "full":
             pairs = tuple((dd * (k - 1), dd * (k - 1)) for k, dd in zip(kernel, d))
-        n_x = tuple((n - 1) * ss - b - e + dd * (k - 1) + o + 1 for n, ss, (b, e), dd, k, o in zip(n_y, s, pairs, d, kernel, op))
+        n_x = tuple(
+            (n - 1) * ss - b - e + dd * (k - 1) + o + 1 for n, ss, (b, e), dd, k, o in zip(n_y, s, pairs, d, kernel, op)
+        )
     for axis, n in enumerate(n_x):
         if n < 1:
-            raise ShapeError("y", f"output size {n} < 1 in spatial dim {axis} (padding {pairs[axis]} removes more than the transposed conv produces)")
+            raise ShapeError(
+                "y",
+                f"output size {n} < 1 in spatial dim {axis} "
+                f"(padding {pairs[axis]} removes more than the transposed conv produces)",
+            )
     big = "stride" if any(ss > 1 for ss in s) else "dilation" if any(dd > 1 for dd in d) else "w"
     check_work(big, {"output": y_shape[0] * c_x * int(np.prod(n_x, dtype=object))})
     geo = ConvGeometry((y_shape[0], c_x) + n_x, w_shape, None, stride=s, padding=pairs, dilation=d, groups=groups)
@@ -166,7 +215,16 @@ def _inputs(y, w, b):
 # The vectorised form of conv_transpose_literal; tests/test_reference_literal.py proves the two equal.
 def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+    geo = transpose_geometry(
+        y.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums or an empty output: SPEC.md, "Empty dimensions"
         x = zeros((geo.n, geo.c_in) + geo.in_sizes, y, w, b)
     else:
@@ -179,7 +237,16 @@ def conv_transpose_backward(grad_out, y, w, b=None, *, stride=1, padding=0, outp
     """-> (dy, dw, db). The adjoint of the adjoint is conv: dy = conv(g, w); dw is conv's weight
     gradient with the roles of input and output gradient swapped."""
     y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+    geo = transpose_geometry(
+        y.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums: SPEC.md, "Empty dimensions"
         dy, dw = zeros(y.shape, g, w), zeros(w.shape, y, g)

@@ -3,6 +3,7 @@ first use, a probe that crashes; the run goes on with the other backends), the b
 logic run over a NumPy stand-in through the conformance engine, the max-pool kernels' NumPy twins
 against the shared kernels and the reference; and, on a machine with a CUDA device, the raw kernels
 against their twins and the determinism of the backward passes (skipped elsewhere, with the reason)."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,6 @@ import types
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from convspec import ParameterError
-from convspec import reference as R
 from convspec.backends import cupy_backend
 from convspec.backends._cupy import maxpool as MP
 from convspec.backends._xp import pool as P
@@ -25,6 +23,9 @@ from convspec.conformance import plugins
 from convspec.conformance.cli import main
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, applies, plan_cases
+
+from convspec import ParameterError
+from convspec import reference as R
 
 
 class NumpyStandIn(types.ModuleType):
@@ -88,7 +89,11 @@ def test_missing_package(monkeypatch):
 def test_no_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count=0))
     assert cupy_backend.CupyBackend().availability() == "no CUDA device"
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count_error=FakeCudaError(100, "cudaErrorNoDevice: no CUDA-capable device is detected")))
+    monkeypatch.setitem(
+        sys.modules,
+        "cupy",
+        fake_cupy(count_error=FakeCudaError(100, "cudaErrorNoDevice: no CUDA-capable device is detected")),
+    )
     assert cupy_backend.CupyBackend().availability() == "no CUDA device"
 
 
@@ -97,7 +102,10 @@ def test_cuda_runtime_error_at_device_count(monkeypatch):
     fake = fake_cupy(count_error=err)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     b = cupy_backend.CupyBackend()
-    assert b.availability() == "CUDA runtime error: cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
+    assert (
+        b.availability() == "CUDA runtime error: cudaErrorInsufficientDriver: "
+        "CUDA driver version is insufficient for CUDA runtime version"
+    )
     # the check ran in a forked child: this process never touched CUDA (its workers can still fork)
     assert fake.calls == []
     assert b.version == "0.0-fake"
@@ -113,7 +121,10 @@ def test_cuda_error_at_first_use(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(first_use=oom))
     assert cupy_backend.CupyBackend().availability() == "CUDA runtime error: cudaErrorMemoryAllocation: out of memory"
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(first_use=no_nvrtc))
-    assert cupy_backend.CupyBackend().availability() == "CUDA error at first use: OSError: libnvrtc.so.12: cannot open shared object file: No such file or directory"
+    assert (
+        cupy_backend.CupyBackend().availability()
+        == "CUDA error at first use: OSError: libnvrtc.so.12: cannot open shared object file: No such file or directory"
+    )
 
 
 def test_probe_that_kills_its_process(monkeypatch):
@@ -139,7 +150,9 @@ def test_probe_in_process_reports_wrong_results():
 
 def test_run_completes_for_the_other_backends(monkeypatch, tmp_path):
     monkeypatch.setenv("CONVSPEC_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count_error=FakeCudaError(35, "cudaErrorInsufficientDriver: no driver")))
+    monkeypatch.setitem(
+        sys.modules, "cupy", fake_cupy(count_error=FakeCudaError(35, "cudaErrorInsufficientDriver: no driver"))
+    )
     out = tmp_path / "r.jsonl"
     res = CliRunner().invoke(main, ["run", "--op", "relu", "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -329,9 +342,14 @@ def test_gpu_conv_matches_the_numpy_backend(gpu):
     x, w, b = rng.standard_normal((3, 4, 11, 10)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
     kw = {"stride": 2, "padding": "same", "groups": 2, "dilation": 1}
     y = nb.conv(x, w, b, **kw)
-    np.testing.assert_allclose(cp.asnumpy(gpu.conv(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)), y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        cp.asnumpy(gpu.conv(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)), y, rtol=1e-12, atol=1e-12
+    )
     g = rng.standard_normal(y.shape)
-    for got, want in zip(gpu.conv_backward(cp.asarray(g), cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw), nb.conv_backward(g, x, w, b, **kw)):
+    for got, want in zip(
+        gpu.conv_backward(cp.asarray(g), cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw),
+        nb.conv_backward(g, x, w, b, **kw),
+    ):
         np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-12, atol=1e-12)
 
 

@@ -6,6 +6,7 @@ what the document says. It is skipped, with the reason, when the framework is no
 Claims that did not hold as first written are asserted in their corrected form (the document says what
 changed); the probe shows both the part that holds and the part that does not.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def tf():
 
 def _onnx_model(op, inputs, n_out=1, out_types=None, **attrs):
     onnx = _need("onnx")
-    h, TP = onnx.helper, onnx.TensorProto
+    h = onnx.helper
     names = [f"in{i}" for i in range(len(inputs))]
     vin = [h.make_tensor_value_info(n, h.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in zip(names, inputs)]
     outs = [f"out{i}" for i in range(n_out)]
@@ -177,8 +178,10 @@ def test_o2_average_pool_count_include_pad_defaults_to_zero():
 
 
 def test_o3_reference_ceil_mode_drops_a_window_starting_in_the_end_padding():
-    lengths = [onnx_ref("MaxPool", row(*range(n)), kernel_shape=[k], strides=[s], pads=[p, p], ceil_mode=1)[0].size
-               for n, k, s, p in [(4, 2, 2, 1), (5, 2, 2, 1), (5, 3, 2, 1), (6, 3, 3, 1), (2, 2, 2, 1), (5, 2, 3, 1)]]
+    lengths = [
+        onnx_ref("MaxPool", row(*range(n)), kernel_shape=[k], strides=[s], pads=[p, p], ceil_mode=1)[0].size
+        for n, k, s, p in [(4, 2, 2, 1), (5, 2, 2, 1), (5, 3, 2, 1), (6, 3, 3, 1), (2, 2, 2, 1), (5, 2, 3, 1)]
+    ]
     assert lengths == [3, 3, 3, 3, 2, 2]  # PyTorch's lengths
 
 
@@ -189,20 +192,27 @@ def test_o4_ceil_mode_with_auto_pad_is_refused_by_the_reference_average_pool_onl
     assert onnx_ref("MaxPool", x, kernel_shape=[2], strides=[2], auto_pad="SAME_UPPER", ceil_mode=1)[0].size == 3
 
 
-@pytest.mark.parametrize(("n", "k", "s", "p", "pytorch"), [
-    (5, 2, 2, 0, [1.5, 3.5, 5.0]),  # ceil overhang 1: identical
-    (6, 3, 2, 1, [1.0, 3.0, 5.0, 3.0]),  # overhang 1: identical
-    (5, 4, 3, 0, [2.5, 4.5]),  # overhang 2: differs
-    (6, 4, 3, 1, [1.5, 4.5, 3.0]),  # overhang 2: differs
-])
+@pytest.mark.parametrize(
+    ("n", "k", "s", "p", "pytorch"),
+    [
+        (5, 2, 2, 0, [1.5, 3.5, 5.0]),  # ceil overhang 1: identical
+        (6, 3, 2, 1, [1.0, 3.0, 5.0, 3.0]),  # overhang 1: identical
+        (5, 4, 3, 0, [2.5, 4.5]),  # overhang 2: differs
+        (6, 4, 3, 1, [1.5, 4.5, 3.0]),  # overhang 2: differs
+    ],
+)
 def test_o5_reference_average_pool_ceil_overhang_matches_pytorch_only_up_to_one(n, k, s, p, pytorch):
     x = row(*range(1, n + 1))
     got = onnx_ref("AveragePool", x, kernel_shape=[k], strides=[s], pads=[p, p], ceil_mode=1, count_include_pad=1)
     overhang = (len(pytorch) - 1) * s + k - (n + 2 * p)
     assert (got[0].ravel().tolist() == pytorch) == (overhang <= 1)
     # ONNX Runtime's AveragePool matches PyTorch (and the spec) in all four
-    assert np.allclose(ort_run("AveragePool", x, kernel_shape=[k], strides=[s], pads=[p, p], ceil_mode=1,
-                               count_include_pad=1)[0].ravel(), pytorch)
+    assert np.allclose(
+        ort_run("AveragePool", x, kernel_shape=[k], strides=[s], pads=[p, p], ceil_mode=1, count_include_pad=1)[
+            0
+        ].ravel(),
+        pytorch,
+    )
 
 
 def test_o6_reference_max_pool_nan_is_path_dependent():
@@ -273,8 +283,9 @@ def test_o13_onnxruntime_sigmoid_saturates_early():
 def test_o14_onnxruntime_top_k_ties_lower_index_first():
     onnx = _need("onnx")
     v = np.array([1, 3, 3, 2, 3, 0], np.float32)
-    _, idx = ort_run("TopK", v, np.array([2], np.int64), n_out=2, out_types=[onnx.TensorProto.FLOAT,
-                                                                             onnx.TensorProto.INT64])
+    _, idx = ort_run(
+        "TopK", v, np.array([2], np.int64), n_out=2, out_types=[onnx.TensorProto.FLOAT, onnx.TensorProto.INT64]
+    )
     assert idx.tolist() == [1, 2]
 
 

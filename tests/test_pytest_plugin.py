@@ -2,6 +2,7 @@
 skip files (strict, per case or per part, and non-strict ~ lines), failure messages with every digit,
 only the suite collected unless paths are named, the rootdir not taken from an option's value, and no
 .hypothesis/ in the user's tree."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from convspec.conformance import plugins, pytest_plugin
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.hypothesis_home import cache_dir, outside_the_tree
@@ -121,6 +121,7 @@ def _expected(backend, ops) -> Counter:
 
 # ---------------------------------------------------------------------------------------------- patterns
 
+
 def test_patterns_are_whole_id_globs_with_literal_brackets():
     cid = "golden:relu-max-0-x:relu[float32,explicit]#92fb51d2"
     assert Pattern(cid, "f", 1).matches(cid)
@@ -137,23 +138,33 @@ def test_patterns_are_whole_id_globs_with_literal_brackets():
 
 def test_read_patterns_comments_reasons_non_strict_lines_and_errors(tmp_path):
     f = tmp_path / "xfails.txt"
-    f.write_text("# header\n\n  *conv[*   # groups not done\ncorner:relu-at-zero:*\n*#abcd1234\n~*:tanh[*::backward # maybe\n")
+    f.write_text(
+        "# header\n\n  *conv[*   # groups not done\ncorner:relu-at-zero:*\n*#abcd1234\n~*:tanh[*::backward # maybe\n"
+    )
     pats = read_patterns(str(f), "--convspec-xfails")
     assert [(p.text, p.line, p.reason, p.strict) for p in pats] == [
-        ("*conv[*", 3, "groups not done", True), ("corner:relu-at-zero:*", 4, "", True), ("*#abcd1234", 5, "", True),
-        ("*:tanh[*::backward", 6, "maybe", False)]
+        ("*conv[*", 3, "groups not done", True),
+        ("corner:relu-at-zero:*", 4, "", True),
+        ("*#abcd1234", 5, "", True),
+        ("*:tanh[*::backward", 6, "maybe", False),
+    ]
     assert pats[3].describe().endswith("xfails.txt:6: ~*:tanh[*::backward (maybe)")
     # some case names hold spaces (corner:grouped-pad-(1, 0):...); only whitespace + '#' starts a reason
     f.write_text("corner:grouped-pad-(1, 0):*\ncorner:grouped-pad-(1, 0):conv[*]#4122bb4d #  why \n")
     pats = read_patterns(str(f), "--convspec-xfails")
-    assert [(p.text, p.reason) for p in pats] == [("corner:grouped-pad-(1, 0):*", ""),
-                                                  ("corner:grouped-pad-(1, 0):conv[*]#4122bb4d", "why")]
-    assert pats[1].matches("corner:grouped-pad-(1, 0):conv[2d,stride=(2,1),padding=(1,0),groups=2,float64,ints]#4122bb4d")
+    assert [(p.text, p.reason) for p in pats] == [
+        ("corner:grouped-pad-(1, 0):*", ""),
+        ("corner:grouped-pad-(1, 0):conv[*]#4122bb4d", "why"),
+    ]
+    assert pats[1].matches(
+        "corner:grouped-pad-(1, 0):conv[2d,stride=(2,1),padding=(1,0),groups=2,float64,ints]#4122bb4d"
+    )
     with pytest.raises(pytest.UsageError, match=r"--convspec-skips: cannot read"):
         read_patterns(str(tmp_path / "missing.txt"), "--convspec-skips")
 
 
 # ---------------------------------------------------------------------------------------------- collection
+
 
 def test_plugin_is_inert_without_the_option(kit, pytester):
     pytester.makepyfile(test_mine="def test_one():\n    assert 1 + 1 == 2\n")
@@ -191,8 +202,16 @@ def test_seed_picks_the_property_cases(kit):
 def test_k_selects_by_op_source_dtype_and_part(kit):
     items = _items(("relu", "tanh"))
     want = [(c, p) for c, p in items if c.op == "relu" and c.source == "property" and c.dtype == "float32"]
-    res = kit("--convspec-backend", "numpy", "--convspec-op", "relu", "--convspec-op", "tanh",
-              "-k", "relu and property and float32")
+    res = kit(
+        "--convspec-backend",
+        "numpy",
+        "--convspec-op",
+        "relu",
+        "--convspec-op",
+        "tanh",
+        "-k",
+        "relu and property and float32",
+    )
     res.assert_outcomes(passed=len(want), deselected=len(items) - len(want))
     assert len(want) >= 2
     fwd = [1 for c, p in items if p == "forward"]
@@ -201,6 +220,7 @@ def test_k_selects_by_op_source_dtype_and_part(kit):
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
+
 
 def test_failures_show_the_element_with_every_digit_and_the_repro_and_x_stops(kit, kit_backends):
     relu_cases = _cases(("relu",))
@@ -214,8 +234,10 @@ def test_failures_show_the_element_with_every_digit_and_the_repro_and_x_stops(ki
     assert f"convspec: backend broken FAIL on {relu_cases[0].id}" in out
     assert f"FAILED convspec[broken]::{relu_cases[0].id}::forward" in out
     # every digit needed to tell expected from got (repr: the shortest string that round-trips)
-    assert (f"forward    FAIL: {m['count']} of {m['of']} elements outside the bound; first at index {m['index']}: "
-            f"expected {m['expected']!r}, got {m['got']!r}, bound {m['bound']!r}") in out
+    assert (
+        f"forward    FAIL: {m['count']} of {m['of']} elements outside the bound; first at index {m['index']}: "
+        f"expected {m['expected']!r}, got {m['got']!r}, bound {m['bound']!r}"
+    ) in out
     assert f"repro: convspec run -p kit_broken --backend broken --case '{relu_cases[0].to_json()}'" in out
 
 
@@ -225,22 +247,50 @@ def test_parts_map_to_pytest_outcomes(kit, kit_backends):
     # broken: relu's forward fails (its backward passes), sigmoid's backward is unsupported, tanh passes;
     # deviant: relu's forward is a declared deviation
     n = Counter(c.op for c in _cases(ops))
-    assert want == Counter(failed=n["relu"], xfailed=n["relu"], skipped=2 * n["sigmoid"],
-                           passed=2 * n["relu"] + 2 * n["sigmoid"] + 4 * n["tanh"])
-    res = kit("--convspec-backend", "broken", "--convspec-backend", "deviant", "--convspec-plugin", "kit_broken",
-              "--convspec-op", "relu", "--convspec-op", "sigmoid", "--convspec-op", "tanh", "-rsx")
+    assert want == Counter(
+        failed=n["relu"],
+        xfailed=n["relu"],
+        skipped=2 * n["sigmoid"],
+        passed=2 * n["relu"] + 2 * n["sigmoid"] + 4 * n["tanh"],
+    )
+    res = kit(
+        "--convspec-backend",
+        "broken",
+        "--convspec-backend",
+        "deviant",
+        "--convspec-plugin",
+        "kit_broken",
+        "--convspec-op",
+        "relu",
+        "--convspec-op",
+        "sigmoid",
+        "--convspec-op",
+        "tanh",
+        "-rsx",
+    )
     res.assert_outcomes(**want)
     out = res.stdout.str()
     assert "unsupported: no sigmoid gradient yet" in out
     assert "declared deviation: relu adds one, on purpose" in out
     assert not [ln for ln in out.splitlines() if ln.startswith("FAILED convspec[deviant]")]
-    assert not [ln for ln in out.splitlines() if ln.startswith("FAILED") and not ln.split(" - ")[0].endswith("::forward")]
+    assert not [
+        ln for ln in out.splitlines() if ln.startswith("FAILED") and not ln.split(" - ")[0].endswith("::forward")
+    ]
 
 
 def test_a_forward_only_backend_passes_its_forwards(kit):
     items = _items(("relu", "max_pool"))
-    res = kit("--convspec-backend", "forward-only", "--convspec-plugin", "kit_broken", "--convspec-op", "relu",
-              "--convspec-op", "max_pool", "-rs")
+    res = kit(
+        "--convspec-backend",
+        "forward-only",
+        "--convspec-plugin",
+        "kit_broken",
+        "--convspec-op",
+        "relu",
+        "--convspec-op",
+        "max_pool",
+        "-rs",
+    )
     backward = sum(p == "backward" for _, p in items)
     res.assert_outcomes(passed=len(items) - backward, skipped=backward)  # every forward (and index output) passes
     assert "unsupported: backend has no max_pool_backward" in res.stdout.str()
@@ -258,21 +308,46 @@ def test_xfail_and_skip_files(kit, pytester):
         f"~{tanh_ids[2]}::backward   # may pass\n"  # non-strict: a pass is an XPASS, not a failure
     )
     pytester.path.joinpath("skips.txt").write_text(f"{tanh_ids[1]}   # flaky on our CI\n")
-    res = kit("--convspec-backend", "broken", "--convspec-plugin", "kit_broken", "--convspec-op", "relu", "--convspec-op",
-              "tanh", "--convspec-xfails=xfails.txt", "--convspec-skips=skips.txt", "-rsxX")
+    res = kit(
+        "--convspec-backend",
+        "broken",
+        "--convspec-plugin",
+        "kit_broken",
+        "--convspec-op",
+        "relu",
+        "--convspec-op",
+        "tanh",
+        "--convspec-xfails=xfails.txt",
+        "--convspec-skips=skips.txt",
+        "-rsxX",
+    )
     n_tanh = len(tanh_ids)
-    res.assert_outcomes(xfailed=n_relu, failed=2, skipped=2, xpassed=1, warnings=1,
-                        passed=n_relu + 2 * (n_tanh - 3) + 1)
+    res.assert_outcomes(
+        xfailed=n_relu, failed=2, skipped=2, xpassed=1, warnings=1, passed=n_relu + 2 * (n_tanh - 3) + 1
+    )
     out = res.stdout.str()
     assert f"[XPASS(strict)] listed in xfails.txt:3: {tanh_ids[0]}" in out
     assert "listed in skips.txt:1:" in out and "(flaky on our CI)" in out
-    assert "xfails.txt:4: ConvspecPatternWarning: convspec xfail pattern 'nothing:matches[this]*' matches no collected case" in out
+    assert (
+        "xfails.txt:4: ConvspecPatternWarning: "
+        "convspec xfail pattern 'nothing:matches[this]*' matches no collected case" in out
+    )
     assert "(off by one)" in out
-    assert (f"XPASS convspec[broken]::{tanh_ids[2]}::backward - listed in xfails.txt:5: ~{tanh_ids[2]}::backward "
-            "(may pass)") in out
+    assert (
+        f"XPASS convspec[broken]::{tanh_ids[2]}::backward - listed in xfails.txt:5: ~{tanh_ids[2]}::backward (may pass)"
+    ) in out
     # a stale list can be made to stop the run
-    res = kit("--convspec-backend", "broken", "--convspec-plugin", "kit_broken", "--convspec-op", "relu",
-              "--convspec-xfails=xfails.txt", "-W", "error::convspec.conformance.pytest_plugin.ConvspecPatternWarning")
+    res = kit(
+        "--convspec-backend",
+        "broken",
+        "--convspec-plugin",
+        "kit_broken",
+        "--convspec-op",
+        "relu",
+        "--convspec-xfails=xfails.txt",
+        "-W",
+        "error::convspec.conformance.pytest_plugin.ConvspecPatternWarning",
+    )
     assert res.ret == 4
     assert "xfails.txt:3: convspec xfail pattern" in res.stderr.str()  # the tanh line matches nothing without tanh
 
@@ -288,14 +363,29 @@ def test_an_xfails_file_in_a_subfolder_does_not_become_the_rootdir(kit, pytester
     res = kit(*args, "--convspec-xfails", "lists/xfails.txt")
     assert res.ret == 4
     err = res.stderr.str()
-    assert "--convspec-xfails FILE: pytest took its rootdir" in err and "write --convspec-xfails=lists/xfails.txt" in err
+    assert (
+        "--convspec-xfails FILE: pytest took its rootdir" in err and "write --convspec-xfails=lists/xfails.txt" in err
+    )
     assert str(pytester.path) in err
 
 
 def test_xdist_runs_the_parts_in_parallel(kit):
     n = len(_items(("relu", "tanh")))
-    res = kit("-p", "xdist.plugin", "-n", "2", "--dist", "loadscope", "--convspec-backend", "numpy",
-              "--convspec-op", "relu", "--convspec-op", "tanh", in_subprocess=True)
+    res = kit(
+        "-p",
+        "xdist.plugin",
+        "-n",
+        "2",
+        "--dist",
+        "loadscope",
+        "--convspec-backend",
+        "numpy",
+        "--convspec-op",
+        "relu",
+        "--convspec-op",
+        "tanh",
+        in_subprocess=True,
+    )
     res.assert_outcomes(passed=n)  # the workers collected the same tests (xdist checks), and ran them all
     assert "2 workers" in res.stdout.str()
 
@@ -336,5 +426,7 @@ def test_bad_options_are_usage_errors(kit):
 
 def test_pytest11_entry_point_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^\[project\.entry-points\.pytest11\]\nconvspec = "convspec\.conformance\.pytest_plugin"$', text, re.M)
+    assert re.search(
+        r'^\[project\.entry-points\.pytest11\]\nconvspec = "convspec\.conformance\.pytest_plugin"$', text, re.M
+    )
     assert callable(pytest_plugin.pytest_addoption) and callable(pytest_plugin.pytest_configure)

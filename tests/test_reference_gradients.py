@@ -14,13 +14,22 @@ index, a missing term) is off by O(1) relative and fails by orders of magnitude.
 
 A full elementwise check (every input element perturbed alone) runs on a few tiny configurations.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from conftest import (
-    FAST, QUICK, SEEDS, conv_cases, distinct_data, make_conv_case, make_pool_case, make_transpose_case,
-    pool_cases, transpose_cases,
+    FAST,
+    QUICK,
+    SEEDS,
+    conv_cases,
+    distinct_data,
+    make_conv_case,
+    make_pool_case,
+    make_transpose_case,
+    pool_cases,
+    transpose_cases,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,21 +64,28 @@ def check_backward(fwd, bwd, inputs, kwargs=None, *, diff, rng, G=None, what="",
     out = np.asarray(fwd(*inputs, **kwargs))
     G = rng.standard_normal(out.shape) if G is None else G
     grads = bwd(G, *inputs, **kwargs)
-    assert isinstance(grads, tuple) and len(grads) == len(diff), f"{what}: backward returned {type(grads).__name__} of length {len(grads)}, expected {len(diff)} gradients"
+    assert isinstance(grads, tuple) and len(grads) == len(diff), (
+        f"{what}: backward returned {type(grads).__name__} of length {len(grads)}, expected {len(diff)} gradients"
+    )
     for pos, grad in zip(diff, grads):
         x = inputs[pos]
         if x is None:
             assert grad is None, f"{what}: gradient of an absent input (position {pos}) must be None"
             continue
         grad = np.asarray(grad)
-        assert grad.shape == np.shape(x) and grad.dtype == np.float64, f"{what}: gradient {pos} has shape {grad.shape} dtype {grad.dtype}, input {np.shape(x)}"
+        assert grad.shape == np.shape(x) and grad.dtype == np.float64, (
+            f"{what}: gradient {pos} has shape {grad.shape} dtype {grad.dtype}, input {np.shape(x)}"
+        )
         v = rng.standard_normal(np.shape(x))
         plus, minus = list(inputs), list(inputs)
         plus[pos], minus[pos] = x + H * v, x - H * v
         fd = (_loss(fwd, plus, kwargs, G) - _loss(fwd, minus, kwargs, G)) / (2 * H)
         an = float(np.sum(grad * v))
         tol = _tolerances(fwd, inputs, kwargs, G, grad, v, magnitude)
-        assert abs(fd - an) <= tol, f"{what}: input {pos}: finite difference {fd!r} vs <grad, v> {an!r} (|diff| {abs(fd - an):.3e} > tol {tol:.3e})"
+        assert abs(fd - an) <= tol, (
+            f"{what}: input {pos}: finite difference {fd!r} vs <grad, v> {an!r} "
+            f"(|diff| {abs(fd - an):.3e} > tol {tol:.3e})"
+        )
 
 
 def check_backward_elementwise(fwd, bwd, inputs, kwargs=None, *, diff, rng, what=""):
@@ -90,8 +106,13 @@ def check_backward_elementwise(fwd, bwd, inputs, kwargs=None, *, diff, rng, what
             plus[pos][idx] += H
             minus[pos][idx] -= H
             num[idx] = (_loss(fwd, plus, kwargs, G) - _loss(fwd, minus, kwargs, G)) / (2 * H)
-        np.testing.assert_allclose(grad, num, rtol=RTOL, atol=RTOL * float(np.max(np.abs(grad), initial=0)) + scale,
-                                   err_msg=f"{what}: gradient of input {pos}")
+        np.testing.assert_allclose(
+            grad,
+            num,
+            rtol=RTOL,
+            atol=RTOL * float(np.max(np.abs(grad), initial=0)) + scale,
+            err_msg=f"{what}: gradient of input {pos}",
+        )
 
 
 def _conv_inputs(case, rng):
@@ -109,7 +130,9 @@ CONV_CONFIGS = [
     make_conv_case((1, 4, 8), (2, 2, 3), stride=1, padding="same", dilation=2, groups=2),
     make_conv_case((1, 2, 7), (2, 2, 4), bias=True, stride=3, padding="same"),
     make_conv_case((1, 2, 5), (3, 2, 3), bias=True, padding="full", dilation=2),
-    make_conv_case((2, 2, 6, 5), (4, 1, 3, 2), bias=True, stride=(2, 1), padding=((1, 0), (0, 2)), dilation=(1, 2), groups=2),
+    make_conv_case(
+        (2, 2, 6, 5), (4, 1, 3, 2), bias=True, stride=(2, 1), padding=((1, 0), (0, 2)), dilation=(1, 2), groups=2
+    ),
     make_conv_case((1, 3, 5, 6), (3, 3, 2, 3), padding=(1, 2), stride=(1, 2)),
     make_conv_case((1, 2, 6, 6), (2, 2, 3, 3), bias=True, padding="valid", stride=2, dilation=(2, 1)),
     make_conv_case((1, 2, 5, 4), (2, 1, 3, 3), padding="same", stride=2, groups=2),
@@ -122,7 +145,15 @@ CONV_CONFIGS = [
 @pytest.mark.parametrize("case", CONV_CONFIGS, ids=repr)
 def test_conv_family_backward_named(op, case):
     rng = np.random.default_rng(0)
-    check_backward(getattr(R, op), getattr(R, op + "_backward"), _conv_inputs(case, rng), case.kwargs(), diff=(0, 1, 2), rng=rng, what=f"{op} {case}")
+    check_backward(
+        getattr(R, op),
+        getattr(R, op + "_backward"),
+        _conv_inputs(case, rng),
+        case.kwargs(),
+        diff=(0, 1, 2),
+        rng=rng,
+        what=f"{op} {case}",
+    )
 
 
 @pytest.mark.parametrize("op", ["conv", "convolve"])
@@ -130,34 +161,62 @@ def test_conv_family_backward_named(op, case):
 @given(case=conv_cases(), seed=SEEDS)
 def test_conv_family_backward_random(op, case, seed):
     rng = np.random.default_rng(seed)
-    check_backward(getattr(R, op), getattr(R, op + "_backward"), _conv_inputs(case, rng), case.kwargs(), diff=(0, 1, 2), rng=rng, what=f"{op} {case}")
+    check_backward(
+        getattr(R, op),
+        getattr(R, op + "_backward"),
+        _conv_inputs(case, rng),
+        case.kwargs(),
+        diff=(0, 1, 2),
+        rng=rng,
+        what=f"{op} {case}",
+    )
 
 
 TRANSPOSE_CONFIGS = [
     make_transpose_case((2, 2, 4), (2, 3, 3), bias=True, stride=2, padding=1, output_padding=1),
     make_transpose_case((1, 2, 4), (2, 1, 3), stride=1, padding=0, output_padding=1, dilation=2),  # dilation > stride
-    make_transpose_case((1, 2, 3), (2, 2, 2), stride=2, padding=((1, 0),), output_padding=2, dilation=3),  # n_y-limited adjoint
+    make_transpose_case(
+        (1, 2, 3), (2, 2, 2), stride=2, padding=((1, 0),), output_padding=2, dilation=3
+    ),  # n_y-limited adjoint
     make_transpose_case((1, 4, 3), (4, 1, 3), bias=True, stride=2, padding="same", groups=2),
     make_transpose_case((1, 2, 5), (2, 2, 2), padding="full"),
-    make_transpose_case((1, 2, 3, 2), (2, 2, 3, 2), bias=True, stride=(2, 3), padding=((1, 0), (0, 1)), output_padding=(1, 2)),
-    make_transpose_case((2, 2, 2, 3), (2, 1, 2, 2), stride=2, padding="valid", dilation=(1, 3), output_padding=(0, 2), groups=2),
-    make_transpose_case((1, 2, 2, 2, 2), (2, 2, 2, 1, 2), bias=True, stride=(2, 1, 2), padding=(0, 0, 1), output_padding=(1, 0, 0)),
+    make_transpose_case(
+        (1, 2, 3, 2), (2, 2, 3, 2), bias=True, stride=(2, 3), padding=((1, 0), (0, 1)), output_padding=(1, 2)
+    ),
+    make_transpose_case(
+        (2, 2, 2, 3), (2, 1, 2, 2), stride=2, padding="valid", dilation=(1, 3), output_padding=(0, 2), groups=2
+    ),
+    make_transpose_case(
+        (1, 2, 2, 2, 2), (2, 2, 2, 1, 2), bias=True, stride=(2, 1, 2), padding=(0, 0, 1), output_padding=(1, 0, 0)
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", TRANSPOSE_CONFIGS, ids=repr)
 def test_conv_transpose_backward_named(case):
     rng = np.random.default_rng(1)
-    inputs = [rng.standard_normal(case.y_shape), rng.standard_normal(case.w_shape), rng.standard_normal(case.x_shape[1]) if case.bias else None]
-    check_backward(R.conv_transpose, R.conv_transpose_backward, inputs, case.kwargs(), diff=(0, 1, 2), rng=rng, what=repr(case))
+    inputs = [
+        rng.standard_normal(case.y_shape),
+        rng.standard_normal(case.w_shape),
+        rng.standard_normal(case.x_shape[1]) if case.bias else None,
+    ]
+    check_backward(
+        R.conv_transpose, R.conv_transpose_backward, inputs, case.kwargs(), diff=(0, 1, 2), rng=rng, what=repr(case)
+    )
 
 
 @FAST
 @given(case=transpose_cases(), seed=SEEDS)
 def test_conv_transpose_backward_random(case, seed):
     rng = np.random.default_rng(seed)
-    inputs = [rng.standard_normal(case.y_shape), rng.standard_normal(case.w_shape), rng.standard_normal(case.x_shape[1]) if case.bias else None]
-    check_backward(R.conv_transpose, R.conv_transpose_backward, inputs, case.kwargs(), diff=(0, 1, 2), rng=rng, what=repr(case))
+    inputs = [
+        rng.standard_normal(case.y_shape),
+        rng.standard_normal(case.w_shape),
+        rng.standard_normal(case.x_shape[1]) if case.bias else None,
+    ]
+    check_backward(
+        R.conv_transpose, R.conv_transpose_backward, inputs, case.kwargs(), diff=(0, 1, 2), rng=rng, what=repr(case)
+    )
 
 
 # ------------------------------------------------------------------------------------- pooling
@@ -175,14 +234,30 @@ POOL_CONFIGS = [
 @pytest.mark.parametrize("case", POOL_CONFIGS, ids=repr)
 def test_max_pool_backward_named(case):
     rng = np.random.default_rng(2)
-    check_backward(R.max_pool, R.max_pool_backward, [distinct_data(rng, case.x_shape), case.kernel_size], case.kwargs(), diff=(0,), rng=rng, what=repr(case))
+    check_backward(
+        R.max_pool,
+        R.max_pool_backward,
+        [distinct_data(rng, case.x_shape), case.kernel_size],
+        case.kwargs(),
+        diff=(0,),
+        rng=rng,
+        what=repr(case),
+    )
 
 
 @QUICK
 @given(case=pool_cases(), seed=SEEDS)
 def test_max_pool_backward_random(case, seed):
     rng = np.random.default_rng(seed)
-    check_backward(R.max_pool, R.max_pool_backward, [distinct_data(rng, case.x_shape), case.kernel_size], case.kwargs(), diff=(0,), rng=rng, what=repr(case))
+    check_backward(
+        R.max_pool,
+        R.max_pool_backward,
+        [distinct_data(rng, case.x_shape), case.kernel_size],
+        case.kwargs(),
+        diff=(0,),
+        rng=rng,
+        what=repr(case),
+    )
 
 
 @pytest.mark.parametrize("count_include_pad", [False, True])
@@ -190,7 +265,15 @@ def test_max_pool_backward_random(case, seed):
 def test_avg_pool_backward_named(case, count_include_pad):
     rng = np.random.default_rng(3)
     kw = dict(case.kwargs(), count_include_pad=count_include_pad)
-    check_backward(R.avg_pool, R.avg_pool_backward, [rng.standard_normal(case.x_shape), case.kernel_size], kw, diff=(0,), rng=rng, what=repr(case))
+    check_backward(
+        R.avg_pool,
+        R.avg_pool_backward,
+        [rng.standard_normal(case.x_shape), case.kernel_size],
+        kw,
+        diff=(0,),
+        rng=rng,
+        what=repr(case),
+    )
 
 
 @QUICK
@@ -198,7 +281,15 @@ def test_avg_pool_backward_named(case, count_include_pad):
 def test_avg_pool_backward_random(case, count_include_pad, seed):
     rng = np.random.default_rng(seed)
     kw = dict(case.kwargs(), count_include_pad=count_include_pad)
-    check_backward(R.avg_pool, R.avg_pool_backward, [rng.standard_normal(case.x_shape), case.kernel_size], kw, diff=(0,), rng=rng, what=repr(case))
+    check_backward(
+        R.avg_pool,
+        R.avg_pool_backward,
+        [rng.standard_normal(case.x_shape), case.kernel_size],
+        kw,
+        diff=(0,),
+        rng=rng,
+        what=repr(case),
+    )
 
 
 SPATIAL_SHAPES = [(2, 3, 5), (1, 2, 3, 4), (2, 1, 2, 3, 2)]
@@ -207,22 +298,29 @@ SPATIAL_SHAPES = [(2, 3, 5), (1, 2, 3, 4), (2, 1, 2, 3, 2)]
 @pytest.mark.parametrize("shape", SPATIAL_SHAPES)
 def test_global_max_pool_backward(shape):
     rng = np.random.default_rng(4)
-    check_backward(R.global_max_pool, R.global_max_pool_backward, [distinct_data(rng, shape)], diff=(0,), rng=rng, what=str(shape))
+    check_backward(
+        R.global_max_pool, R.global_max_pool_backward, [distinct_data(rng, shape)], diff=(0,), rng=rng, what=str(shape)
+    )
 
 
 @pytest.mark.parametrize("shape", SPATIAL_SHAPES)
 def test_global_avg_pool_backward(shape):
     rng = np.random.default_rng(5)
-    check_backward(R.global_avg_pool, R.global_avg_pool_backward, [rng.standard_normal(shape)], diff=(0,), rng=rng, what=str(shape))
+    check_backward(
+        R.global_avg_pool, R.global_avg_pool_backward, [rng.standard_normal(shape)], diff=(0,), rng=rng, what=str(shape)
+    )
 
 
 @pytest.mark.parametrize("shape, k", [((7,), 3), ((2, 6), 1), ((2, 3, 8), 5), ((1, 2, 3, 4), 4)])
 def test_kmax_pool_backward(shape, k):
     rng = np.random.default_rng(6)
-    check_backward(R.kmax_pool, R.kmax_pool_backward, [distinct_data(rng, shape), k], diff=(0,), rng=rng, what=f"{shape} k={k}")
+    check_backward(
+        R.kmax_pool, R.kmax_pool_backward, [distinct_data(rng, shape), k], diff=(0,), rng=rng, what=f"{shape} k={k}"
+    )
 
 
 # ------------------------------------------------------------------------------------- pointwise, dense, losses
+
 
 def _away_from_zero(rng, shape):
     return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
@@ -247,7 +345,11 @@ def test_sigmoid_backward_large_inputs():
 @pytest.mark.parametrize("n, d_in, d_out", [(1, 1, 1), (3, 5, 2), (4, 2, 6)])
 def test_linear_backward(n, d_in, d_out, bias):
     rng = np.random.default_rng(9)
-    inputs = [rng.standard_normal((n, d_in)), rng.standard_normal((d_out, d_in)), rng.standard_normal(d_out) if bias else None]
+    inputs = [
+        rng.standard_normal((n, d_in)),
+        rng.standard_normal((d_out, d_in)),
+        rng.standard_normal(d_out) if bias else None,
+    ]
     check_backward(R.linear, R.linear_backward, inputs, diff=(0, 1, 2), rng=rng, what=f"linear {n}x{d_in}->{d_out}")
 
 
@@ -260,7 +362,14 @@ def test_flatten_backward(shape):
 @pytest.mark.parametrize("shape", [(4,), (2, 3, 5)])
 def test_add_backward(shape):
     rng = np.random.default_rng(11)
-    check_backward(R.add, R.add_backward, [rng.standard_normal(shape), rng.standard_normal(shape)], diff=(0, 1), rng=rng, what=str(shape))
+    check_backward(
+        R.add,
+        R.add_backward,
+        [rng.standard_normal(shape), rng.standard_normal(shape)],
+        diff=(0, 1),
+        rng=rng,
+        what=str(shape),
+    )
 
 
 @pytest.mark.parametrize("shape", [(4,), (3, 5), (2, 3, 4)])
@@ -274,7 +383,16 @@ def test_cross_entropy_backward(n, k):
     rng = np.random.default_rng(13)
     labels = rng.integers(0, k, size=n)
     z, G = 2 * rng.standard_normal((n, k)), rng.standard_normal(())
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, labels], diff=(0,), rng=rng, G=G, what=f"N={n} K={k}", magnitude=_xent_magnitude(z, labels, G))
+    check_backward(
+        R.cross_entropy,
+        R.cross_entropy_backward,
+        [z, labels],
+        diff=(0,),
+        rng=rng,
+        G=G,
+        what=f"N={n} K={k}",
+        magnitude=_xent_magnitude(z, labels, G),
+    )
 
 
 @FAST
@@ -296,19 +414,34 @@ def test_unary_backward_random(op, shape, seed):
 def test_kmax_pool_backward_random(shape, data, seed):
     rng = np.random.default_rng(seed)
     k = data.draw(st.integers(1, shape[-1]), label="k")
-    check_backward(R.kmax_pool, R.kmax_pool_backward, [distinct_data(rng, shape), k], diff=(0,), rng=rng, what=f"{shape} k={k}")
+    check_backward(
+        R.kmax_pool, R.kmax_pool_backward, [distinct_data(rng, shape), k], diff=(0,), rng=rng, what=f"{shape} k={k}"
+    )
 
 
 @FAST
 @given(n=st.integers(1, 5), k=st.integers(1, 6), bias=st.booleans(), d_out=st.integers(1, 4), seed=SEEDS)
 def test_dense_and_loss_backward_random(n, k, bias, d_out, seed):
     rng = np.random.default_rng(seed)
-    inputs = [rng.standard_normal((n, k)), rng.standard_normal((d_out, k)), rng.standard_normal(d_out) if bias else None]
+    inputs = [
+        rng.standard_normal((n, k)),
+        rng.standard_normal((d_out, k)),
+        rng.standard_normal(d_out) if bias else None,
+    ]
     check_backward(R.linear, R.linear_backward, inputs, diff=(0, 1, 2), rng=rng, what="linear")
     check_backward(R.add, R.add_backward, [inputs[0], rng.standard_normal((n, k))], diff=(0, 1), rng=rng, what="add")
     z, labels = 3 * inputs[0], rng.integers(0, k, size=n)
     G = rng.standard_normal(())
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, labels], diff=(0,), rng=rng, G=G, what="cross_entropy", magnitude=_xent_magnitude(z, labels, G))
+    check_backward(
+        R.cross_entropy,
+        R.cross_entropy_backward,
+        [z, labels],
+        diff=(0,),
+        rng=rng,
+        G=G,
+        what="cross_entropy",
+        magnitude=_xent_magnitude(z, labels, G),
+    )
 
 
 def test_cross_entropy_backward_scales_with_grad_out():
@@ -318,41 +451,88 @@ def test_cross_entropy_backward_scales_with_grad_out():
     (g1,) = R.cross_entropy_backward(np.float64(1.0), z, y)
     (g3,) = R.cross_entropy_backward(np.array([-2.5]), z, y)
     np.testing.assert_allclose(g3, -2.5 * g1, rtol=1e-15)
-    check_backward(R.cross_entropy, R.cross_entropy_backward, [z, y], diff=(0,), rng=rng, G=np.float64(-2.5), what="scaled", magnitude=_xent_magnitude(z, y, -2.5))
+    check_backward(
+        R.cross_entropy,
+        R.cross_entropy_backward,
+        [z, y],
+        diff=(0,),
+        rng=rng,
+        G=np.float64(-2.5),
+        what="scaled",
+        magnitude=_xent_magnitude(z, y, -2.5),
+    )
 
 
 # ------------------------------------------------------------------------------------- elementwise, tiny configs
 
-@pytest.mark.parametrize("op, inputs_fn, kwargs, diff", [
-    ("conv", lambda r: [r.standard_normal((1, 2, 5, 4)), r.standard_normal((2, 1, 2, 3)), r.standard_normal(2)],
-     dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(2, 1), groups=2), (0, 1, 2)),
-    ("convolve", lambda r: [r.standard_normal((2, 1, 6)), r.standard_normal((2, 1, 3)), None], dict(padding="same", stride=2), (0, 1, 2)),
-    ("conv_transpose", lambda r: [r.standard_normal((1, 2, 3)), r.standard_normal((2, 2, 2)), r.standard_normal(2)],
-     dict(stride=1, padding=(1,), output_padding=1, dilation=2), (0, 1, 2)),
-    ("conv_transpose", lambda r: [r.standard_normal((1, 2, 2, 2)), r.standard_normal((2, 1, 2, 2)), None],
-     dict(stride=2, padding="same", groups=2), (0, 1, 2)),
-    ("max_pool", lambda r: [distinct_data(r, (1, 2, 5, 5)), 3], dict(stride=2, padding=1, ceil_mode=True), (0,)),
-    ("avg_pool", lambda r: [r.standard_normal((1, 1, 5, 6)), (2, 3)], dict(stride=2, padding=(1, 1), ceil_mode=True, count_include_pad=True), (0,)),
-    ("avg_pool", lambda r: [r.standard_normal((1, 2, 7)), 3], dict(stride=2, padding=((2, 0),), dilation=2, ceil_mode=True), (0,)),
-    ("softmax", lambda r: [r.standard_normal((2, 4))], {}, (0,)),
-    ("cross_entropy", lambda r: [r.standard_normal((3, 4)), np.array([1, 0, 3])], {}, (0,)),
-    ("kmax_pool", lambda r: [distinct_data(r, (2, 6)), 3], {}, (0,)),
-])
+
+@pytest.mark.parametrize(
+    "op, inputs_fn, kwargs, diff",
+    [
+        (
+            "conv",
+            lambda r: [r.standard_normal((1, 2, 5, 4)), r.standard_normal((2, 1, 2, 3)), r.standard_normal(2)],
+            dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(2, 1), groups=2),
+            (0, 1, 2),
+        ),
+        (
+            "convolve",
+            lambda r: [r.standard_normal((2, 1, 6)), r.standard_normal((2, 1, 3)), None],
+            dict(padding="same", stride=2),
+            (0, 1, 2),
+        ),
+        (
+            "conv_transpose",
+            lambda r: [r.standard_normal((1, 2, 3)), r.standard_normal((2, 2, 2)), r.standard_normal(2)],
+            dict(stride=1, padding=(1,), output_padding=1, dilation=2),
+            (0, 1, 2),
+        ),
+        (
+            "conv_transpose",
+            lambda r: [r.standard_normal((1, 2, 2, 2)), r.standard_normal((2, 1, 2, 2)), None],
+            dict(stride=2, padding="same", groups=2),
+            (0, 1, 2),
+        ),
+        ("max_pool", lambda r: [distinct_data(r, (1, 2, 5, 5)), 3], dict(stride=2, padding=1, ceil_mode=True), (0,)),
+        (
+            "avg_pool",
+            lambda r: [r.standard_normal((1, 1, 5, 6)), (2, 3)],
+            dict(stride=2, padding=(1, 1), ceil_mode=True, count_include_pad=True),
+            (0,),
+        ),
+        (
+            "avg_pool",
+            lambda r: [r.standard_normal((1, 2, 7)), 3],
+            dict(stride=2, padding=((2, 0),), dilation=2, ceil_mode=True),
+            (0,),
+        ),
+        ("softmax", lambda r: [r.standard_normal((2, 4))], {}, (0,)),
+        ("cross_entropy", lambda r: [r.standard_normal((3, 4)), np.array([1, 0, 3])], {}, (0,)),
+        ("kmax_pool", lambda r: [distinct_data(r, (2, 6)), 3], {}, (0,)),
+    ],
+)
 def test_backward_elementwise_tiny(op, inputs_fn, kwargs, diff):
     rng = np.random.default_rng(15)
-    check_backward_elementwise(getattr(R, op), getattr(R, op + "_backward"), inputs_fn(rng), kwargs, diff=diff, rng=rng, what=op)
+    check_backward_elementwise(
+        getattr(R, op), getattr(R, op + "_backward"), inputs_fn(rng), kwargs, diff=diff, rng=rng, what=op
+    )
 
 
 def test_every_op_is_covered():
     """Each op in reference.OPS has a gradient test in this module."""
     import inspect
     import sys
-
     from pathlib import Path
 
     # the normalization layers' gradients are tested with their other properties
     source = inspect.getsource(sys.modules[__name__])
     norm = (Path(__file__).parent / "test_reference_norm_ops.py").read_text()
-    missing = [op for op in R.OPS if f"R.{op}_backward" not in source and f'"{op}"' not in source
-               and f"check_backward({op}," not in norm and f"{op}_backward" not in norm]
+    missing = [
+        op
+        for op in R.OPS
+        if f"R.{op}_backward" not in source
+        and f'"{op}"' not in source
+        and f"check_backward({op}," not in norm
+        and f"{op}_backward" not in norm
+    ]
     assert not missing, f"ops without a gradient test: {missing}"

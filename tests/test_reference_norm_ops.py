@@ -18,16 +18,16 @@ operations along the longest path. concat is a selection: exact (bound 0).
 from __future__ import annotations
 
 import importlib
-
 import inspect
 import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec.api.errors import DTypeError, ParameterError, ShapeError, SpecError
-from convspec.backends.numpy_backend import NumpyBackend
+
 # the op modules (convspec.reference re-exports functions of the same names)
 BN = importlib.import_module("convspec.reference.batch_norm")
 CC = importlib.import_module("convspec.reference.concat")
@@ -321,7 +321,10 @@ def test_batch_norm_gradients(shape, eps):
     rng = np.random.default_rng(abs(hash((shape, eps))) % 2**32)
     x, gamma, beta = _bn_data(rng, shape)
     _, shp, s, X, _ = _bn_terms(x, gamma, eps)
-    mag = lambda G: float(np.sum(np.abs(G) * (np.abs(gamma).reshape(shp) * X / s + np.abs(beta).reshape(shp))))
+
+    def mag(G):
+        return float(np.sum(np.abs(G) * (np.abs(gamma).reshape(shp) * X / s + np.abs(beta).reshape(shp))))
+
     check_backward(
         BN.batch_norm,
         BN.batch_norm_backward,
@@ -339,8 +342,13 @@ def test_batch_norm_inference_gradients(shape):
     rng = np.random.default_rng(len(shape) * 7 + shape[0])
     x, gamma, beta = _bn_data(rng, shape)
     mean, var = rng.standard_normal(shape[1]), 0.2 + rng.random(shape[1])
-    fwd = lambda x, gamma, beta, **kw: BN.batch_norm_inference(x, gamma, beta, mean, var, **kw)
-    bwd = lambda g, x, gamma, beta, **kw: BN.batch_norm_inference_backward(g, x, gamma, beta, mean, var, **kw)
+
+    def fwd(x, gamma, beta, **kw):
+        return BN.batch_norm_inference(x, gamma, beta, mean, var, **kw)
+
+    def bwd(g, x, gamma, beta, **kw):
+        return BN.batch_norm_inference_backward(g, x, gamma, beta, mean, var, **kw)
+
     check_backward(fwd, bwd, [x, gamma, beta], {"eps": 1e-3}, diff=(0, 1, 2), rng=rng, what=f"bn inference {shape}")
 
 
@@ -365,8 +373,13 @@ def test_dropout_and_concat_gradients():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 5))
     keep = rng.integers(0, 2, x.shape)
-    fwd = lambda x, p: DO.dropout(x, keep, p=p)
-    bwd = lambda g, x, p: DO.dropout_backward(g, x, keep, p=p)
+
+    def fwd(x, p):
+        return DO.dropout(x, keep, p=p)
+
+    def bwd(g, x, p):
+        return DO.dropout_backward(g, x, keep, p=p)
+
     check_backward(fwd, bwd, [x, 0.3], {}, diff=(0,), rng=rng, what="dropout")
     xs = [rng.standard_normal((2, c, 3)) for c in (1, 4, 2)]
     for axis in (1, 0, 2, -1):

@@ -8,6 +8,7 @@ The pooling rules are checked against loops over each window written from the sp
   inside the explicitly padded input (never the ceil_mode overhang).
 - kmax_pool: the k largest in original order; NaN ranks above everything, ties to the smaller index.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,17 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from conftest import (
-    FAST, QUICK, SEEDS, as_fractions, ceil_out_len, conv_cases, int_data, make_pool_case, out_len,
-    pool_cases, transpose_cases,
+    FAST,
+    QUICK,
+    SEEDS,
+    as_fractions,
+    ceil_out_len,
+    conv_cases,
+    int_data,
+    make_pool_case,
+    out_len,
+    pool_cases,
+    transpose_cases,
 )
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -41,13 +51,20 @@ def _per_dim(v, a):
 
 # ------------------------------------------------------------------------------------------ output sizes
 
+
 @FAST
 @given(case=conv_cases())
 def test_conv_output_shape_is_the_output_size_formula(case):
     y = R.conv(np.zeros(case.x_shape), np.zeros(case.w_shape), **case.kwargs())
     assert y.shape == case.y_shape, repr(case)
     for a, (n, k) in enumerate(zip(case.x_shape[2:], case.kernel)):
-        size = R.output_size(n, k, stride=_per_dim(case.stride, a), padding=_padding_of_dim(case.padding, a), dilation=_per_dim(case.dilation, a))
+        size = R.output_size(
+            n,
+            k,
+            stride=_per_dim(case.stride, a),
+            padding=_padding_of_dim(case.padding, a),
+            dilation=_per_dim(case.dilation, a),
+        )
         assert size == y.shape[2 + a], f"{case!r}: output_size says {size} in dim {a}, conv produced {y.shape}"
 
 
@@ -65,12 +82,26 @@ def test_pool_output_shape_is_the_output_size_formula(case, op):
     y = getattr(R, op)(np.ones(case.x_shape), case.kernel_size, **case.kwargs())
     assert y.shape == case.x_shape[:2] + case.out_sizes, repr(case)
     for a, n in enumerate(case.x_shape[2:]):
-        size = R.output_size(n, case.kernel[a], stride=case.strides[a], padding=case.pairs[a], dilation=case.dilations[a], ceil_mode=case.ceil_mode)
+        size = R.output_size(
+            n,
+            case.kernel[a],
+            stride=case.strides[a],
+            padding=case.pairs[a],
+            dilation=case.dilations[a],
+            ceil_mode=case.ceil_mode,
+        )
         assert size == y.shape[2 + a], f"{case!r}: output_size says {size} in dim {a}, {op} produced {y.shape}"
 
 
 @FAST
-@given(n=st.integers(1, 30), k=st.integers(1, 6), s=st.integers(1, 5), d=st.integers(1, 3), b=st.integers(0, 4), e=st.integers(0, 4))
+@given(
+    n=st.integers(1, 30),
+    k=st.integers(1, 6),
+    s=st.integers(1, 5),
+    d=st.integers(1, 3),
+    b=st.integers(0, 4),
+    e=st.integers(0, 4),
+)
 def test_output_size_formulas(n, k, s, d, b, e):
     """floor/ceil sizes; strict raises exactly when the stride does not fit."""
     assume(d * (k - 1) + 1 <= n + b + e)
@@ -90,11 +121,20 @@ def test_output_size_formulas(n, k, s, d, b, e):
             R.output_size(n, k, stride=s, padding=(b, e), dilation=d, strict=True)
 
 
-@pytest.mark.parametrize("n, k, s, d, mode, want", [
-    (7, 3, 1, 1, "same", 7), (7, 3, 2, 1, "same", 4), (8, 4, 3, 1, "same", 3), (7, 3, 1, 2, "same", 7),
-    (7, 3, 1, 1, "full", 9), (7, 3, 2, 2, "full", 6), (7, 3, 1, 1, "valid", 5), (7, 3, 3, 1, "valid", 2),
-    (32, 5, 1, 1, "valid", 28),
-])
+@pytest.mark.parametrize(
+    "n, k, s, d, mode, want",
+    [
+        (7, 3, 1, 1, "same", 7),
+        (7, 3, 2, 1, "same", 4),
+        (8, 4, 3, 1, "same", 3),
+        (7, 3, 1, 2, "same", 7),
+        (7, 3, 1, 1, "full", 9),
+        (7, 3, 2, 2, "full", 6),
+        (7, 3, 1, 1, "valid", 5),
+        (7, 3, 3, 1, "valid", 2),
+        (32, 5, 1, 1, "valid", 28),
+    ],
+)
 def test_output_size_modes(n, k, s, d, mode, want):
     assert R.output_size(n, k, stride=s, padding=mode, dilation=d) == want
 
@@ -119,6 +159,7 @@ def test_pool_rejects_exactly_the_windows_without_input(nd, data, op, ceil_mode)
 
 # ------------------------------------------------------------------------------------------ translation equivariance
 
+
 def _shifted(rng, shape, axis, shift):
     """x0 and x1 = x0 shifted left by `shift` along `axis` (x1[t] = x0[t + shift]), both cut from one longer signal."""
     long = list(shape)
@@ -140,7 +181,14 @@ def _interior(n, k, s, d, b, out):
 def test_conv_translation_equivariance(case, data, seed):
     """Shifting the input by the stride shifts the output by one position, away from the borders."""
     a = data.draw(st.integers(0, case.nd - 1), label="axis")
-    n, k, s, d, (b, _), out = case.x_shape[2 + a], case.kernel[a], case.strides[a], case.dilations[a], case.pairs[a], case.out_sizes[a]
+    n, k, s, d, (b, _), out = (
+        case.x_shape[2 + a],
+        case.kernel[a],
+        case.strides[a],
+        case.dilations[a],
+        case.pairs[a],
+        case.out_sizes[a],
+    )
     inner = _interior(n, k, s, d, b, out)
     assume(inner)
     rng = np.random.default_rng(seed)
@@ -155,7 +203,14 @@ def test_conv_translation_equivariance(case, data, seed):
 @given(case=pool_cases(nds=(1, 2)), op=st.sampled_from(["max_pool", "avg_pool"]), data=st.data(), seed=SEEDS)
 def test_pool_translation_equivariance(case, op, data, seed):
     a = data.draw(st.integers(0, case.nd - 1), label="axis")
-    n, k, s, d, (b, _), out = case.x_shape[2 + a], case.kernel[a], case.strides[a], case.dilations[a], case.pairs[a], case.out_sizes[a]
+    n, k, s, d, (b, _), out = (
+        case.x_shape[2 + a],
+        case.kernel[a],
+        case.strides[a],
+        case.dilations[a],
+        case.pairs[a],
+        case.out_sizes[a],
+    )
     inner = _interior(n, k, s, d, b, out)
     assume(inner)
     x0, x1 = _shifted(np.random.default_rng(seed), case.x_shape, 2 + a, s)
@@ -178,10 +233,16 @@ def test_conv_is_linear_in_x_and_in_w(case, alpha, beta, op, seed):
     x1, x2 = int_data(rng, case.x_shape), int_data(rng, case.x_shape)
     w1, w2 = int_data(rng, case.w_shape), int_data(rng, case.w_shape)
     kw = case.kwargs()
-    np.testing.assert_array_equal(f(alpha * x1 + beta * x2, w1, **kw), alpha * f(x1, w1, **kw) + beta * f(x2, w1, **kw), err_msg=f"in x: {case!r}")
-    np.testing.assert_array_equal(f(x1, alpha * w1 + beta * w2, **kw), alpha * f(x1, w1, **kw) + beta * f(x1, w2, **kw), err_msg=f"in w: {case!r}")
+    np.testing.assert_array_equal(
+        f(alpha * x1 + beta * x2, w1, **kw), alpha * f(x1, w1, **kw) + beta * f(x2, w1, **kw), err_msg=f"in x: {case!r}"
+    )
+    np.testing.assert_array_equal(
+        f(x1, alpha * w1 + beta * w2, **kw), alpha * f(x1, w1, **kw) + beta * f(x1, w2, **kw), err_msg=f"in w: {case!r}"
+    )
     b = int_data(rng, case.w_shape[0])
-    np.testing.assert_array_equal(f(x1, w1, b, **kw) - f(x1, w1, **kw), np.broadcast_to(b.reshape((1, -1) + (1,) * case.nd), case.y_shape))
+    np.testing.assert_array_equal(
+        f(x1, w1, b, **kw) - f(x1, w1, **kw), np.broadcast_to(b.reshape((1, -1) + (1,) * case.nd), case.y_shape)
+    )
 
 
 @FAST
@@ -191,11 +252,16 @@ def test_conv_transpose_is_linear_in_y_and_in_w(case, alpha, beta, seed):
     y1, y2 = int_data(rng, case.y_shape), int_data(rng, case.y_shape)
     w1, w2 = int_data(rng, case.w_shape), int_data(rng, case.w_shape)
     kw, f = case.kwargs(), R.conv_transpose
-    np.testing.assert_array_equal(f(alpha * y1 + beta * y2, w1, **kw), alpha * f(y1, w1, **kw) + beta * f(y2, w1, **kw), err_msg=f"in y: {case!r}")
-    np.testing.assert_array_equal(f(y1, alpha * w1 + beta * w2, **kw), alpha * f(y1, w1, **kw) + beta * f(y1, w2, **kw), err_msg=f"in w: {case!r}")
+    np.testing.assert_array_equal(
+        f(alpha * y1 + beta * y2, w1, **kw), alpha * f(y1, w1, **kw) + beta * f(y2, w1, **kw), err_msg=f"in y: {case!r}"
+    )
+    np.testing.assert_array_equal(
+        f(y1, alpha * w1 + beta * w2, **kw), alpha * f(y1, w1, **kw) + beta * f(y1, w2, **kw), err_msg=f"in w: {case!r}"
+    )
 
 
 # ------------------------------------------------------------------------------------------ max-pool ties and NaN
+
 
 def _nan(payload: int) -> float:
     """A quiet NaN with the given payload bits (to see that the chosen NaN comes back unchanged)."""
@@ -236,7 +302,9 @@ def test_max_pool_ties_and_nan(case, nan_rate, seed):
     x = _tie_nan_data(rng, case.x_shape, nan_rate)
     want, want_idx = max_pool_by_loops(case, x)
     got = R.max_pool(x, case.kernel_size, **case.kwargs())
-    np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=f"values (bit patterns: NaN payloads included) {case!r}")
+    np.testing.assert_array_equal(
+        _bits(got), _bits(want), err_msg=f"values (bit patterns: NaN payloads included) {case!r}"
+    )
     idx = R.max_pool_indices(x, case.kernel_size, **case.kwargs())
     assert idx.dtype.kind == "i"
     np.testing.assert_array_equal(idx, want_idx, err_msg=repr(case))
@@ -267,7 +335,8 @@ def test_max_pool_nan_examples():
 
 
 def test_max_pool_real_minus_inf_next_to_padding():
-    """Padding counts as -inf but is never an input: a window [pad, -inf] yields -inf at the real element (PyTorch: -inf, index 0)."""
+    """Padding counts as -inf but is never an input: a window [pad, -inf] yields -inf at the real element
+    (PyTorch: -inf, index 0)."""
     x = np.array([[[-np.inf, 1.0, 2.0]]])
     np.testing.assert_array_equal(R.max_pool(x, 2, stride=1, padding=1), [[[-np.inf, 1.0, 2.0, 2.0]]])
     np.testing.assert_array_equal(R.max_pool_indices(x, 2, stride=1, padding=1), [[[0, 1, 2, 2]]])
@@ -278,7 +347,11 @@ def test_max_pool_real_minus_inf_next_to_padding():
 
 
 @FAST
-@given(shape=st.lists(st.integers(1, 4), min_size=3, max_size=5).map(tuple), nan_rate=st.sampled_from([0.0, 0.1, 0.5]), seed=SEEDS)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=3, max_size=5).map(tuple),
+    nan_rate=st.sampled_from([0.0, 0.1, 0.5]),
+    seed=SEEDS,
+)
 def test_global_max_pool_ties_and_nan(shape, nan_rate, seed):
     rng = np.random.default_rng(seed)
     x = _tie_nan_data(rng, shape, nan_rate)
@@ -300,6 +373,7 @@ def test_global_max_pool_ties_and_nan(shape, nan_rate, seed):
 
 # ------------------------------------------------------------------------------------------ k-max pooling
 
+
 def kmax_by_sorting(x, k):
     idx = np.empty(x.shape[:-1] + (k,), dtype=np.int64)
     for lead in np.ndindex(*x.shape[:-1]):
@@ -310,7 +384,12 @@ def kmax_by_sorting(x, k):
 
 
 @FAST
-@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple), nan_rate=st.sampled_from([0.0, 0.15, 0.5]), data=st.data(), seed=SEEDS)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
+    nan_rate=st.sampled_from([0.0, 0.15, 0.5]),
+    data=st.data(),
+    seed=SEEDS,
+)
 def test_kmax_pool_order_ties_and_nan(shape, nan_rate, data, seed):
     k = data.draw(st.integers(1, shape[-1]), label="k")
     rng = np.random.default_rng(seed)
@@ -328,7 +407,9 @@ def test_kmax_pool_order_ties_and_nan(shape, nan_rate, data, seed):
 def test_kmax_pool_examples():
     x = np.array([1.0, 5.0, 3.0, 5.0, 2.0, np.nan, 4.0])
     np.testing.assert_array_equal(R.kmax_pool_indices(x, 3), [1, 3, 5])  # NaN, then the two 5s; original order
-    np.testing.assert_array_equal(R.kmax_pool(np.array([[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]]), 4), [[4.0, 5.0, 9.0, 6.0]])
+    np.testing.assert_array_equal(
+        R.kmax_pool(np.array([[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]]), 4), [[4.0, 5.0, 9.0, 6.0]]
+    )
     np.testing.assert_array_equal(R.kmax_pool_indices(np.array([2.0, 2.0, 2.0]), 2), [0, 1])
     xf = as_fractions([Fraction(1, 3), Fraction(1, 2), Fraction(1, 4), Fraction(1, 2)])
     got = R.kmax_pool(xf, 2)
@@ -344,6 +425,7 @@ def test_dynamic_k(layer, extra, length, k_top):
 
 
 # ------------------------------------------------------------------------------------------ exact rational arithmetic
+
 
 def _exact(a) -> bool:
     a = np.asarray(a)
@@ -429,10 +511,13 @@ def test_avg_pool_fractions_exact_divisor_rule(case, count_include_pad, seed):
     assert sum((got * g).flat, Fraction(0)) == sum((x * dx).flat, Fraction(0))
 
 
-@pytest.mark.parametrize("count_include_pad, want", [
-    (False, [Fraction(5, 2), Fraction(10, 3), Fraction(11, 3), Fraction(7, 2)]),
-    (True, [Fraction(5, 3), Fraction(10, 3), Fraction(11, 3), Fraction(7, 3)]),
-])
+@pytest.mark.parametrize(
+    "count_include_pad, want",
+    [
+        (False, [Fraction(5, 2), Fraction(10, 3), Fraction(11, 3), Fraction(7, 2)]),
+        (True, [Fraction(5, 3), Fraction(10, 3), Fraction(11, 3), Fraction(7, 3)]),
+    ],
+)
 def test_avg_pool_border_divisor_examples(count_include_pad, want):
     x = as_fractions([[[1, 4, 5, 2]]])
     assert R.avg_pool(x, 3, stride=1, padding=1, count_include_pad=count_include_pad).tolist() == [[want]]
@@ -441,10 +526,14 @@ def test_avg_pool_border_divisor_examples(count_include_pad, want):
 @pytest.mark.parametrize("count_include_pad", [False, True])
 def test_avg_pool_ceil_mode_overhang_is_never_counted(count_include_pad):
     x = as_fractions([[[1, 4, 5, 2, 6]]])
-    assert R.avg_pool(x, 2, ceil_mode=True, count_include_pad=count_include_pad).tolist() == [[[Fraction(5, 2), Fraction(7, 2), Fraction(6)]]]
+    assert R.avg_pool(x, 2, ceil_mode=True, count_include_pad=count_include_pad).tolist() == [
+        [[Fraction(5, 2), Fraction(7, 2), Fraction(6)]]
+    ]
     # with padding 1: windows [pad, 1], [4, 5], [2, 6]; count_include_pad counts the pad
     first = Fraction(1, 2) if count_include_pad else Fraction(1)
-    assert R.avg_pool(x, 2, padding=1, ceil_mode=True, count_include_pad=count_include_pad).tolist() == [[[first, Fraction(9, 2), Fraction(4)]]]
+    assert R.avg_pool(x, 2, padding=1, ceil_mode=True, count_include_pad=count_include_pad).tolist() == [
+        [[first, Fraction(9, 2), Fraction(4)]]
+    ]
 
 
 @FAST

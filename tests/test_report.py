@@ -4,6 +4,7 @@ renderings, bad input, atomic writes, and the HTML in a real (headless) browser.
 The results files are real: a module fixture runs the suite (`convspec run`) on a few ops with the
 numpy backend and three small plugin backends written here: one that declares a deviation, one with a
 bug, and one that is unavailable."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from convspec.conformance import report as rep
 from convspec.conformance.cli import main
 from convspec.conformance.records import PARTS
@@ -96,7 +96,20 @@ def runs(tmp_path_factory):
     sys.path.insert(0, str(d))
     try:
         ops = [a for op in OPS for a in ("--op", op)]
-        _run(d / "mixed.jsonl", "-p", "report_test_plugins", "-b", "numpy", "-b", "rep-deviant", "-b", "rep-broken", "-b", "rep-gone", *ops)
+        _run(
+            d / "mixed.jsonl",
+            "-p",
+            "report_test_plugins",
+            "-b",
+            "numpy",
+            "-b",
+            "rep-deviant",
+            "-b",
+            "rep-broken",
+            "-b",
+            "rep-gone",
+            *ops,
+        )
         two = ["-b", "numpy", "--op", "relu", "--op", "max_pool"]
         _run(d / "full.jsonl", *two)
         _run(d / "shards" / "s1.jsonl", *two, "--shard", "1/2")
@@ -192,9 +205,14 @@ def test_hand_edited_file_is_refused_with_the_broken_rule(runs, tmp_path):
     edited = tmp_path / "edited.jsonl"
     k = next(i for i, line in enumerate(lines) if '"record":"case"' in line)
     assert '"status":"pass","checks"' in lines[k]
-    lines[k] = lines[k].replace('"status":"pass","checks"', '"status":"PASS","checks"')  # the case's status, not a check's
+    lines[k] = lines[k].replace(
+        '"status":"pass","checks"', '"status":"PASS","checks"'
+    )  # the case's status, not a check's
     edited.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ResultFileError, match=rf"edited\.jsonl: line {k + 1} \(case record\) breaks the results schema: status: 'PASS' is not one of"):
+    with pytest.raises(
+        ResultFileError,
+        match=rf"edited\.jsonl: line {k + 1} \(case record\) breaks the results schema: status: 'PASS' is not one of",
+    ):
         load_file(edited)
     broken = tmp_path / "broken.jsonl"
     lines[k + 1] = lines[k + 1][: len(lines[k + 1]) // 2]  # damage in the middle of the file
@@ -211,7 +229,9 @@ def test_other_schema_version_is_refused(runs, tmp_path):
     with pytest.raises(ResultFileError, match=r"schema 'convspec-results/2'; this convspec reads 'convspec-results/1'"):
         load_file(f)
     f.write_text("".join(json.dumps(r) + "\n" for r in recs[1:]))  # no run header: not a results file
-    with pytest.raises(ResultFileError, match=r"line 1 is a 'backend' record, but a results file starts with a 'run' record"):
+    with pytest.raises(
+        ResultFileError, match=r"line 1 is a 'backend' record, but a results file starts with a 'run' record"
+    ):
         load_file(f)
 
 
@@ -234,7 +254,9 @@ def test_merge_refuses_different_spec_versions(runs, tmp_path):
     recs[0]["spec_version"] = "2.0"
     other = tmp_path / "newer.jsonl"
     other.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    with pytest.raises(MergeError, match=r"different spec versions \(spec 1\.0: full\.jsonl; spec 2\.0: newer\.jsonl\)"):
+    with pytest.raises(
+        MergeError, match=r"different spec versions \(spec 1\.0: full\.jsonl; spec 2\.0: newer\.jsonl\)"
+    ):
         load([runs / "full.jsonl", other])
     res = CliRunner().invoke(main, ["report", str(runs / "full.jsonl"), str(other), "--out", str(tmp_path / "out")])
     assert res.exit_code == 1 and "report them separately" in res.output
@@ -328,7 +350,12 @@ def test_markdown_matrix_counts_every_part_of_every_case_of_every_backend(runs, 
     got = Counter(c["status"] for c in recs if c["backend"] == "rep-broken")
     assert _row(md, "**`rep-broken`**")[1] == _cell_text(got)
     # grouped rows: pooling before activations, as in the op table
-    assert md.index("| **pooling** |") < md.index("| `max_pool` |") < md.index("| **activations** |") < md.index("| `relu` |")
+    assert (
+        md.index("| **pooling** |")
+        < md.index("| `max_pool` |")
+        < md.index("| **activations** |")
+        < md.index("| `relu` |")
+    )
 
 
 def test_markdown_detail_sections(runs, mixed_report):
@@ -345,10 +372,13 @@ def test_markdown_detail_sections(runs, mixed_report):
     # failures with the first mismatch and their repro command
     fails = [c for c in recs if c["status"] == "fail"]
     assert fails and all(c["backend"] == "rep-broken" and c["op"] == "relu" for c in fails)
-    section = md[md.index("## Failures"):md.index("## Environment")]
+    section = md[md.index("## Failures") : md.index("## Environment")]
     # grouped by kind (rep-broken's relu forward: not the exact value, an infinity), counted, one example each
-    groups = [[c.strip() for c in ln.strip("|").split(" | ")]
-              for ln in section.splitlines() if ln.startswith("| `rep-broken` |")]
+    groups = [
+        [c.strip() for c in ln.strip("|").split(" | ")]
+        for ln in section.splitlines()
+        if ln.startswith("| `rep-broken` |")
+    ]
     assert groups and all(g[1:3] == ["`relu`", "forward"] for g in groups)
     assert {g[3] for g in groups} <= {"not exact", "outside bound", "infinity", "NaN"}
     assert sum(int(g[4]) for g in groups) == len(fails)
@@ -356,7 +386,7 @@ def test_markdown_detail_sections(runs, mixed_report):
     assert len(shown) == len(groups) and set(shown) <= {c["case_id"] for c in fails}
     assert all(next(c["repro"] for c in fails if c["case_id"] == cid) in section for cid in shown)
     # environment of the run, and the unavailable backend's reason
-    env = md[md.index("## Environment"):]
+    env = md[md.index("## Environment") :]
     host = records(runs / "mixed.jsonl")[0]["environment"]["host"]
     assert f"| host | {host} |" in env and "| profile | quick |" in env
     assert "| rep-gone | unavailable: needs a device this machine lacks |" in env
@@ -365,7 +395,7 @@ def test_markdown_detail_sections(runs, mixed_report):
 
     tanh = [c["bound_ratio"] for c in recs if c["op"] == "tanh" and c["backend"] == "numpy"]
     assert max(tanh) > 0
-    ratio_row = next(ln for ln in md[md.index("## Bound ratios"):].splitlines() if ln.startswith("| `tanh` |"))
+    ratio_row = next(ln for ln in md[md.index("## Bound ratios") :].splitlines() if ln.startswith("| `tanh` |"))
     assert ratio_row.split(" | ")[1].startswith(fmt_ratio(max(tanh)) + " / ")
 
 
@@ -375,20 +405,27 @@ def test_failure_lines_render_one_failure_plain_or_with_markup(runs):
     assert head.startswith(f"FAIL {fail['backend']} {fail['case_id']}: ") and repro == fail["repro"]
     assert len(mini) in (0, 2)
     marked = failure_lines(fail, strong=lambda s: f"**{s}**", code=lambda s: f"`{s}`", block=lambda s: f"$ {s}")
-    assert marked[0].startswith(f"**FAIL** `{fail['backend']}` `{fail['case_id']}`: ") and marked[1] == "$ " + fail["repro"]
+    assert (
+        marked[0].startswith(f"**FAIL** `{fail['backend']}` `{fail['case_id']}`: ")
+        and marked[1] == "$ " + fail["repro"]
+    )
 
 
 def test_html_is_self_contained_with_matrix_and_plot(runs, mixed_report):
     page = mixed_report[1].read_text()
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "<script" not in page
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
-    assert refs and all(r.startswith(("data:image/svg+xml;base64,", "#")) for r in refs), [r[:40] for r in refs if not r.startswith(("data:", "#"))]
+    assert refs and all(r.startswith(("data:image/svg+xml;base64,", "#")) for r in refs), [
+        r[:40] for r in refs if not r.startswith(("data:", "#"))
+    ]
     assert not re.search(r"url\((?!#)", page) and "@import" not in page
     assert '<table id="matrix"' in page and page.count('<tr class="op"') == len(OPS)
     assert 'id="plot-bound-ratio"' in page
     import base64
 
-    svg = base64.b64decode(re.search(r'id="plot-bound-ratio"><img [^>]*src="data:image/svg\+xml;base64,([^"]+)"', page).group(1)).decode()
+    svg = base64.b64decode(
+        re.search(r'id="plot-bound-ratio"><img [^>]*src="data:image/svg\+xml;base64,([^"]+)"', page).group(1)
+    ).decode()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     # nothing the SVG would fetch: every link is to a fragment inside it (namespace URIs are names, not fetched)
     links = re.findall(r'(?:href|src)="([^"]*)"', svg) + re.findall(r"url\(([^)]*)\)", svg)
@@ -399,10 +436,35 @@ def test_train_records_render_loss_and_weight_difference(runs, tmp_path):
     recs = records(runs / "full.jsonl")
     ref = [2.3 * 0.98**i for i in range(50)]
     recs.insert(-1, {"record": "train", "backend": "reference", "losses": ref})
-    recs.insert(-1, {"record": "train", "backend": "numpy", "losses": [v * 1.001 for v in ref], "weight_diff": [{"step": i, "max_abs": 1e-9 * (i + 1)} for i in range(0, 50, 5)], "accuracy": 0.97,
-                     "steps": 50, "config": {"epochs": 1}})
-    recs.insert(-1, {"record": "case", "backend": "numpy", "case_id": "lenet:train[float32]", "op": "lenet", "source": "lenet", "dtype": "float32",
-                     "case": {"op": "lenet"}, "repro": "convspec train --backend numpy", "status": "pass", "checks": [], "bound_ratio": None, "seconds": 1.0})
+    recs.insert(
+        -1,
+        {
+            "record": "train",
+            "backend": "numpy",
+            "losses": [v * 1.001 for v in ref],
+            "weight_diff": [{"step": i, "max_abs": 1e-9 * (i + 1)} for i in range(0, 50, 5)],
+            "accuracy": 0.97,
+            "steps": 50,
+            "config": {"epochs": 1},
+        },
+    )
+    recs.insert(
+        -1,
+        {
+            "record": "case",
+            "backend": "numpy",
+            "case_id": "lenet:train[float32]",
+            "op": "lenet",
+            "source": "lenet",
+            "dtype": "float32",
+            "case": {"op": "lenet"},
+            "repro": "convspec train --backend numpy",
+            "status": "pass",
+            "checks": [],
+            "bound_ratio": None,
+            "seconds": 1.0,
+        },
+    )
     f = tmp_path / "train.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     md_path, html_path = rep.write_reports([f], tmp_path / "out", name="t")
@@ -412,7 +474,11 @@ def test_train_records_render_loss_and_weight_difference(runs, tmp_path):
     header = _row(md, "backend")
     assert len(header) == len(set(header)) == len(row)
     got = dict(zip(header, row))
-    assert got["steps"] == "50" and got["final loss"] == f"{ref[-1] * 1.001:.4g}" and got["reference final loss"] == f"{ref[-1]:.4g}"
+    assert (
+        got["steps"] == "50"
+        and got["final loss"] == f"{ref[-1] * 1.001:.4g}"
+        and got["reference final loss"] == f"{ref[-1]:.4g}"
+    )
     assert got["max weight diff"] == "4.6e-08" and got["accuracy"] == "0.97"
     page = html_path.read_text()
     assert 'id="plot-loss"' in page and 'id="plot-weight-diff"' in page
@@ -468,22 +534,39 @@ window.addEventListener("load", () => {
     images: imgs.map(i => ({id: i.parentElement.id, ok: i.complete && i.naturalWidth > 100 && i.naturalHeight > 100})),
     matrixRows: document.querySelectorAll("table#matrix tr.op").length,
     matrixHeight: box.height,
-    cellsColoured: Array.from(document.querySelectorAll("table#matrix td")).filter(td => getComputedStyle(td).backgroundColor !== "rgba(0, 0, 0, 0)").length,
+    cellsColoured: Array.from(document.querySelectorAll("table#matrix td")).filter(td => \
+getComputedStyle(td).backgroundColor !== "rgba(0, 0, 0, 0)").length,
   });
   document.body.appendChild(out);
 });
 </script>"""
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"Chromium not installed ({CHROMIUM} absent; Debian: apt-get install chromium): the HTML report is not checked in a browser")
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"Chromium not installed ({CHROMIUM} absent; Debian: "
+    "apt-get install chromium): the HTML report is not checked in a browser",
+)
 def test_html_report_renders_in_headless_chromium(mixed_report, tmp_path):
     page = mixed_report[1].read_text().replace("</body>", PROBE + "\n</body>")
     probe = tmp_path / "probe.html"
     probe.write_text(page)
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-extensions", "--disable-default-apps", "--no-first-run", "--mute-audio",
-        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri(),
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--mute-audio",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probe.as_uri(),
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -502,16 +585,36 @@ def test_html_report_renders_in_headless_chromium(mixed_report, tmp_path):
 
 
 def _header(backends):
-    return {"record": "run", "schema": "convspec-results/1", "spec_version": "1.0", "backends": backends,
-            "profile": "quick", "seed": 0, "shard": [1, 1], "started": "2026-01-01T00:00:00Z", "argv": ["run"],
-            "environment": {"host": "h"}}
+    return {
+        "record": "run",
+        "schema": "convspec-results/1",
+        "spec_version": "1.0",
+        "backends": backends,
+        "profile": "quick",
+        "seed": 0,
+        "shard": [1, 1],
+        "started": "2026-01-01T00:00:00Z",
+        "argv": ["run"],
+        "environment": {"host": "h"},
+    }
 
 
 def _case(backend, op, n, status, checks, **kw):
-    return {"record": "case", "backend": backend, "case_id": f"property:{op}[n={n}]#{n:08x}", "op": op,
-            "source": "property", "dtype": "float32", "case": {"op": op, "params": {}, "shapes": {}},
-            "repro": f"REPRO-{backend}-{n}",
-            "status": status, "checks": checks, "bound_ratio": None, "seconds": 0.0, **kw}
+    return {
+        "record": "case",
+        "backend": backend,
+        "case_id": f"property:{op}[n={n}]#{n:08x}",
+        "op": op,
+        "source": "property",
+        "dtype": "float32",
+        "case": {"op": op, "params": {}, "shapes": {}},
+        "repro": f"REPRO-{backend}-{n}",
+        "status": status,
+        "checks": checks,
+        "bound_ratio": None,
+        "seconds": 0.0,
+        **kw,
+    }
 
 
 def _mismatch(got, expected=1.0, bound=1e-6):
@@ -526,18 +629,53 @@ def _synthetic():
     recs = [_header(["ort", "bad"])]
     no_grads = {"what": "backward", "status": "unsupported", "message": "no grads"}
     recs += [_case("ort", "conv", i, "unsupported", [fwd, no_grads]) for i in range(5)]
-    recs.append(_case("ort", "max_pool", 9, "unsupported", [fwd, {"what": "indices", "status": "pass"},
-                                                             {"what": "backward", "status": "unsupported"}]))
+    recs.append(
+        _case(
+            "ort",
+            "max_pool",
+            9,
+            "unsupported",
+            [fwd, {"what": "indices", "status": "pass"}, {"what": "backward", "status": "unsupported"}],
+        )
+    )
     for r in recs[1:]:
         r.pop("verdicts", None)  # written before records carried verdicts: derived when merged
-    shrunk = {"case_id": "property:conv[small]#1", "case": {"op": "conv"}, "repro": "MINI-REPRO",
-              "checks": [{"what": "forward", "status": "fail", "mismatch": _mismatch(3.0)}]}
-    bad = [_case("bad", "conv", 10 + i, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch(2.0)},
-                                                  {"what": "grad x", "status": "pass"}]) for i in range(3)]
-    bad.append(_case("bad", "conv", 20, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch("nan")}],
-                     minimal=shrunk))  # a NaN: the shrunk case (outside the bound) is not this failure's
-    bad.append(_case("bad", "conv", 21, "fail", [{"what": "forward", "status": "fail", "mismatch": _mismatch(5.0)}],
-                     minimal=shrunk))
+    shrunk = {
+        "case_id": "property:conv[small]#1",
+        "case": {"op": "conv"},
+        "repro": "MINI-REPRO",
+        "checks": [{"what": "forward", "status": "fail", "mismatch": _mismatch(3.0)}],
+    }
+    bad = [
+        _case(
+            "bad",
+            "conv",
+            10 + i,
+            "fail",
+            [{"what": "forward", "status": "fail", "mismatch": _mismatch(2.0)}, {"what": "grad x", "status": "pass"}],
+        )
+        for i in range(3)
+    ]
+    bad.append(
+        _case(
+            "bad",
+            "conv",
+            20,
+            "fail",
+            [{"what": "forward", "status": "fail", "mismatch": _mismatch("nan")}],
+            minimal=shrunk,
+        )
+    )  # a NaN: the shrunk case (outside the bound) is not this failure's
+    bad.append(
+        _case(
+            "bad",
+            "conv",
+            21,
+            "fail",
+            [{"what": "forward", "status": "fail", "mismatch": _mismatch(5.0)}],
+            minimal=shrunk,
+        )
+    )
     shape = {"what": "forward", "status": "fail", "message": "shape (1, 2) != expected (1, 3)"}
     skipped = {"what": "backward", "status": "skipped", "message": "not run"}
     bad.append(_case("bad", "relu", 30, "fail", [shape, skipped]))
@@ -588,7 +726,7 @@ def test_failures_are_grouped_by_signature_with_every_backend_shown():
     ]
     assert all(signature(r) == s for s, recs in report.failure_groups for r in recs)
     texts = rep.render(report)
-    md = texts["md"][texts["md"].index("## Failures"):]
+    md = texts["md"][texts["md"].index("## Failures") :]
     assert "8 failures of 5 kinds" in md
     assert "| `bad` | `conv` | forward | outside bound | 4 | 3. `property:conv[n=21]#00000015` |" in md
     assert "### 3. bad · conv · forward · outside bound (and 3 more like it)" in md
@@ -602,7 +740,7 @@ def test_a_minimal_case_is_shown_only_with_the_failures_it_reproduces():
 
     report = _synthetic()
     groups = dict(report.failure_groups)
-    nan, = groups["bad", "conv", "forward", "NaN"]
+    (nan,) = groups["bad", "conv", "forward", "NaN"]
     assert nan.get("minimal") and not reproduces(nan)
     assert failure_lines(nan)[2:] == []  # its shrunk case fails another way: not claimed
     example = groups["bad", "conv", "forward", "outside bound"][0]

@@ -15,6 +15,7 @@ Both kernels see the geometry padded to 3 spatial dims (leading unit dims). The 
 the same per-thread arithmetic written with NumPy over all threads at once: CI tests them against the
 shared kernels, and a GPU session tests the CUDA kernels against them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -99,8 +100,12 @@ def on_gpu(xp) -> bool:
 def kernels(cp):
     """(forward, backward) cupy.ElementwiseKernel objects, built once (compiled on first launch)."""
     if "fwd" not in _KERNELS:
-        _KERNELS["fwd"] = cp.ElementwiseKernel(f"raw T x, {_GEOMETRY}", "T y, int32 arg", FORWARD_SRC, "convspec_max_pool_fwd")
-        _KERNELS["bwd"] = cp.ElementwiseKernel(f"raw T g, raw int32 arg, {_GEOMETRY}", "T dx", BACKWARD_SRC, "convspec_max_pool_bwd")
+        _KERNELS["fwd"] = cp.ElementwiseKernel(
+            f"raw T x, {_GEOMETRY}", "T y, int32 arg", FORWARD_SRC, "convspec_max_pool_fwd"
+        )
+        _KERNELS["bwd"] = cp.ElementwiseKernel(
+            f"raw T g, raw int32 arg, {_GEOMETRY}", "T dx", BACKWARD_SRC, "convspec_max_pool_bwd"
+        )
     return _KERNELS["fwd"], _KERNELS["bwd"]
 
 
@@ -108,8 +113,14 @@ def geometry3(geo):
     """(n, o, k, s, d, b): input, output, kernel, stride, dilation, begin padding, each 3 ints."""
     lead = 3 - geo.nd
     one = (1,) * lead
-    return (one + geo.in_sizes, one + geo.out_sizes, one + geo.kernel, one + geo.stride, one + geo.dilation,
-            (0,) * lead + tuple(b for b, _ in geo.pads))
+    return (
+        one + geo.in_sizes,
+        one + geo.out_sizes,
+        one + geo.kernel,
+        one + geo.stride,
+        one + geo.dilation,
+        (0,) * lead + tuple(b for b, _ in geo.pads),
+    )
 
 
 def _scalars(geo):
@@ -154,7 +165,10 @@ def backward_host(g, arg, x_shape, geo):
     """The backward kernel, every thread at once: g and arg (N, C, *out) -> dx (N, C, *in)."""
     (n0, n1, n2), (o0, o1, o2), (k0, k1, k2), (s0, s1, s2), (d0, d1, d2), (b0, b1, b2) = geometry3(geo)
     planes = x_shape[0] * x_shape[1]
-    gf, af = np.ascontiguousarray(g).reshape(planes, o0 * o1 * o2), np.ascontiguousarray(arg).reshape(planes, o0 * o1 * o2)
+    gf, af = (
+        np.ascontiguousarray(g).reshape(planes, o0 * o1 * o2),
+        np.ascontiguousarray(arg).reshape(planes, o0 * o1 * o2),
+    )
     p0, p1, p2 = np.arange(n0)[:, None, None], np.arange(n1)[None, :, None], np.arange(n2)[None, None, :]
     acc = np.zeros((planes, n0, n1, n2), dtype=g.dtype)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -198,7 +212,11 @@ def max_pool(xp, x, geo, *, want_indices=False):
     """-> (values, winning taps, flat per-plane input indices or None), with the errors of the
     shared max_pool: a window without any real input is a ParameterError (when there is a window)."""
     if x.shape[0] * x.shape[1] and any(0 in geo.dim_counts(a, False) for a in range(geo.nd)):
-        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+        raise ParameterError(
+            "padding",
+            "a pooling window lies entirely in the padding "
+            "(padding must leave every window at least one input element)",
+        )
     values, arg = window_max(xp, x, geo)
     idx = None
     if want_indices:

@@ -10,6 +10,7 @@ Sizes along one spatial dim with input n, kernel k, stride s, dilation d, paddin
     ceil mode:  out = ceil((n + b + e - extent) / s) + 1, minus one if that last window would start
                 at or after n + b (entirely in the end padding)
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -51,7 +52,11 @@ def padding_pairs(name: str, padding, nd: int):
     """int | per-dim ints | per-dim (begin, end) pairs -> ((b, e), ...); a mode string -> the string."""
     if isinstance(padding, str):
         if padding not in MODES:
-            raise ParameterError(name, f"unknown padding mode {padding!r}; expected one of {MODES}, an int, a tuple of ints or a tuple of (begin, end) pairs")
+            raise ParameterError(
+                name,
+                f"unknown padding mode {padding!r}; expected one of {MODES}, "
+                "an int, a tuple of ints or a tuple of (begin, end) pairs",
+            )
         return padding
     pairs = None
     if _is_int(padding):
@@ -62,7 +67,11 @@ def padding_pairs(name: str, padding, nd: int):
         elif all(isinstance(p, (tuple, list)) and len(p) == 2 and _is_int(p[0]) and _is_int(p[1]) for p in padding):
             pairs = tuple((int(p[0]), int(p[1])) for p in padding)
     if pairs is None:
-        raise ParameterError(name, f"must be an int, a tuple of {nd} ints, a tuple of {nd} (begin, end) pairs or one of {MODES}; got {padding!r}")
+        raise ParameterError(
+            name,
+            f"must be an int, a tuple of {nd} ints, a tuple of {nd} (begin, end) pairs "
+            f"or one of {MODES}; got {padding!r}",
+        )
     if any(b < 0 or e < 0 for b, e in pairs):
         raise ParameterError(name, f"must be non-negative, got {padding!r}")
     return pairs
@@ -92,9 +101,17 @@ def out_sizes(sizes, kernel, stride, dilation, pads, *, ceil_mode=False, strict=
         extent = d * (k - 1) + 1
         if extent > n + b + e:
             what = "input" if kernel_name == "w" else "pool"
-            raise ShapeError(kernel_name, f"kernel extent {extent} (d*(k-1)+1 with k={k}, d={d}) is larger than the padded {what} {n + b + e} (n={n} + padding {b}+{e}) in spatial dim {axis}")
+            raise ShapeError(
+                kernel_name,
+                f"kernel extent {extent} (d*(k-1)+1 with k={k}, d={d}) "
+                f"is larger than the padded {what} {n + b + e} (n={n} + padding {b}+{e}) in spatial dim {axis}",
+            )
         if strict and (n + b + e - extent) % s:
-            raise ParameterError("stride", f"stride {s} does not fit exactly in spatial dim {axis}: (n + p_begin + p_end - d*(k-1) - 1) / s = ({n} + {b} + {e} - {extent - 1} - 1) / {s} = {Fraction(n + b + e - extent, s)} is not an integer")
+            raise ParameterError(
+                "stride",
+                f"stride {s} does not fit exactly in spatial dim {axis}: (n + p_begin + p_end - d*(k-1) - 1) / s = "
+                f"({n} + {b} + {e} - {extent - 1} - 1) / {s} = {Fraction(n + b + e - extent, s)} is not an integer",
+            )
         o = out_len(n, k, s, d, b, e, ceil_mode)
         if o < 1:
             raise ShapeError("x", f"output size {o} < 1 in spatial dim {axis}")
@@ -108,16 +125,26 @@ class Conv:
     def __init__(self, x_shape, w_shape, b_shape, *, stride, padding, dilation, groups, strict=False, x_name="x"):
         nd = len(x_shape) - 2
         if len(w_shape) != nd + 2:
-            raise ShapeError("w", f"must have ndim {nd + 2} (C_out, C_in/groups, *kernel) to match {x_name} of shape {tuple(x_shape)}, got shape {tuple(w_shape)}")
+            raise ShapeError(
+                "w",
+                f"must have ndim {nd + 2} (C_out, C_in/groups, *kernel) "
+                f"to match {x_name} of shape {tuple(x_shape)}, got shape {tuple(w_shape)}",
+            )
         groups = check_groups(groups)
         n, c_in = int(x_shape[0]), int(x_shape[1])
         c_out, cg = int(w_shape[0]), int(w_shape[1])
         if c_in % groups:
             raise ParameterError("groups", f"groups={groups} must divide the input channels C_in={c_in}")
         if c_out % groups:
-            raise ParameterError("groups", f"groups={groups} must divide the output channels C_out={c_out} (w.shape[0])")
+            raise ParameterError(
+                "groups", f"groups={groups} must divide the output channels C_out={c_out} (w.shape[0])"
+            )
         if cg * groups != c_in:
-            raise ShapeError(x_name, f"channel mismatch: {x_name} has {c_in} input channels but w expects {cg * groups} (w.shape[1]={cg} * groups={groups})")
+            raise ShapeError(
+                x_name,
+                f"channel mismatch: {x_name} has {c_in} input channels but w expects {cg * groups} "
+                f"(w.shape[1]={cg} * groups={groups})",
+            )
         if b_shape is not None and tuple(b_shape) != (c_out,):
             raise ShapeError("b", f"must have shape (C_out,) = ({c_out},), got {tuple(b_shape)}")
         kernel = tuple(int(k) for k in w_shape[2:])
@@ -134,7 +161,9 @@ class Conv:
         elif pads == "full":
             pads = tuple((d * (k - 1), d * (k - 1)) for k, d in zip(kernel, self.dilation))
         elif pads == "same":
-            pads = tuple(same_split(n_, k, s, d) for n_, k, s, d in zip(self.in_sizes, kernel, self.stride, self.dilation))
+            pads = tuple(
+                same_split(n_, k, s, d) for n_, k, s, d in zip(self.in_sizes, kernel, self.stride, self.dilation)
+            )
         self.pads = pads
         self.out_sizes = out_sizes(self.in_sizes, kernel, self.stride, self.dilation, pads, strict=strict)
 
@@ -155,7 +184,11 @@ def conv_transpose(y_shape, w_shape, b_shape, *, stride, padding, output_padding
     """The Conv whose input-adjoint conv_transpose is: y is that conv's output, our result its input."""
     nd = len(y_shape) - 2
     if len(w_shape) != nd + 2:
-        raise ShapeError("w", f"must have ndim {nd + 2} (C_y, C_x/groups, *kernel) to match y of shape {tuple(y_shape)}, got shape {tuple(w_shape)}")
+        raise ShapeError(
+            "w",
+            f"must have ndim {nd + 2} (C_y, C_x/groups, *kernel) "
+            f"to match y of shape {tuple(y_shape)}, got shape {tuple(w_shape)}",
+        )
     groups = check_groups(groups)
     if y_shape[1] != w_shape[0]:
         raise ShapeError("y", f"channel mismatch: y has {y_shape[1]} channels but w.shape[0] is {w_shape[0]}")
@@ -169,7 +202,11 @@ def conv_transpose(y_shape, w_shape, b_shape, *, stride, padding, output_padding
     d = per_dim("dilation", dilation, nd, 1)
     op = per_dim("output_padding", output_padding, nd, 0)
     if any(o >= max(ss, dd) for o, ss, dd in zip(op, s, d)):
-        raise ParameterError("output_padding", f"must satisfy 0 <= output_padding < max(stride, dilation); got {output_padding!r} with stride {stride!r}, dilation {dilation!r}")
+        raise ParameterError(
+            "output_padding",
+            "must satisfy 0 <= output_padding < max(stride, dilation); "
+            f"got {output_padding!r} with stride {stride!r}, dilation {dilation!r}",
+        )
     n_y = tuple(int(v) for v in y_shape[2:])
     pads = padding_pairs("padding", padding, nd)
     if pads == "same":
@@ -182,10 +219,16 @@ def conv_transpose(y_shape, w_shape, b_shape, *, stride, padding, output_padding
             pads = ((0, 0),) * nd
         elif pads == "full":
             pads = tuple((dd * (k - 1),) * 2 for k, dd in zip(kernel, d))
-        n_x = tuple((n - 1) * ss - b - e + dd * (k - 1) + o + 1 for n, ss, (b, e), dd, k, o in zip(n_y, s, pads, d, kernel, op))
+        n_x = tuple(
+            (n - 1) * ss - b - e + dd * (k - 1) + o + 1 for n, ss, (b, e), dd, k, o in zip(n_y, s, pads, d, kernel, op)
+        )
     for axis, n in enumerate(n_x):
         if n < 1:
-            raise ShapeError("y", f"output size {n} < 1 in spatial dim {axis} (padding {pads[axis]} removes more than the transposed conv produces)")
+            raise ShapeError(
+                "y",
+                f"output size {n} < 1 in spatial dim {axis} "
+                f"(padding {pads[axis]} removes more than the transposed conv produces)",
+            )
     geo = Conv((y_shape[0], c_x) + n_x, w_shape, None, stride=s, padding=pads, dilation=d, groups=groups)
     # conv maps n_x onto at least n_y outputs (more when dilation > stride and output_padding > 0):
     # conv_transpose is the adjoint of the conv's first n_y outputs
@@ -204,14 +247,26 @@ class Pool:
         self.stride = self.kernel if stride is None else per_dim("stride", stride, nd, 1)
         self.dilation = per_dim("dilation", dilation, nd, 1)
         if isinstance(padding, str):
-            raise ParameterError("padding", f"pooling takes an int, a per-dim tuple or (begin, end) pairs, not the mode {padding!r}")
+            raise ParameterError(
+                "padding", f"pooling takes an int, a per-dim tuple or (begin, end) pairs, not the mode {padding!r}"
+            )
         self.pads = padding_pairs("padding", padding, nd)
         self.in_sizes = tuple(int(v) for v in x_shape[2:])
         self.ceil_mode = bool(ceil_mode)
-        self.out_sizes = out_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, ceil_mode=self.ceil_mode, kernel_name="kernel_size")
+        self.out_sizes = out_sizes(
+            self.in_sizes,
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.pads,
+            ceil_mode=self.ceil_mode,
+            kernel_name="kernel_size",
+        )
         self.overhang = tuple(
             max((o - 1) * s + d * (k - 1) + 1 - (n + b + e), 0)
-            for o, s, d, k, n, (b, e) in zip(self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads)
+            for o, s, d, k, n, (b, e) in zip(
+                self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads
+            )
         )
 
     @property
@@ -225,6 +280,12 @@ class Pool:
     def dim_counts(self, axis: int, include_pad: bool) -> list[int]:
         """Per output position along `axis`: how many window elements lie on real inputs (or, with
         include_pad, inside the explicitly padded input; never the ceil_mode overhang)."""
-        n, k, s, d, (b, e) = self.in_sizes[axis], self.kernel[axis], self.stride[axis], self.dilation[axis], self.pads[axis]
+        n, k, s, d, (b, e) = (
+            self.in_sizes[axis],
+            self.kernel[axis],
+            self.stride[axis],
+            self.dilation[axis],
+            self.pads[axis],
+        )
         lo, hi = (-b, n + e) if include_pad else (0, n)
         return [sum(1 for j in range(k) if lo <= o * s + j * d - b < hi) for o in range(self.out_sizes[axis])]

@@ -4,6 +4,7 @@ module `self.xp` (numpy or cupy): argument validation, dtype handling, then the 
 A backend is `class MyBackend(ArrayOps, Backend)` with `xp` set; signatures, argument order and
 return tuples are the reference's. Computation is in the inputs' common dtype (float32 stays float32;
 integer inputs count as float64)."""
+
 from __future__ import annotations
 
 from math import prod
@@ -39,7 +40,16 @@ class ArrayOps(NormOps):
         return x, w, b
 
     def _conv_geo(self, x, w, b, stride, padding, dilation, groups, strict):
-        return Conv(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+        return Conv(
+            x.shape,
+            w.shape,
+            None if b is None else b.shape,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            strict=strict,
+        )
 
     def conv(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         xp = self.xp
@@ -56,20 +66,35 @@ class ArrayOps(NormOps):
         g = grad(xp, grad_out, geo.y_shape)
         dt = common_dtype(xp, g, x, w, b)
         g = cast(g, dt)
-        _, dx, dw = _conv.conv_passes(xp, geo, x=cast(x, dt), w=cast(w, dt), g=g, want_dx=True, want_dw=True, limit=self.col_limit)
+        _, dx, dw = _conv.conv_passes(
+            xp, geo, x=cast(x, dt), w=cast(w, dt), g=g, want_dx=True, want_dw=True, limit=self.col_limit
+        )
         return dx, dw, (None if b is None else _conv.bias_grad(xp, g))
 
     def convolve(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         w = as_float(self.xp, "w", w, min_ndim=3)
-        return self.conv(x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+        return self.conv(
+            x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
+        )
 
     def convolve_backward(self, grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         w = as_float(self.xp, "w", w, min_ndim=3)
-        dx, dw, db = self.conv_backward(grad_out, x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+        dx, dw, db = self.conv_backward(
+            grad_out, x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
+        )
         return dx, self.xp.ascontiguousarray(_flip(dw)), db
 
     def _transpose_geo(self, y, w, b, stride, padding, output_padding, dilation, groups):
-        return conv_transpose(y.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+        return conv_transpose(
+            y.shape,
+            w.shape,
+            None if b is None else b.shape,
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+        )
 
     def conv_transpose(self, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         xp = self.xp
@@ -79,7 +104,9 @@ class ArrayOps(NormOps):
         _, x, _ = _conv.conv_passes(xp, geo, w=cast(w, dt), g=cast(y, dt), want_dx=True, limit=self.col_limit)
         return x if b is None else _conv.add_bias(xp, x, cast(b, dt))
 
-    def conv_transpose_backward(self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    def conv_transpose_backward(
+        self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+    ):
         """-> (dy, dw, db): dy = conv(g, w); dw is conv's weight gradient with input g and output y."""
         xp = self.xp
         y, w, b = self._conv_inputs(y, w, b, "y")
@@ -87,7 +114,9 @@ class ArrayOps(NormOps):
         g = grad(xp, grad_out, geo.x_shape)
         dt = common_dtype(xp, g, y, w, b)
         g = cast(g, dt)
-        dy, _, dw = _conv.conv_passes(xp, geo, x=g, w=cast(w, dt), g=cast(y, dt), want_y=True, want_dw=True, limit=self.col_limit)
+        dy, _, dw = _conv.conv_passes(
+            xp, geo, x=g, w=cast(w, dt), g=cast(y, dt), want_y=True, want_dw=True, limit=self.col_limit
+        )
         return dy, dw, (None if b is None else _conv.bias_grad(xp, g))
 
     # ---------------------------------------------------------------- pooling
@@ -114,14 +143,20 @@ class ArrayOps(NormOps):
     def _avg_geo(self, x, kernel_size, stride, padding, dilation, ceil_mode):
         x, geo = self._pool(x, kernel_size, stride, padding, dilation, ceil_mode)
         if any(0 in geo.dim_counts(a, False) for a in range(geo.nd)):
-            raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+            raise ParameterError(
+                "padding",
+                "a pooling window lies entirely in the padding "
+                "(padding must leave every window at least one input element)",
+            )
         return x, geo
 
     def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
         x, geo = self._avg_geo(x, kernel_size, stride, padding, dilation, ceil_mode)
         return _pool.avg_pool(self.xp, x, geo, bool(count_include_pad))
 
-    def avg_pool_backward(self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
+    def avg_pool_backward(
+        self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+    ):
         xp = self.xp
         x, geo = self._avg_geo(x, kernel_size, stride, padding, dilation, ceil_mode)
         g = grad(xp, grad_out, tuple(x.shape[:2]) + geo.out_sizes)
@@ -247,7 +282,11 @@ class ArrayOps(NormOps):
         x = as_float(xp, "x", x, ndim=2)
         w = as_float(xp, "w", w, ndim=2)
         if x.shape[1] != w.shape[1]:
-            raise ShapeError("x", f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} (w is (out, in) = {tuple(w.shape)})")
+            raise ShapeError(
+                "x",
+                f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
+                f"(w is (out, in) = {tuple(w.shape)})",
+            )
         if b is not None:
             b = as_float(xp, "b", b, ndim=1)
             if tuple(b.shape) != (w.shape[0],):

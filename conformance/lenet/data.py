@@ -13,6 +13,7 @@
 
 Pixels are scaled to [0, 1] and standardised with the training set's mean and standard deviation.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -48,7 +49,12 @@ class Dataset:
     name: str
 
     def describe(self) -> dict:
-        return {"name": self.name, "train": int(len(self.y_train)), "test": int(len(self.y_test)), "image": list(self.x_train.shape[1:])}
+        return {
+            "name": self.name,
+            "train": int(len(self.y_train)),
+            "test": int(len(self.y_test)),
+            "image": list(self.x_train.shape[1:]),
+        }
 
 
 def _standardise(x_train, x_test):
@@ -60,8 +66,11 @@ def load_digits_32(*, test_fraction: float = TEST_FRACTION, split_seed: int = SP
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is in the test and digits extras
-        raise DataError("digits", 'needs scikit-learn: pip install scikit-learn (in a convspec checkout: '
-                                  'pip install ".[digits]"), or pass --mnist DIR') from exc
+        raise DataError(
+            "digits",
+            "needs scikit-learn: pip install scikit-learn (in a convspec checkout: "
+            'pip install ".[digits]"), or pass --mnist DIR',
+        ) from exc
     d = load_digits()
     images = d.images.astype(np.float64) / 16.0  # (1797, 8, 8), grey levels 0..16
     images = np.kron(images, np.ones((1, 4, 4)))[:, None]  # (1797, 1, 32, 32): 4x4 blocks
@@ -83,10 +92,18 @@ def read_idx(path) -> np.ndarray:
     if len(raw) < 4:
         raise IdxError(str(path), f"truncated header: {len(raw)} bytes, an IDX file starts with a 4-byte magic number")
     if raw[0] != 0 or raw[1] != 0:
-        raise IdxError(str(path), f"wrong magic number 0x{raw[:4].hex()}: an IDX file starts with two zero bytes, a type code and the number of dimensions")
+        raise IdxError(
+            str(path),
+            f"wrong magic number 0x{raw[:4].hex()}: an IDX file starts with two zero bytes, "
+            "a type code and the number of dimensions",
+        )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
-        raise IdxError(str(path), f"unknown IDX type code 0x{code:02x} in the magic number; expected one of {', '.join(f'0x{c:02x}' for c in _IDX_TYPES)}")
+        raise IdxError(
+            str(path),
+            f"unknown IDX type code 0x{code:02x} in the magic number; "
+            f"expected one of {', '.join(f'0x{c:02x}' for c in _IDX_TYPES)}",
+        )
     if ndim < 1:
         raise IdxError(str(path), "the magic number declares 0 dimensions")
     header = 4 + 4 * ndim
@@ -97,7 +114,10 @@ def read_idx(path) -> np.ndarray:
     want = int(np.prod(shape)) * dtype.itemsize
     have = len(raw) - header
     if have < want:
-        raise IdxError(str(path), f"truncated data: shape {shape} of {dtype.name} needs {want} bytes after the header, the file has {have}")
+        raise IdxError(
+            str(path),
+            f"truncated data: shape {shape} of {dtype.name} needs {want} bytes after the header, the file has {have}",
+        )
     if have > want:
         raise IdxError(str(path), f"{have - want} unexpected bytes after the data of shape {shape}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
@@ -132,7 +152,9 @@ def load_mnist(directory) -> Dataset:
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
             raise DataError("--mnist", f"{split}: {images.shape[0]} images but labels of shape {labels.shape}")
         if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise DataError("--mnist", f"{split} labels must lie in 0..9, got values in [{labels.min()}, {labels.max()}]")
+            raise DataError(
+                "--mnist", f"{split} labels must lie in 0..9, got values in [{labels.min()}, {labels.max()}]"
+            )
     out = {}
     for split in ("train", "test"):
         img = arrays[f"{split}_images"].astype(np.float64) / 255.0
@@ -142,7 +164,13 @@ def load_mnist(directory) -> Dataset:
         top, left = (32 - rows) // 2, (32 - cols) // 2
         out[split] = np.pad(img, ((0, 0), (top, 32 - rows - top), (left, 32 - cols - left)))[:, None]
     x_train, x_test = _standardise(out["train"], out["test"])
-    return Dataset(x_train, arrays["train_labels"].astype(np.int64), x_test, arrays["test_labels"].astype(np.int64), f"mnist:{directory}")
+    return Dataset(
+        x_train,
+        arrays["train_labels"].astype(np.int64),
+        x_test,
+        arrays["test_labels"].astype(np.int64),
+        f"mnist:{directory}",
+    )
 
 
 def write_idx(path, array: np.ndarray) -> None:

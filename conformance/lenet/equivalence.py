@@ -37,6 +37,7 @@ Hence:
 - a run longer than TRACK_STEPS must end within ACCURACY_TOL = 0.02 (7 of 359 digits test images) of
   the reference's test accuracy.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,21 +74,35 @@ def compare(run, reference) -> dict:
     weight_diff = float(np.linalg.norm(w - w_ref) / np.linalg.norm(w_ref)) if w.shape == w_ref.shape else float("inf")
     failures = []
     if first is not None and first <= h:
-        failures.append(f"loss differs by {rel[first - 1]:.2e} (> {LOSS_RTOL[dtype]:g}) at step {first}, within the first {h} steps")
+        failures.append(
+            f"loss differs by {rel[first - 1]:.2e} (> {LOSS_RTOL[dtype]:g}) at step {first}, within the first {h} steps"
+        )
     if n <= h and not weight_diff <= WEIGHT_RTOL[dtype]:
         failures.append(f"final weights differ by {weight_diff:.2e} (> {WEIGHT_RTOL[dtype]:g})")
     acc_diff = None
     if run.test_accuracy is not None and reference.test_accuracy is not None:
         acc_diff = abs(run.test_accuracy - reference.test_accuracy)
         if n > h and not acc_diff <= ACCURACY_TOL:
-            failures.append(f"test accuracy {run.test_accuracy:.4f} is {acc_diff:.4f} from the reference's {reference.test_accuracy:.4f} (> {ACCURACY_TOL})")
+            failures.append(
+                f"test accuracy {run.test_accuracy:.4f} is {acc_diff:.4f} from "
+                f"the reference's {reference.test_accuracy:.4f} (> {ACCURACY_TOL})"
+            )
     return {
-        "backend": run.backend, "dtype": dtype, "steps": int(n), "track_steps": int(h),
-        "loss_rtol": LOSS_RTOL[dtype], "first_exceed_step": first,
+        "backend": run.backend,
+        "dtype": dtype,
+        "steps": int(n),
+        "track_steps": int(h),
+        "loss_rtol": LOSS_RTOL[dtype],
+        "first_exceed_step": first,
         "max_loss_rel_diff_tracked": float(rel[:h].max()) if h else 0.0,
         "max_loss_rel_diff": float(rel.max()) if n else 0.0,
         "loss_rel_diff_at": {str(s): float(rel[s - 1]) for s in sorted({1, 10, 100, n}) if 1 <= s <= n},
-        "final_weight_rel_diff": weight_diff, "weight_rtol": WEIGHT_RTOL[dtype], "weight_checked": n <= h,
-        "test_accuracy": run.test_accuracy, "reference_accuracy": reference.test_accuracy, "accuracy_diff": acc_diff,
-        "equivalent": not failures, "failures": failures,
+        "final_weight_rel_diff": weight_diff,
+        "weight_rtol": WEIGHT_RTOL[dtype],
+        "weight_checked": n <= h,
+        "test_accuracy": run.test_accuracy,
+        "reference_accuracy": reference.test_accuracy,
+        "accuracy_diff": acc_diff,
+        "equivalent": not failures,
+        "failures": failures,
     }

@@ -1,6 +1,6 @@
-"""Compatibility reports: `convspec report RESULTS.jsonl ... [--bench BENCH.json] --out reports/` merges results files (from
-one machine or several, or the shards of a split run) and writes reports/<name>.md (readable on GitHub)
-and reports/<name>.html (one self-contained file with the plots).
+"""Compatibility reports: `convspec report RESULTS.jsonl ... [--bench BENCH.json] --out reports/` merges results
+files (from one machine or several, or the shards of a split run) and writes reports/<name>.md (readable on
+GitHub) and reports/<name>.html (one self-contained file with the plots).
 
     schema.py    the published JSON Schema (conformance/schema/results.schema.json); reading and
                  validating one results file
@@ -11,6 +11,7 @@ and reports/<name>.html (one self-contained file with the plots).
     markdown.py / html.py / plots.py   the renderings (markdown.py: the one Markdown table writer and the
                  bench's Markdown; plots.py: the one plot style and the bench's GFLOP/s plot)
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,9 @@ def atomic_write(path, text: str) -> None:
         raise
 
 
-def write_reports(paths, out_dir, name: str = "compatibility", title: str = "convspec compatibility report", bench=()) -> list:
+def write_reports(
+    paths, out_dir, name: str = "compatibility", title: str = "convspec compatibility report", bench=()
+) -> list:
     """Load, merge and render the results files (and the `convspec bench` JSON files in `bench`, for the
     Performance section), then write <out_dir>/<name>.md and .html. Returns the paths written. Nothing
     is written unless every file loaded and both renderings succeeded."""

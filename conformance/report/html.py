@@ -1,6 +1,7 @@
 """The report as one self-contained HTML file: inline CSS, the plots embedded as SVG data URIs, no
 script and no reference to anything outside the file (it opens offline, and in a mail attachment).
 The content is the Markdown report's, plus the pictures."""
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,8 @@ pre { background: #f6f8fa; border: 1px solid var(--line); padding: .5rem .7rem; 
 figure { margin: 1rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); background: white; }
 .legend span { display: inline-block; margin-right: 1rem; }
-.swatch { display: inline-block; width: .9em; height: .9em; vertical-align: -.1em; border: 1px solid var(--line); margin-right: .3em; }
+.swatch { display: inline-block; width: .9em; height: .9em; vertical-align: -.1em; \
+border: 1px solid var(--line); margin-right: .3em; }
 """
 
 
@@ -115,49 +117,84 @@ def render(report: Report, plots: list) -> str:
     plot = {a: (cap, svg) for a, cap, svg in plots}
     hosts = sorted({r.header["environment"].get("host", "?") for r in report.runs})
     meta = (
-        f"Spec version <strong>{_e(report.spec_version)}</strong> · {len(report.runs)} results file{'s' if len(report.runs) != 1 else ''} "
-        f"from {', '.join(f'<code>{_e(h)}</code>' for h in hosts)} · backends: {', '.join(f'<code>{_e(b)}</code>' for b in cols) or '(none)'}"
+        f"Spec version <strong>{_e(report.spec_version)}</strong> · "
+        f"{len(report.runs)} results file{'s' if len(report.runs) != 1 else ''} "
+        f"from {', '.join(f'<code>{_e(h)}</code>' for h in hosts)} · backends: "
+        f"{', '.join(f'<code>{_e(b)}</code>' for b in cols) or '(none)'}"
     )
     sections = []  # (anchor, title, html)
 
     parts = []
     if report.notes:
-        parts.append('<div class="notes"><strong>Note</strong><ul>' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul></div>")
+        parts.append(
+            '<div class="notes"><strong>Note</strong><ul>'
+            + "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+            + "</ul></div>"
+        )
     nparts = len(F.MATRIX_PARTS)
     rows = []
     for group, ops in report.matrix:
         rows.append(f'<tr class="group"><th colspan="{nparts * len(cols) + 1}">{_e(group)}</th></tr>')
         for op, cells in ops:
-            rows.append(f'<tr class="op" data-op="{_e(op)}"><th><code>{_e(op)}</code></th>'
-                        + _parts(cols, lambda b, op=op, cells=cells: F.part_cells(op, cells[b])) + "</tr>")
+            rows.append(
+                f'<tr class="op" data-op="{_e(op)}"><th><code>{_e(op)}</code></th>'
+                + _parts(cols, lambda b, op=op, cells=cells: F.part_cells(op, cells[b]))
+                + "</tr>"
+            )
     total = _parts(cols, lambda b: F.part_cells("", report.totals[b]))
     rows.append(f'<tr class="total"><th>all ops</th>{total}</tr>')
-    parts.append('<p class="hint">Each cell counts the cases of an op on a backend by the verdict of one part: the '
-                 'forward output (and the index output, where the op has one) and the backward (every gradient). A '
-                 'backend that computes only forwards gets its forward passes counted.</p>')
-    head = ('<tr><th rowspan="2">op</th>' + "".join(f'<th colspan="{nparts}">{_e(b)}</th>' for b in cols)
-            + "</tr>\n<tr>" + "".join(f"<th>{_e(p)}</th>" for _ in cols for p in F.MATRIX_PARTS) + "</tr>")
-    parts.append(f'<table id="matrix" class="matrix">\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(rows)
-                 + "\n</tbody>\n</table>")
-    parts.append('<p class="hint">Whole cases (a case passes when every part passes) and the verdicts of each part, '
-                 'per backend:</p>')
-    parts.append(_table(["totals", "whole cases", "verdicts per part"], [
-        f"<tr><th><code>{_e(b)}</code></th>{_cell(report.totals[b])}<td>{_e(F.part_totals(report.totals[b]))}</td></tr>"
-        for b in cols], tid="verdicts-table"))
     parts.append(
-        '<p class="legend">' + "".join(
-            f'<span><span class="swatch {_kind_class(k)}" style="background: var(--{k.replace(" ", "-")}, white)"></span>'
-            f"<strong>{_e(k)}</strong>: {_e(w)}</span>" for k, w in F.KIND_WORDS.items()
-        ) + "</p>"
+        '<p class="hint">Each cell counts the cases of an op on a backend by the verdict of one part: the '
+        "forward output (and the index output, where the op has one) and the backward (every gradient). A "
+        "backend that computes only forwards gets its forward passes counted.</p>"
+    )
+    head = (
+        '<tr><th rowspan="2">op</th>'
+        + "".join(f'<th colspan="{nparts}">{_e(b)}</th>' for b in cols)
+        + "</tr>\n<tr>"
+        + "".join(f"<th>{_e(p)}</th>" for _ in cols for p in F.MATRIX_PARTS)
+        + "</tr>"
+    )
+    parts.append(
+        f'<table id="matrix" class="matrix">\n<thead>{head}</thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
+    parts.append(
+        '<p class="hint">Whole cases (a case passes when every part passes) and the verdicts of each part, '
+        "per backend:</p>"
+    )
+    parts.append(
+        _table(
+            ["totals", "whole cases", "verdicts per part"],
+            [
+                f"<tr><th><code>{_e(b)}</code></th>{_cell(report.totals[b])}<td>{_e(F.part_totals(report.totals[b]))}</td></tr>"
+                for b in cols
+            ],
+            tid="verdicts-table",
+        )
+    )
+    parts.append(
+        '<p class="legend">'
+        + "".join(
+            f'<span><span class="swatch {_kind_class(k)}" style="background: '
+            f'var(--{k.replace(" ", "-")}, white)"></span>'
+            f"<strong>{_e(k)}</strong>: {_e(w)}</span>"
+            for k, w in F.KIND_WORDS.items()
+        )
+        + "</p>"
     )
     sections.append(("matrix-section", "Compatibility matrix", "\n".join(parts)))
 
     frows = [f"<tr><th>{_e(f)}</th>" + "".join(_cell(cells[b]) for b in cols) + "</tr>" for f, cells in report.features]
-    sections.append((
-        "features", "Per-feature detail",
-        '<p class="hint">Cases grouped by what they exercise (a case counts under every feature it has).</p>\n'
-        + _table(["feature"] + cols, frows, tid="feature-table"),
-    ))
+    sections.append(
+        (
+            "features",
+            "Per-feature detail",
+            '<p class="hint">Cases grouped by what they exercise (a case counts under every feature it has).</p>\n'
+            + _table(["feature"] + cols, frows, tid="feature-table"),
+        )
+    )
 
     rrows = []
     for _, ops in report.matrix:
@@ -170,10 +207,17 @@ def render(report: Report, plots: list) -> str:
                 s = ratio_summary(per.get(b, []))
                 tds.append("<td>–</td>" if s is None else f"<td>{F.fmt_ratio(s[0])} / {F.fmt_ratio(s[1])}</td>")
             rrows.append(f"<tr><th><code>{_e(op)}</code></th>" + "".join(tds) + "</tr>")
-    ratio_html = '<p class="hint">Largest and median of max |backend − reference| / error bound over each op\'s cases (1 is the bound; 0 is bit-exact).</p>\n'
+    ratio_html = (
+        '<p class="hint">Largest and median of max |backend − reference| / error bound over each op\'s cases '
+        "(1 is the bound; 0 is bit-exact).</p>\n"
+    )
     if "plot-bound-ratio" in plot:
         ratio_html += _img("plot-bound-ratio", *plot["plot-bound-ratio"]) + "\n"
-    ratio_html += _table(["op (max / median)"] + cols, rrows, tid="ratio-table") if rrows else "<p>No case recorded a bound ratio.</p>"
+    ratio_html += (
+        _table(["op (max / median)"] + cols, rrows, tid="ratio-table")
+        if rrows
+        else "<p>No case recorded a bound ratio.</p>"
+    )
     sections.append(("bound-ratios", "Bound ratios", ratio_html))
 
     if report.trains or report.reference_train:
@@ -182,15 +226,27 @@ def render(report: Report, plots: list) -> str:
         for anchor in ("plot-loss", "plot-weight-diff"):
             if anchor in plot:
                 body += _img(anchor, *plot[anchor]) + "\n"
-        body += _table(header, ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in trows], tid="train-table")
+        body += _table(
+            header, ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in trows], tid="train-table"
+        )
         sections.append(("lenet", "LeNet-5 training", body))
 
     if report.benches:
-        body = f'<p class="hint">Conv forward and backward timings on network layer shapes (<code>convspec bench</code>). {_e(perf.HINT)}</p>'
+        body = (
+            '<p class="hint">Conv forward and backward timings on network layer shapes (<code>convspec bench</code>). '
+            f"{_e(perf.HINT)}</p>"
+        )
         for i, run in enumerate(report.benches):
-            body += f"\n<h3>{_e(run.label)}</h3>\n<ul>" + "".join(f"<li>{_e(t)}</li>" for t in perf.header_lines(run)) + "</ul>\n"
-            body += _table(perf.SUMMARY_HEADER, ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in perf.summary_rows(run)],
-                           tid=f"perf-table-{i + 1}")
+            body += (
+                f"\n<h3>{_e(run.label)}</h3>\n<ul>"
+                + "".join(f"<li>{_e(t)}</li>" for t in perf.header_lines(run))
+                + "</ul>\n"
+            )
+            body += _table(
+                perf.SUMMARY_HEADER,
+                ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in perf.summary_rows(run)],
+                tid=f"perf-table-{i + 1}",
+            )
             if f"plot-perf-{i + 1}" in plot:
                 body += "\n" + _img(f"plot-perf-{i + 1}", *plot[f"plot-perf-{i + 1}"])
         sections.append(("performance", "Performance", body))
@@ -201,8 +257,10 @@ def render(report: Report, plots: list) -> str:
             f"<td>{d['count']}</td><td><code>{_e(d['cases'][0]['case_id'])}</code></td></tr>"
             for d in report.deviations
         ]
-        dev = '<p class="hint">Where a backend declares that it differs from the spec, and the difference showed up.</p>\n' + _table(
-            ["backend", "op", "reason", "cases", "example"], drows, tid="deviations-table"
+        dev = (
+            '<p class="hint">Where a backend declares that it differs from the spec, '
+            "and the difference showed up.</p>\n"
+            + _table(["backend", "op", "reason", "cases", "example"], drows, tid="deviations-table")
         )
     else:
         dev = "<p>None showed up.</p>"
@@ -211,24 +269,39 @@ def render(report: Report, plots: list) -> str:
     if report.failures:
         groups = report.failure_groups
         n = len(report.failures)
-        kinds = f'{len(groups)} kind{"s" if len(groups) != 1 else ""}'
-        fail = (f'<p class="hint">{n} failure{"s" if n != 1 else ""} of {kinds}, '
-                "grouped by backend, op, check and kind of mismatch, with one example each; every failure is in the "
-                "results files with its repro command.</p>\n")
-        fail += _table(["backend", "op", "check", "kind", "cases", "example"], [
-            f'<tr><td><code>{_e(b)}</code></td><td><code>{_e(op)}</code></td><td>{_e(check)}</td><td>{_e(kind)}</td>'
-            f'<td>{len(recs)}</td><td><a href="#failure-{i}"><code>{_e(recs[0]["case_id"])}</code></a></td></tr>'
-            for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1)], tid="failure-groups")
+        kinds = f"{len(groups)} kind{'s' if len(groups) != 1 else ''}"
+        fail = (
+            f'<p class="hint">{n} failure{"s" if n != 1 else ""} of {kinds}, '
+            "grouped by backend, op, check and kind of mismatch, with one example each; every failure is in the "
+            "results files with its repro command.</p>\n"
+        )
+        fail += _table(
+            ["backend", "op", "check", "kind", "cases", "example"],
+            [
+                f"<tr><td><code>{_e(b)}</code></td><td><code>{_e(op)}</code></td><td>{_e(check)}</td><td>{_e(kind)}</td>"
+                f'<td>{len(recs)}</td><td><a href="#failure-{i}"><code>{_e(recs[0]["case_id"])}</code></a></td></tr>'
+                for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1)
+            ],
+            tid="failure-groups",
+        )
         items = []
         for i, ((b, op, check, kind), recs) in enumerate(groups[:MAX_GROUPS], 1):
-            lines = F.failure_lines(recs[0], strong=lambda s: f'<span class="status">{_e(s)}</span>',
-                                    code=lambda s: f"<code>{_e(s)}</code>", block=lambda s: f"<pre>{_e(s)}</pre>", text=_e)
+            lines = F.failure_lines(
+                recs[0],
+                strong=lambda s: f'<span class="status">{_e(s)}</span>',
+                code=lambda s: f"<code>{_e(s)}</code>",
+                block=lambda s: f"<pre>{_e(s)}</pre>",
+                text=_e,
+            )
             more = f" (and {len(recs) - 1} more like it)" if len(recs) > 1 else ""
-            items.append(f'<div class="failure" id="failure-{i}"><h3>{i}. {_e(b)} · {_e(op)} · {_e(check)} · {_e(kind)}'
-                         f"{_e(more)}</h3>" + "".join(lines) + "</div>")
+            items.append(
+                f'<div class="failure" id="failure-{i}"><h3>{i}. {_e(b)} · {_e(op)} · {_e(check)} · {_e(kind)}'
+                f"{_e(more)}</h3>" + "".join(lines) + "</div>"
+            )
         if len(groups) > MAX_GROUPS:
-            items.append(f"<p>… and {len(groups) - MAX_GROUPS} more kinds of failure; every failure is in the results "
-                         "files.</p>")
+            items.append(
+                f"<p>… and {len(groups) - MAX_GROUPS} more kinds of failure; every failure is in the results files.</p>"
+            )
         fail += "\n".join(items)
     else:
         fail = "<p>None: no case failed, raised, timed out or crashed.</p>"
@@ -241,18 +314,35 @@ def render(report: Report, plots: list) -> str:
         ]
         sections.append(("conflicts", "Conflicting results", _table(["backend", "case", "outcomes"], crows)))
     if report.plugin_errors:
-        sections.append((
-            "plugin-errors", "Plugin errors",
-            "<ul>" + "".join(f"<li><code>{_e(e['plugin'])}</code> ({_e(e['_run'])}): {_e(F.last_line(e['error']))}</li>" for e in report.plugin_errors) + "</ul>",
-        ))
+        sections.append(
+            (
+                "plugin-errors",
+                "Plugin errors",
+                "<ul>"
+                + "".join(
+                    f"<li><code>{_e(e['plugin'])}</code> ({_e(e['_run'])}): {_e(F.last_line(e['error']))}</li>"
+                    for e in report.plugin_errors
+                )
+                + "</ul>",
+            )
+        )
 
     env = []
     for run in report.runs:
         env.append(f"<h3>{_e(run.label)}</h3>")
-        env.append(_table(["field", "value"], [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in F.environment_rows(run)]))
+        env.append(
+            _table(
+                ["field", "value"], [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in F.environment_rows(run)]
+            )
+        )
         brows = F.backend_rows(run)
         if brows:
-            env.append(_table(["backend", "status", "version", "device", "dtypes", "plugin"], ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in brows]))
+            env.append(
+                _table(
+                    ["backend", "status", "version", "device", "dtypes", "plugin"],
+                    ["<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in brows],
+                )
+            )
     sections.append(("environment", "Environment", "\n".join(env)))
 
     nav = " ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t, _ in sections)

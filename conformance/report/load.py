@@ -6,6 +6,7 @@ that is not a `run` of schema convspec-results/1 (another convspec version), or 
 published JSON Schema is an error naming the file and the line. Files of different spec versions are
 not merged: a report compares backends against one version of the specification.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -60,7 +61,9 @@ class Merged:
     runs: list
     spec_version: str
     cases: list  # one record per (backend, case_id): the worst outcome where files disagree
-    backends: dict  # name -> {"available": bool, "reasons": [...], "versions": [...], "devices": [...], "plugins": [...]}
+    backends: (
+        dict  # name -> {"available": bool, "reasons": [...], "versions": [...], "devices": [...], "plugins": [...]}
+    )
     trains: list
     plugin_errors: list
     conflicts: list = field(default_factory=list)  # (backend, case_id, {status: [file labels]})
@@ -116,13 +119,17 @@ def merge(runs: list) -> Merged:
     if len(versions) > 1:
         which = "; ".join(f"spec {v}: {', '.join(files)}" for v, files in sorted(versions.items()))
         raise MergeError(
-            "RESULTS", f"the files were checked against different spec versions ({which}); a report compares backends against one spec version, so report them separately"
+            "RESULTS",
+            f"the files were checked against different spec versions ({which}); "
+            "a report compares backends against one spec version, so report them separately",
         )
 
     backends: dict = {}
 
     def entry(name):
-        return backends.setdefault(name, {"available": False, "reasons": [], "versions": [], "devices": [], "plugins": [], "runs": []})
+        return backends.setdefault(
+            name, {"available": False, "reasons": [], "versions": [], "devices": [], "plugins": [], "runs": []}
+        )
 
     for r in runs:
         for name in r.header.get("backends", []):
@@ -168,15 +175,25 @@ def merge(runs: list) -> Merged:
         entry(t["backend"])["available"] = True
     plugin_errors = [dict(e, _run=r.label) for r in runs for e in r.of("plugin_error")]
     return Merged(
-        runs=runs, spec_version=next(iter(versions)), cases=list(cases.values()), backends=backends, trains=trains,
-        plugin_errors=plugin_errors, conflicts=conflicts, duplicates=duplicates, notes=_notes(runs, duplicates, conflicts, repeated),
+        runs=runs,
+        spec_version=next(iter(versions)),
+        cases=list(cases.values()),
+        backends=backends,
+        trains=trains,
+        plugin_errors=plugin_errors,
+        conflicts=conflicts,
+        duplicates=duplicates,
+        notes=_notes(runs, duplicates, conflicts, repeated),
     )
 
 
 def _notes(runs, duplicates, conflicts, repeated) -> list:
     notes = []
     for label, n in repeated.items():
-        notes.append(f"{label} records {n} case{'s' if n != 1 else ''} more than once for the same backend; each case is counted once.")
+        notes.append(
+            f"{label} records {n} case{'s' if n != 1 else ''} more than once for the same backend; "
+            "each case is counted once."
+        )
     for r in runs:
         if not r.finished:
             notes.append(f"{r.label} has no final summary: the run was interrupted, so its results are partial.")
@@ -188,12 +205,24 @@ def _notes(runs, duplicates, conflicts, repeated) -> list:
     for (profile, seed, n), have in sorted(split.items()):
         missing = sorted(set(range(1, n + 1)) - have)
         if missing:
-            notes.append(f"Split run (profile {profile}, seed {seed}) has {len(have)} of {n} shards; missing: {', '.join(f'{i}/{n}' for i in missing)}.")
+            notes.append(
+                f"Split run (profile {profile}, seed {seed}) has {len(have)} of {n} shards; "
+                f"missing: {', '.join(f'{i}/{n}' for i in missing)}."
+            )
     profiles = sorted({r.header["profile"] for r in runs} - {"train"})  # `convspec train` files hold no cases
     if len(profiles) > 1:
-        notes.append(f"The runs used different profiles ({', '.join(profiles)}), so backends were checked on different case sets.")
+        notes.append(
+            f"The runs used different profiles ({', '.join(profiles)}), "
+            "so backends were checked on different case sets."
+        )
     if duplicates:
-        notes.append(f"{duplicates} results repeat a case already seen for the same backend in another file; each case is counted once.")
+        notes.append(
+            f"{duplicates} results repeat a case already seen for the same backend in another file; "
+            "each case is counted once."
+        )
     if conflicts:
-        notes.append(f"{len(conflicts)} cases have different outcomes in different files; the worse outcome is shown (see 'Conflicting results').")
+        notes.append(
+            f"{len(conflicts)} cases have different outcomes in different files; "
+            "the worse outcome is shown (see 'Conflicting results')."
+        )
     return notes

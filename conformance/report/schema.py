@@ -3,6 +3,7 @@
 The schema is package data: it is loaded with importlib.resources, so validation works from a checkout
 and from an installed wheel alike. Validation uses the `jsonschema` library (the `report` extra).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def validator():
     try:
         import jsonschema
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ResultFileError("jsonschema", "validating results needs the jsonschema package: pip install 'convspec[report]'") from None
+        raise ResultFileError(
+            "jsonschema", "validating results needs the jsonschema package: pip install 'convspec[report]'"
+        ) from None
     cls = jsonschema.validators.validator_for(schema())
     cls.check_schema(schema())
     return cls(schema())
@@ -45,7 +48,7 @@ def _inline(node, defs, depth=0):
         ref = node.get("$ref", "")
         if ref.startswith("#/$defs/"):
             rest = {k: v for k, v in node.items() if k != "$ref"}
-            target = _inline(defs[ref[len("#/$defs/"):]], defs, depth + 1)
+            target = _inline(defs[ref[len("#/$defs/") :]], defs, depth + 1)
             return {"allOf": [target, _inline(rest, defs, depth + 1)]} if rest else target
         return {k: _inline(v, defs, depth + 1) for k, v in node.items() if k != "$defs"}
     if isinstance(node, list):
@@ -82,7 +85,12 @@ def problems(record: dict) -> list[str]:
     errors = sorted(v.iter_errors(record), key=jsonschema.exceptions.relevance)
     out = []
     for e in errors:
-        where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(e.absolute_path)) or "(record)"
+        where = (
+            "".join(
+                f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(e.absolute_path)
+            )
+            or "(record)"
+        )
         out.append(f"{where}: {e.message}")
     return out
 
@@ -94,7 +102,11 @@ def validate_record(record: dict, *, path="(record)", line: int | None = None) -
         kind = record.get("record", "?") if isinstance(record, dict) else "?"
         at = f"line {line} ({kind} record)" if line is not None else f"{kind} record"
         more = f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
-        raise ResultFileError(str(path), f"{at} breaks the results schema: {found[0]}{more}; the file was edited or written by an incompatible convspec")
+        raise ResultFileError(
+            str(path),
+            f"{at} breaks the results schema: {found[0]}{more}; "
+            "the file was edited or written by an incompatible convspec",
+        )
 
 
 def validate_records(records, path="(records)") -> None:
@@ -113,8 +125,10 @@ def read_valid(path) -> list:
         validate_record(rec, path=path, line=i)
     extra_runs = [i for i, rec in records[1:] if rec["record"] == "run"]
     if extra_runs:
-        raise ResultFileError(str(path), f"line {extra_runs[0]} starts a second run: two results files were "
-                                         "concatenated; pass them separately")
+        raise ResultFileError(
+            str(path),
+            f"line {extra_runs[0]} starts a second run: two results files were concatenated; pass them separately",
+        )
     return [rec for _, rec in records]
 
 
