@@ -9,11 +9,12 @@
 
 Nothing here computes an op: the ops are the frameworks' own.
 """
+
 from __future__ import annotations
 
 import importlib
-import os
 import importlib.util
+import os
 from importlib.metadata import PackageNotFoundError, version
 from numbers import Integral
 
@@ -24,8 +25,19 @@ from ._xp.errors import DTypeError, ParameterError, ShapeError
 from ._xp.geometry import Conv, Pool, conv_transpose
 
 __all__ = [
-    "Framework", "Conv", "Pool", "conv_transpose", "check_ndim", "DTypeError", "ParameterError", "ShapeError",
-    "np_float", "check_k", "check_labels", "kmax_k", "pool_geometry",
+    "Framework",
+    "Conv",
+    "Pool",
+    "conv_transpose",
+    "check_ndim",
+    "DTypeError",
+    "ParameterError",
+    "ShapeError",
+    "np_float",
+    "check_k",
+    "check_labels",
+    "kmax_k",
+    "pool_geometry",
 ]
 
 
@@ -131,8 +143,11 @@ def pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode) ->
     geo = Pool(tuple(x_shape), kernel_size, stride, padding, dilation, ceil_mode)
     for axis in range(geo.nd):
         if 0 in geo.dim_counts(axis, False):
-            raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave "
-                                 "every window at least one input element)")
+            raise ParameterError(
+                "padding",
+                "a pooling window lies entirely in the padding (padding must leave "
+                "every window at least one input element)",
+            )
     return geo
 
 
@@ -147,8 +162,14 @@ def window_stack(x: np.ndarray, params: dict) -> np.ndarray:
     padding and ceil overhang as NaN-free -inf. Only inspects the case's data; computes no op result."""
     from ._xp.arrays import padded, tap_slices
 
-    geo = pool_geometry(x.shape, params["kernel_size"], params.get("stride"), params.get("padding", 0),
-                        params.get("dilation", 1), params.get("ceil_mode", False))
+    geo = pool_geometry(
+        x.shape,
+        params["kernel_size"],
+        params.get("stride"),
+        params.get("padding", 0),
+        params.get("dilation", 1),
+        params.get("ceil_mode", False),
+    )
     xp = padded(np, x.astype(np.float64), pool_pads_with_overhang(geo), -np.inf)
     lead = (slice(None), slice(None))
     return np.stack([xp[lead + sl] for sl in tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)])

@@ -12,6 +12,7 @@ process: worker processes forked later can still initialise CUDA. ``convspec bac
 lists this backend as "unavailable: cupy not installed", "unavailable: no CUDA device" or
 "unavailable: CUDA runtime error: ..." instead of failing.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -24,6 +24,7 @@ forward, never a hand-written gradient. Mappings (search for "MAP"):
 float64 needs JAX's x64 mode: the backend turns ``jax_enable_x64`` on when it first imports JAX (not at
 convspec's import). Declared deviations: see ``deviation`` and docs/framework-differences.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -122,15 +123,23 @@ class JaxBackend(Backend):
     # ------------------------------------------------------------------ convolutions
     @staticmethod
     def _dims(nd):
-        sp = "DHW"[3 - nd:]
+        sp = "DHW"[3 - nd :]
         return ("NC" + sp, "OI" + sp, "NC" + sp)
 
     def _conv_args(self, x, w, b, stride, padding, dilation, groups, strict):
         x = self._a("x", x, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.Conv(tuple(x.shape), tuple(w.shape), None if b is None else tuple(b.shape), stride=stride,
-                      padding=padding, dilation=dilation, groups=groups, strict=strict)
+        geo = fw.Conv(
+            tuple(x.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            strict=strict,
+        )
         x, w, b = self._common(x, w, b)
         return x, w, b, geo
 
@@ -139,9 +148,16 @@ class JaxBackend(Backend):
         if flip:
             w = jnp.flip(w, axis=tuple(range(2, w.ndim)))
         # MAP: the spec's (begin, end) pads, stride, dilation and groups are lax's own parameters
-        y = lax.conv_general_dilated(x, w, window_strides=geo.stride, padding=geo.pads, rhs_dilation=geo.dilation,
-                                     dimension_numbers=self._dims(geo.nd), feature_group_count=geo.groups,
-                                     precision=lax.Precision.HIGHEST)
+        y = lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=geo.stride,
+            padding=geo.pads,
+            rhs_dilation=geo.dilation,
+            dimension_numbers=self._dims(geo.nd),
+            feature_group_count=geo.groups,
+            precision=lax.Precision.HIGHEST,
+        )
         return y if b is None else y + b.reshape((1, -1) + (1,) * geo.nd)
 
     def conv(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
@@ -164,9 +180,16 @@ class JaxBackend(Backend):
         y = self._a("y", y, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.conv_transpose(tuple(y.shape), tuple(w.shape), None if b is None else tuple(b.shape),
-                                stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
-                                groups=groups)
+        geo = fw.conv_transpose(
+            tuple(y.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+        )
         y, w, b = self._common(y, w, b)
         return y, w, b, geo
 
@@ -186,17 +209,26 @@ class JaxBackend(Backend):
             lo = ext - pb
             hi = n_x - 1 + pb - (n_y - 1) * s
             pads.append((lo, hi))
-        out = lax.conv_general_dilated(y, wt, window_strides=(1,) * nd, padding=pads, lhs_dilation=geo.stride,
-                                       rhs_dilation=geo.dilation, dimension_numbers=self._dims(nd),
-                                       feature_group_count=g, precision=lax.Precision.HIGHEST)
+        out = lax.conv_general_dilated(
+            y,
+            wt,
+            window_strides=(1,) * nd,
+            padding=pads,
+            lhs_dilation=geo.stride,
+            rhs_dilation=geo.dilation,
+            dimension_numbers=self._dims(nd),
+            feature_group_count=g,
+            precision=lax.Precision.HIGHEST,
+        )
         return out if b is None else out + b.reshape((1, -1) + (1,) * nd)
 
     def conv_transpose(self, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         y, w, b, geo = self._transpose_args(y, w, b, stride, padding, output_padding, dilation, groups)
         return self._transpose_forward(y, w, b, geo)
 
-    def conv_transpose_backward(self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                                groups=1):
+    def conv_transpose_backward(
+        self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+    ):
         y, w, b, geo = self._transpose_args(y, w, b, stride, padding, output_padding, dilation, groups)
         return self._vjp(lambda y, w, b: self._transpose_forward(y, w, b, geo), grad_out, [y, w, b])
 
@@ -208,8 +240,12 @@ class JaxBackend(Backend):
     @staticmethod
     def _window(geo):
         pads = ((0, 0), (0, 0)) + fw.pool_pads_with_overhang(geo)
-        return dict(window_dimensions=(1, 1) + geo.kernel, window_strides=(1, 1) + geo.stride, padding=pads,
-                    window_dilation=(1, 1) + geo.dilation)
+        return dict(
+            window_dimensions=(1, 1) + geo.kernel,
+            window_strides=(1, 1) + geo.stride,
+            padding=pads,
+            window_dilation=(1, 1) + geo.dilation,
+        )
 
     @staticmethod
     def _crop(a, geo):
@@ -250,8 +286,9 @@ class JaxBackend(Backend):
         x, geo = self._pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
         return self._avg_pool_forward(x, geo, bool(count_include_pad))
 
-    def avg_pool_backward(self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                          count_include_pad=False):
+    def avg_pool_backward(
+        self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+    ):
         x, geo = self._pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
         return self._vjp(lambda x: self._avg_pool_forward(x, geo, bool(count_include_pad)), grad_out, [x])
 
@@ -360,8 +397,11 @@ class JaxBackend(Backend):
         x = self._a("x", x, ndim=2)
         w = self._a("w", w, ndim=2)
         if x.shape[1] != w.shape[1]:
-            raise ShapeError("x", f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
-                             f"(w is (out, in) = {tuple(w.shape)})")
+            raise ShapeError(
+                "x",
+                f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
+                f"(w is (out, in) = {tuple(w.shape)})",
+            )
         if b is not None:
             b = self._a("b", b, ndim=1)
             if tuple(b.shape) != (w.shape[0],):

@@ -4,6 +4,7 @@ It shares no code with convspec.reference (only the error classes): the conforma
 two against each other. The kernels live in convspec.backends._xp, written for any NumPy-compatible
 array module so the CuPy backend can run the same code on the GPU.
 """
+
 from __future__ import annotations
 
 import numpy

@@ -30,6 +30,7 @@ A configuration TensorFlow refuses raises ``convspec.api.Unsupported`` with Tens
 TensorFlow is imported lazily, with one intra-op and one inter-op thread (conformance workers run side
 by side). Declared deviations: see ``deviation`` and docs/framework-differences.md.
 """
+
 from __future__ import annotations
 
 from math import prod
@@ -53,8 +54,9 @@ def _setup(tf):
 
 
 # TF_CPP_MIN_LOG_LEVEL: TF's C++ info logging off (a default; read when TF is imported)
-TF = fw.Framework("tensorflow", "tensorflow", dists=("tensorflow-cpu", "tensorflow"), setup=_setup,
-                  env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+TF = fw.Framework(
+    "tensorflow", "tensorflow", dists=("tensorflow-cpu", "tensorflow"), setup=_setup, env={"TF_CPP_MIN_LOG_LEVEL": "2"}
+)
 
 
 def _tf():
@@ -136,11 +138,13 @@ class TensorflowBackend(Backend):
                 y = forward(*inputs)
             g = self._a("grad_out", grad_out)
             if tuple(g.shape) != tuple(y.shape):
-                raise ShapeError("grad_out", f"must have the forward output's shape {tuple(y.shape)}, "
-                                 f"got {tuple(g.shape)}")
+                raise ShapeError(
+                    "grad_out", f"must have the forward output's shape {tuple(y.shape)}, got {tuple(g.shape)}"
+                )
             with tf.device("/CPU:0"):
-                got = tape.gradient(y, present, output_gradients=tf.cast(g, y.dtype),
-                                    unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                got = tape.gradient(
+                    y, present, output_gradients=tf.cast(g, y.dtype), unconnected_gradients=tf.UnconnectedGradients.ZERO
+                )
         except _refusals(tf) as exc:
             raise Unsupported(f"tensorflow: {exc.message if hasattr(exc, 'message') else exc}".strip()) from None
         it = iter(got)
@@ -169,8 +173,16 @@ class TensorflowBackend(Backend):
         x = self._a("x", x, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.Conv(tuple(x.shape), tuple(w.shape), None if b is None else tuple(b.shape), stride=stride,
-                      padding=padding, dilation=dilation, groups=groups, strict=strict)
+        geo = fw.Conv(
+            tuple(x.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            strict=strict,
+        )
         x, w, b = self._common(x, w, b)
         return x, w, b, geo, padding
 
@@ -220,9 +232,16 @@ class TensorflowBackend(Backend):
         y = self._a("y", y, ndim=(3, 4, 5))
         w = self._a("w", w)
         b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.conv_transpose(tuple(y.shape), tuple(w.shape), None if b is None else tuple(b.shape),
-                                stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
-                                groups=groups)
+        geo = fw.conv_transpose(
+            tuple(y.shape),
+            tuple(w.shape),
+            None if b is None else tuple(b.shape),
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+        )
         if geo.groups != 1:
             raise Unsupported("tf.nn.conv_transpose has no groups (the filter is (*kernel, C_out, C_in))")
         y, w, b = self._common(y, w, b)
@@ -253,16 +272,20 @@ class TensorflowBackend(Backend):
 
     @staticmethod
     def _output_padding(geo):
-        return [n_x - ((n_y - 1) * s - pb - pe + d * (k - 1) + 1)
-                for n_x, n_y, s, (pb, pe), d, k in zip(geo.in_sizes, geo.out_sizes, geo.stride, geo.pads,
-                                                      geo.dilation, geo.kernel)]
+        return [
+            n_x - ((n_y - 1) * s - pb - pe + d * (k - 1) + 1)
+            for n_x, n_y, s, (pb, pe), d, k in zip(
+                geo.in_sizes, geo.out_sizes, geo.stride, geo.pads, geo.dilation, geo.kernel
+            )
+        ]
 
     def conv_transpose(self, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         y, w, b, geo, padding = self._transpose_args(y, w, b, stride, padding, output_padding, dilation, groups)
         return self._call(self._transpose_forward, y, w, b, geo, padding)
 
-    def conv_transpose_backward(self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                                groups=1):
+    def conv_transpose_backward(
+        self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+    ):
         y, w, b, geo, padding = self._transpose_args(y, w, b, stride, padding, output_padding, dilation, groups)
         return self._grad(lambda y, w, b: self._transpose_forward(y, w, b, geo, padding), grad_out, [y, w, b])
 
@@ -302,16 +325,18 @@ class TensorflowBackend(Backend):
             y = self._crop_last(fn(xl, ksize=list(geo.kernel), strides=list(geo.stride), padding=pad), geo)
         else:
             if mode is None:
-                raise Unsupported("tf.nn.max_pool3d takes only 'SAME' or 'VALID' padding (no explicit pads, no "
-                                  "ceil_mode)")
+                raise Unsupported(
+                    "tf.nn.max_pool3d takes only 'SAME' or 'VALID' padding (no explicit pads, no ceil_mode)"
+                )
             y = tf.nn.max_pool3d(xl, ksize=list(geo.kernel), strides=list(geo.stride), padding=mode)
         return self._first(y)
 
     def _pool_dilated(self, xl, geo, kind, padding="VALID"):
         tf = _tf()
         try:
-            return tf.nn.pool(xl, list(geo.kernel), kind, strides=list(geo.stride), padding=padding,
-                              dilations=list(geo.dilation))
+            return tf.nn.pool(
+                xl, list(geo.kernel), kind, strides=list(geo.stride), padding=padding, dilations=list(geo.dilation)
+            )
         except ValueError as exc:  # tf.nn.pool: "`strides > 1` not supported in conjunction with dilation"
             raise Unsupported(f"tensorflow: {exc}") from None
 
@@ -344,8 +369,10 @@ class TensorflowBackend(Backend):
         tf = _tf()
         mode = self._pool_mode(geo, include_pad)
         if mode is None:
-            raise Unsupported("tf.nn.avg_pool takes only padding 'VALID' (none) or 'SAME' (the divisor counts the "
-                              "real inputs), and has no ceil_mode")
+            raise Unsupported(
+                "tf.nn.avg_pool takes only padding 'VALID' (none) or 'SAME' (the divisor counts the "
+                "real inputs), and has no ceil_mode"
+            )
         xl = self._last(x)
         if any(d > 1 for d in geo.dilation):
             y = self._pool_dilated(xl, geo, "AVG", mode)
@@ -357,8 +384,9 @@ class TensorflowBackend(Backend):
         x, geo = self._pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
         return self._call(self._avg_pool_forward, x, geo, bool(count_include_pad))
 
-    def avg_pool_backward(self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                          count_include_pad=False):
+    def avg_pool_backward(
+        self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+    ):
         x, geo = self._pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
         return self._grad(lambda x: self._avg_pool_forward(x, geo, bool(count_include_pad)), grad_out, [x])
 
@@ -457,8 +485,11 @@ class TensorflowBackend(Backend):
         x = self._a("x", x, ndim=2)
         w = self._a("w", w, ndim=2)
         if x.shape[1] != w.shape[1]:
-            raise ShapeError("x", f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
-                             f"(w is (out, in) = {tuple(w.shape)})")
+            raise ShapeError(
+                "x",
+                f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
+                f"(w is (out, in) = {tuple(w.shape)})",
+            )
         if b is not None:
             b = self._a("b", b, ndim=1)
             if tuple(b.shape) != (w.shape[0],):

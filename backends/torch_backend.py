@@ -23,6 +23,7 @@ side by side in a report.
 torch is imported lazily (first availability check or first op), so ``convspec backends`` lists these
 backends as "unavailable: torch not installed" on a machine without torch.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -116,11 +117,14 @@ def _methods(entry: TorchOp) -> dict:
     params = list(inspect.signature(entry.inputs).parameters.values())[1:]
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     spec = {
-        sig.name: (inspect.Signature([inspect.Parameter("self", kind)] + params),
-                   f"PyTorch's {sig.name} (the op table's entry, convspec.backends._torch.ops)."),
+        sig.name: (
+            inspect.Signature([inspect.Parameter("self", kind)] + params),
+            f"PyTorch's {sig.name} (the op table's entry, convspec.backends._torch.ops).",
+        ),
         sig.name + "_backward": (
             inspect.Signature([inspect.Parameter("self", kind), inspect.Parameter("grad_out", kind)] + params),
-            f"torch.autograd of {sig.name}: one gradient per input of {sig.differentiable}, in that order."),
+            f"torch.autograd of {sig.name}: one gradient per input of {sig.differentiable}, in that order.",
+        ),
     }
     if sig.index_op:
         spec[sig.index_op] = (spec[sig.name][0], f"PyTorch's {sig.index_op} (an index output, matched exactly).")
@@ -130,7 +134,7 @@ def _methods(entry: TorchOp) -> dict:
         naming the method, as for any Python method."""
         try:
             return entry.inputs(self._tensors, *args, **kwargs)
-        except TypeError as exc:
+        except TypeError:
             try:
                 spec[name][0].bind(self, *((None,) if name.endswith("_backward") else ()), *args, **kwargs)
             except TypeError as bad_call:

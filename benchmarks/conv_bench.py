@@ -5,6 +5,7 @@
 
 Same options as `convspec bench --help`; the engine is convspec.conformance.bench.
 """
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ matrices are allocated inside the measured call; next to it the input size and t
 (the col_limit on the column matrices; the padded input, g and the per-chunk input gradient come on
 top of it). No timing: run it apart from the benchmark.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,9 @@ from convspec.conformance.bench import layer_inputs, peak_extra, resolve_suites
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("suites", nargs="*", default=["all"])
-    ap.add_argument("--limit", type=int, default=kernels.DEFAULT_LIMIT >> 20, help="column-matrix bound per batch chunk, MiB")
+    ap.add_argument(
+        "--limit", type=int, default=kernels.DEFAULT_LIMIT >> 20, help="column-matrix bound per batch chunk, MiB"
+    )
     args = ap.parse_args()
     backend = NumpyBackend()
     backend.col_limit = args.limit << 20
@@ -33,7 +36,11 @@ def main() -> None:
             p = layer.params()
             fwd = peak_extra(lambda: backend.conv(x, w, b, **p), backend)  # the scratch cache emptied first
             bwd = peak_extra(lambda: backend.conv_backward(g, x, w, b, **p), backend)
-            print(f"| {suite.name} | {layer.name} | {suite.batch} | {x.nbytes / mib:.1f} | {fwd / mib:.1f} | {bwd / mib:.1f} |", flush=True)
+            print(
+                f"| {suite.name} | {layer.name} | {suite.batch} | {x.nbytes / mib:.1f} | {fwd / mib:.1f} "
+                f"| {bwd / mib:.1f} |",
+                flush=True,
+            )
     kernels.release_scratch()
 
 

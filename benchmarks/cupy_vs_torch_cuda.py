@@ -14,6 +14,7 @@ cuDNN's algorithm search (``torch.backends.cudnn.benchmark``) stays at PyTorch's
 the script prints every layer's ratio (cupy time / torch time), the geometric means and the layers
 that miss the goal, and always exits 0 when it could run (the ratios are the result).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,22 @@ def _fmt_ms(rec, phase):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", action="append", choices=sorted(bench.SUITES) + ["all", "tiny"], help="suite (repeatable; default all)")
+    ap.add_argument(
+        "--suite",
+        action="append",
+        choices=sorted(bench.SUITES) + ["all", "tiny"],
+        help="suite (repeatable; default all)",
+    )
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--gpu-batch", type=int, default=None, help="override every suite's GPU batch")
     ap.add_argument("--goal", type=float, default=2.0, help="cupy time / cuDNN time to meet per layer")
-    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN search its algorithms (torch.backends.cudnn.benchmark)")
+    ap.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="let cuDNN search its algorithms (torch.backends.cudnn.benchmark)",
+    )
     ap.add_argument("--out", default=None, help="JSON result (convspec-bench schema)")
     ap.add_argument("--md", default=None, help="Markdown summary")
     args = ap.parse_args(argv)
@@ -67,8 +77,11 @@ def main(argv=None) -> int:
     suites = bench.resolve_suites(args.suite or ["all"])
     device = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
     device = device.decode() if isinstance(device, bytes) else device
-    print(f"device {device}; cupy {cupy.__version__}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
-          f"TF32 off, cudnn.benchmark={torch.backends.cudnn.benchmark}; dtype {args.dtype}", flush=True)
+    print(
+        f"device {device}; cupy {cupy.__version__}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
+        f"TF32 off, cudnn.benchmark={torch.backends.cudnn.benchmark}; dtype {args.dtype}",
+        flush=True,
+    )
 
     def progress(suite, rec):
         c, t = rec["results"].get("cupy", {}), rec["results"].get("torch-cuda", {})
@@ -78,22 +91,40 @@ def main(argv=None) -> int:
             return
         rf = c["seconds"]["forward"] / t["seconds"]["forward"]
         rb = c["seconds"]["backward"] / t["seconds"]["backward"]
-        print(f"  {suite.name:9s} {rec['name']:28s} cupy fwd {_fmt_ms(c, 'forward')} ms bwd {_fmt_ms(c, 'backward')} ms | "
-              f"cuDNN fwd {_fmt_ms(t, 'forward')} ms bwd {_fmt_ms(t, 'backward')} ms | x{rf:6.2f} fwd x{rb:6.2f} bwd", flush=True)
+        print(
+            f"  {suite.name:9s} {rec['name']:28s} cupy fwd {_fmt_ms(c, 'forward')} ms "
+            f"bwd {_fmt_ms(c, 'backward')} ms | "
+            f"cuDNN fwd {_fmt_ms(t, 'forward')} ms bwd {_fmt_ms(t, 'backward')} ms | x{rf:6.2f} fwd x{rb:6.2f} bwd",
+            flush=True,
+        )
 
-    result = bench.run([cupy_b, torch_b], suites, repeats=args.repeats, warmup=args.warmup, dtype=args.dtype,
-                       gpu_batch=args.gpu_batch, memory=False, baseline="torch-cuda", progress=progress,
-                       command="python benchmarks/cupy_vs_torch_cuda.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    result = bench.run(
+        [cupy_b, torch_b],
+        suites,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        dtype=args.dtype,
+        gpu_batch=args.gpu_batch,
+        memory=False,
+        baseline="torch-cuda",
+        progress=progress,
+        command="python benchmarks/cupy_vs_torch_cuda.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    )
     result["environment"]["gpu"] = device
     result["environment"]["cupy"] = cupy.__version__
     result["environment"]["cudnn"] = torch.backends.cudnn.version()
     result["settings"]["tf32"] = False
     result["settings"]["cudnn_benchmark"] = bool(args.cudnn_benchmark)
 
-    lines = [f"# cupy vs torch-cuda (cuDNN, TF32 off): conv forward and backward, {args.dtype}", "",
-             f"Device {device}; cupy {cupy.__version__}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; "
-             f"cudnn.benchmark={bool(args.cudnn_benchmark)}; median of {args.repeats} rounds after {args.warmup} warm-up, CUDA events. "
-             f"Ratio = cupy time / cuDNN time (goal: <= {args.goal:g}).", ""]
+    lines = [
+        f"# cupy vs torch-cuda (cuDNN, TF32 off): conv forward and backward, {args.dtype}",
+        "",
+        f"Device {device}; cupy {cupy.__version__}; torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}; "
+        f"cudnn.benchmark={bool(args.cudnn_benchmark)}; median of {args.repeats} rounds after {args.warmup} warm-up, "
+        "CUDA events. "
+        f"Ratio = cupy time / cuDNN time (goal: <= {args.goal:g}).",
+        "",
+    ]
     header = ["suite", "layer", "batch", "cupy fwd ms", "cuDNN fwd ms", "fwd x", "cupy bwd ms", "cuDNN bwd ms", "bwd x"]
     rows, misses, ratios = [], [], {"forward": [], "backward": []}
     for s in result["suites"]:
@@ -108,17 +139,30 @@ def main(argv=None) -> int:
                 ratios[p].append(r[p])
             if max(r.values()) > args.goal:
                 misses.append((s["name"], lr["name"], f"fwd x{r['forward']:.2f}, bwd x{r['backward']:.2f}"))
-            rows.append([s["name"], lr["name"], c["batch"], f"{c['seconds']['forward'] * 1e3:.3f}",
-                         f"{t['seconds']['forward'] * 1e3:.3f}", f"{r['forward']:.2f}", f"{c['seconds']['backward'] * 1e3:.3f}",
-                         f"{t['seconds']['backward'] * 1e3:.3f}", f"{r['backward']:.2f}"])
+            rows.append(
+                [
+                    s["name"],
+                    lr["name"],
+                    c["batch"],
+                    f"{c['seconds']['forward'] * 1e3:.3f}",
+                    f"{t['seconds']['forward'] * 1e3:.3f}",
+                    f"{r['forward']:.2f}",
+                    f"{c['seconds']['backward'] * 1e3:.3f}",
+                    f"{t['seconds']['backward'] * 1e3:.3f}",
+                    f"{r['backward']:.2f}",
+                ]
+            )
     lines += markdown_table(header, rows)
 
     def geo(v):
         return math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
 
-    summary = (f"geometric mean of cupy/cuDNN over {len(ratios['forward'])} layers: forward x{geo(ratios['forward']):.2f}, "
-               f"backward x{geo(ratios['backward']):.2f}; {len(ratios['forward']) - len([m for m in misses if m[2] != 'error'])} "
-               f"of {len(ratios['forward'])} layers within x{args.goal:g} in both directions")
+    summary = (
+        f"geometric mean of cupy/cuDNN over {len(ratios['forward'])} layers: forward x{geo(ratios['forward']):.2f}, "
+        f"backward x{geo(ratios['backward']):.2f}; "
+        f"{len(ratios['forward']) - len([m for m in misses if m[2] != 'error'])} "
+        f"of {len(ratios['forward'])} layers within x{args.goal:g} in both directions"
+    )
     lines += ["", summary, ""]
     if misses:
         lines += [f"Layers missing the goal (x{args.goal:g}):", ""] + [f"- {a} / {b}: {c}" for a, b, c in misses]

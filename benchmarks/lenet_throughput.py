@@ -9,6 +9,7 @@ is forward, backward and SGD update, ending with the loss copied to the host (wh
 GPU). --threads sets PyTorch's intra-op threads (CONVSPEC_TORCH_THREADS; the backend's default is 1).
 The float64 reference is included with --reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,18 @@ import time
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-b", "--backend", action="append", default=[], help="backend name (repeatable; default: every available one)")
+    ap.add_argument(
+        "-b", "--backend", action="append", default=[], help="backend name (repeatable; default: every available one)"
+    )
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=30, help="timed steps per backend")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=None, help="PyTorch intra-op threads")
     ap.add_argument("--reference", action="store_true", help="also time the float64 reference")
-    ap.add_argument("-p", "--plugin", action="append", default=["convspec.backends.torch_backend"], help="plugin module to load")
+    ap.add_argument(
+        "-p", "--plugin", action="append", default=["convspec.backends.torch_backend"], help="plugin module to load"
+    )
     ap.add_argument("--json", dest="json_out", default=None, help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1:
@@ -60,20 +65,39 @@ def main(argv=None) -> int:
     rows = []
     for b, dtype in runs:
         stamps = []
-        T.train(b, data, cfg, dtype=dtype, evaluate_epochs=False, on_step=lambda s, loss: stamps.append(time.perf_counter()))
+        T.train(
+            b, data, cfg, dtype=dtype, evaluate_epochs=False, on_step=lambda s, loss: stamps.append(time.perf_counter())
+        )
         t0 = stamps[args.warmup - 1] if args.warmup else None
-        timed = stamps[args.warmup:]
+        timed = stamps[args.warmup :]
         if t0 is None:  # no warm-up: time from the first step's end, one step fewer
             t0, timed = timed[0], timed[1:]
         seconds = timed[-1] - t0 if timed else float("nan")
         images = len(timed) * args.batch_size
-        rows.append({"backend": b.name, "dtype": dtype, "device": getattr(b, "device", ""), "version": str(getattr(b, "version", "")),
-                     "images_per_second": images / seconds if seconds else float("nan"), "ms_per_step": 1000 * seconds / max(len(timed), 1),
-                     "steps": len(timed), "batch_size": args.batch_size})
-        print(f"{b.name:>16} {dtype:<8} {rows[-1]['images_per_second']:10.1f} images/s {rows[-1]['ms_per_step']:9.2f} ms/step", flush=True)
+        rows.append(
+            {
+                "backend": b.name,
+                "dtype": dtype,
+                "device": getattr(b, "device", ""),
+                "version": str(getattr(b, "version", "")),
+                "images_per_second": images / seconds if seconds else float("nan"),
+                "ms_per_step": 1000 * seconds / max(len(timed), 1),
+                "steps": len(timed),
+                "batch_size": args.batch_size,
+            }
+        )
+        print(
+            f"{b.name:>16} {dtype:<8} {rows[-1]['images_per_second']:10.1f} images/s "
+            f"{rows[-1]['ms_per_step']:9.2f} ms/step",
+            flush=True,
+        )
 
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-           "torch_threads": os.environ.get("CONVSPEC_TORCH_THREADS", "1")}
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": os.environ.get("CONVSPEC_TORCH_THREADS", "1"),
+    }
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
             json.dump({"benchmark": "lenet_throughput", "environment": env, "results": rows}, f, indent=2)

@@ -9,6 +9,7 @@ same run.
 Every figure is measured side by side in this one run (never a timed test). On a shared machine read the
 ratios and the CPU times; wall times move with the load, which is printed with every section.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,15 +22,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # the CLI with the planned-case cache (conformance/plancache.py) in front of plan_cases, whether or not
 # the CLI already calls it; CONVSPEC_PLAN_CACHE=0 turns the cache off for the "cold" runs
-CLI = ("import sys; from convspec.conformance import cli, plancache; cli.plan_cases = plancache.plan_cases; "
-       "sys.argv[0] = 'convspec'; cli.main()")
+CLI = (
+    "import sys; from convspec.conformance import cli, plancache; cli.plan_cases = plancache.plan_cases; "
+    "sys.argv[0] = 'convspec'; cli.main()"
+)
 
 
 def load() -> list:
@@ -47,8 +49,22 @@ def run_suite(profile: str, jobs: int, cache: bool, out: Path, env: dict) -> dic
     env = dict(env, CONVSPEC_PLAN_CACHE="1" if cache else "0")
     plans = Path(env["CONVSPEC_CACHE_DIR"]) / "plans"
     before = set(plans.glob("*.pickle")) if plans.is_dir() else set()
-    cmd = [sys.executable, "-c", CLI, "run", "-b", "numpy", "--profile", profile, "-j", str(jobs), "--out", str(out),
-           "--overwrite", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-c",
+        CLI,
+        "run",
+        "-b",
+        "numpy",
+        "--profile",
+        profile,
+        "-j",
+        str(jobs),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--no-progress",
+    ]
     cpu0, t0 = _child_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
@@ -62,21 +78,40 @@ def run_suite(profile: str, jobs: int, cache: bool, out: Path, env: dict) -> dic
             reference += rec.get("reference_seconds") or 0.0
     # a warm run that wrote a new entry missed: the code planning reads changed since the cache was filled
     missed = cache and bool(set(plans.glob("*.pickle")) - before)
-    return {"profile": profile, "jobs": jobs, "cache": cache, "wall": wall, "cpu": cpu, "cases": cases,
-            "backend": backend, "reference": reference, "rc": proc.returncode, "missed": missed}
+    return {
+        "profile": profile,
+        "jobs": jobs,
+        "cache": cache,
+        "wall": wall,
+        "cpu": cpu,
+        "cases": cases,
+        "backend": backend,
+        "reference": reference,
+        "rc": proc.returncode,
+        "missed": missed,
+    }
 
 
 def import_breakdown() -> dict:
     """python -X importtime of the CLI: total and the heavy packages (cumulative microseconds -> s)."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import convspec.conformance.cli"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import convspec.conformance.cli"], capture_output=True, text=True
+    )
     cum = {}
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
         if m:
             cum[m.group(4)] = max(cum.get(m.group(4), 0), int(m.group(2)) / 1e6)
-    names = ["numpy", "hypothesis", "rich.console", "click", "pluggy", "convspec.reference",
-             "convspec.conformance.sources.strategies", "jsonschema"]
+    names = [
+        "numpy",
+        "hypothesis",
+        "rich.console",
+        "click",
+        "pluggy",
+        "convspec.reference",
+        "convspec.conformance.sources.strategies",
+        "jsonschema",
+    ]
     return {"total": cum.get("convspec.conformance.cli"), "parts": {n: cum[n] for n in names if n in cum}}
 
 
@@ -117,9 +152,14 @@ def reference_times(repeats: int) -> dict:
     x, labels = rng.standard_normal((64, 1, 32, 32)), rng.integers(0, 10, 64)
     p = B.params(rng)
     res = B._measure(x, labels, p, repeats, [None, 1])
-    return {("default" if t is None else str(t)): {"wall": statistics.median(r["wall"]),
-                                                    "cpu": statistics.median(r["cpu"]), "wall_max": max(r["wall"])}
-            for t, r in res.items()}
+    return {
+        ("default" if t is None else str(t)): {
+            "wall": statistics.median(r["wall"]),
+            "cpu": statistics.median(r["cpu"]),
+            "wall_max": max(r["wall"]),
+        }
+        for t, r in res.items()
+    }
 
 
 def ms(v) -> str:
@@ -132,8 +172,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out-dir", default=str(ROOT / "reports"))
     ap.add_argument("--profiles", nargs="+", default=["quick", "full"], help="suite profiles to time")
-    ap.add_argument("--reuse-bench", metavar="JSON",
-                    help="take section 3 from this earlier bench result (a run of this script) instead of running it")
+    ap.add_argument(
+        "--reuse-bench",
+        metavar="JSON",
+        help="take section 3 from this earlier bench result (a run of this script) instead of running it",
+    )
     args = ap.parse_args()
     suites = args.suite or ["lenet", "resnet50"]
     out_dir = Path(args.out_dir)
@@ -177,8 +220,16 @@ def main() -> None:
     else:
         reg = load_registry((), ("numpy", "torch-cpu"))
         backends = [reg.backends["numpy"], reg.backends["torch-cpu"]]
-        result = bench.run(backends, bench.resolve_suites(suites), repeats=args.repeats, warmup=1, load="busy",
-                           ops=True, command=command, progress=lambda s, r: print(f"  {r['name']}", file=sys.stderr))
+        result = bench.run(
+            backends,
+            bench.resolve_suites(suites),
+            repeats=args.repeats,
+            warmup=1,
+            load="busy",
+            ops=True,
+            command=command,
+            progress=lambda s, r: print(f"  {r['name']}", file=sys.stderr),
+        )
         bench.dump(result, out_dir / "performance.json")
     svg = plots.bench_gflops(result)
     if svg:
@@ -186,30 +237,37 @@ def main() -> None:
     load_end = load()
 
     # 4. the report
-    r_by = {(r["profile"], r["jobs"], r["cache"]): r for r in runs}
     lines = [
-        "# Performance: the suite, the reference, and conv against torch-cpu", "",
+        "# Performance: the suite, the reference, and conv against torch-cpu",
+        "",
         f"Regenerated by one command, `{command.strip()}` ({started}, {result['seconds']:.0f} s of bench), on "
         f"this project's development machine ({os.cpu_count()} CPUs, shared with other engineers' jobs). Load "
         f"average at the start {load_start}, at the end {load_end}. Every comparison below is side by side in this "
         "run; on a loaded machine wall times are inflated (the process waits for a core), so CPU times are given "
-        "beside them and the ratios are what to read.", "",
-        "## 1. The conformance suite: `convspec run -b numpy`", "",
+        "beside them and the ratios are what to read.",
+        "",
+        "## 1. The conformance suite: `convspec run -b numpy`",
+        "",
         f"Each row is one run from the shell (`python -c '<the CLI with the planned-case cache>' run -b numpy "
         f"--profile P -j J`; cold: `CONVSPEC_PLAN_CACHE=0`, warm: the cache filled by an earlier run), wall "
         f"clock and CPU time of the process and its workers; backend and reference are the sums of the cases' "
-        f"recorded seconds. Load {suite_load} -> {suite_load_end}.", "",
+        f"recorded seconds. Load {suite_load} -> {suite_load_end}.",
+        "",
         "| profile | -j | plan cache | cases | wall s | CPU s | backend s | reference s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         state = ("warm (missed: code changed)" if r["missed"] else "warm") if r["cache"] else "cold"
-        lines.append(f"| {r['profile']} | {r['jobs']} | {state} | {r['cases']} | "
-                     f"{r['wall']:.2f} | {r['cpu']:.2f} | {r['backend']:.2f} | {r['reference']:.2f} |")
+        lines.append(
+            f"| {r['profile']} | {r['jobs']} | {state} | {r['cases']} | "
+            f"{r['wall']:.2f} | {r['cpu']:.2f} | {r['backend']:.2f} | {r['reference']:.2f} |"
+        )
     q, f = plans["quick"], plans["full"]
     parts = ", ".join(f"{k} {v:.2f}" for k, v in imports["parts"].items())
     lines += [
-        "", "Where the time goes (measured in the same run):", "",
+        "",
+        "Where the time goes (measured in the same run):",
+        "",
         f"- **Import** of the CLI (`python -X importtime -c 'import convspec.conformance.cli'`): "
         f"{imports['total'] or 0:.2f} s, of which (cumulative s) {parts}. hypothesis is imported only to draw the "
         "property cases (conformance/ops.py registers the strategies at import); with the plan cached it is dead "
@@ -228,38 +286,52 @@ def main() -> None:
         "- **Workers (-j)**: -j 2 forks a second worker process per backend shard; on 2 cores shared with other "
         "jobs it helps the full profile only as far as a core is free.",
         "",
-        "## 2. The reference: LeNet-5 forward + backward, batch 64, float64", "",
+        "## 2. The reference: LeNet-5 forward + backward, batch 64, float64",
+        "",
         f"`python benchmarks/reference.py` (20 rounds, BLAS default and 1 thread interleaved); load {ref_load} -> "
-        f"{ref_load_end}.", "",
-        "| BLAS threads | wall median ms | wall max ms | CPU median ms |", "|---|---|---|---|",
+        f"{ref_load_end}.",
+        "",
+        "| BLAS threads | wall median ms | wall max ms | CPU median ms |",
+        "|---|---|---|---|",
     ]
     for t, v in ref.items():
         lines.append(f"| {t} | {ms(v['wall'])} | {ms(v['wall_max'])} | {ms(v['cpu'])} |")
     lines += [
-        "", "The fast forms carry the speed; the literal loops (`<op>_literal`) are unchanged and "
+        "",
+        "The fast forms carry the speed; the literal loops (`<op>_literal`) are unchanged and "
         "tests/test_reference_literal.py proves them equal. conv: one matrix product per group over the whole batch "
         "on a channels-first column matrix (was one small product per sample), the input gradient's col2im on a "
         "channel-major buffer (no transpose of the columns); max_pool on float data: one pass per kernel tap over "
         "all windows (first NaN, else first maximum, padding never chosen: bit-exact to the literal), and for "
         "non-overlapping windows a backward of one masked assignment per tap. With a threaded BLAS on a busy "
         "machine the small products stall (the default-threads row); the CPU time is the work itself.",
-        "", "## 3. Conv forward+backward: NumPy against torch-cpu, quiet and loaded", "",
-        ("" if not args.reuse_bench else f"From [performance.json](performance.json), written by `{result['command']}` "
-         f"at {result['started']} (load {result['load_average']['start']} -> {result['load_average']['end']}): the "
-         "bench part of this script, run before the sections above were measured again. ") +
-        "`convspec bench -b numpy -b torch-cpu --suite " + " --suite ".join(suites) +
-        f" --repeats {args.repeats} --load busy --ops` (run here through the same engine). Every round is run "
+        "",
+        "## 3. Conv forward+backward: NumPy against torch-cpu, quiet and loaded",
+        "",
+        (
+            ""
+            if not args.reuse_bench
+            else f"From [performance.json](performance.json), written by `{result['command']}` "
+            f"at {result['started']} (load {result['load_average']['start']} -> {result['load_average']['end']}): the "
+            "bench part of this script, run before the sections above were measured again. "
+        )
+        + "`convspec bench -b numpy -b torch-cpu --suite "
+        + " --suite ".join(suites)
+        + f" --repeats {args.repeats} --load busy --ops` (run here through the same engine). Every round is run "
         "quiet and then again with the fixed competing load on (`--load busy`: one process pinned to the last CPU "
         "running a 1-thread 256^3 float64 matmul and an 8 MiB streaming add); x = time / torch-cpu's (> 1: "
         "slower); 'f+b / baseline bwd' compares NumPy's forward+backward with torch's backward alone (which re-runs "
-        "its forward under autograd: the fair training-step comparison).", "",
+        "its forward under autograd: the fair training-step comparison).",
+        "",
         "What changed in the NumPy backend (backends/_xp/conv.py): inside a conv call the BLAS runs on one thread "
         "and every large GEMM is cut into fixed blocks (the inner dimension for the thin weight-gradient products, "
         "else the longer output dimension) that a pool of as many threads as the BLAS had picks up in turn. "
         "OpenBLAS's own threads spin until all are done, so one descheduled thread stalled a whole product: "
         "ResNet's 1x1 64-64 weight gradient took 274 ms median and 4.5 s worst with 2 OpenBLAS threads at load "
-        "20, 10 ms in blocks. Block boundaries depend on the shapes only: results are deterministic.", "",
-        bench_markdown(result, "torch-cpu"), tables.extra_markdown(result),
+        "20, 10 ms in blocks. Block boundaries depend on the shapes only: results are deterministic.",
+        "",
+        bench_markdown(result, "torch-cpu"),
+        tables.extra_markdown(result),
     ]
     (out_dir / "performance.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out_dir / 'performance.md'}, performance.json, performance.svg", file=sys.stderr)

@@ -12,6 +12,7 @@ products than a 1-thread one, so by default both settings are timed, interleaved
 same run. The load average before and after is printed with the result; on a loaded machine the CPU
 time is the steadier figure (the wall time includes waiting for a core).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,18 @@ def lenet_step(x, labels, p, timings):
 
 
 def params(rng):
-    shapes = {"c1w": (6, 1, 5, 5), "c1b": (6,), "c3w": (16, 6, 5, 5), "c3b": (16,), "f5w": (120, 400), "f5b": (120,),
-              "f6w": (84, 120), "f6b": (84,), "f7w": (10, 84), "f7b": (10,)}
+    shapes = {
+        "c1w": (6, 1, 5, 5),
+        "c1b": (6,),
+        "c3w": (16, 6, 5, 5),
+        "c3b": (16,),
+        "f5w": (120, 400),
+        "f5b": (120,),
+        "f6w": (84, 120),
+        "f6b": (84,),
+        "f7w": (10, 84),
+        "f7b": (10,),
+    }
     return {k: rng.standard_normal(s) * 0.1 for k, s in shapes.items()}
 
 
@@ -85,7 +96,7 @@ def _measure(x, labels, p, repeats, blas_threads):
         with limits.get(t, nullcontext)():
             lenet_step(x, labels, p, defaultdict(float))
     for r in range(repeats):
-        order = blas_threads[r % len(blas_threads):] + blas_threads[:r % len(blas_threads)]
+        order = blas_threads[r % len(blas_threads) :] + blas_threads[: r % len(blas_threads)]
         for t in order:
             with limits.get(t, nullcontext)():
                 w0, c0 = time.perf_counter(), time.process_time()
@@ -99,8 +110,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--blas-threads", type=int, action="append",
-                    help="BLAS thread setting to time (repeatable; 0: the default; default: 0 and 1, interleaved)")
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        action="append",
+        help="BLAS thread setting to time (repeatable; 0: the default; default: 0 and 1, interleaved)",
+    )
     args = ap.parse_args()
     settings = [None if t == 0 else t for t in (args.blas_threads or [0, 1])]
     rng = np.random.default_rng(0)
@@ -110,12 +125,16 @@ def main():
     load0 = os.getloadavg()
     res = _measure(x, labels, p, args.repeats, settings)
     load1 = os.getloadavg()
-    print(f"reference LeNet-5 forward+backward, batch {args.batch}, float64, {args.repeats} interleaved repeats; "
-          f"load average {load0[0]:.2f} -> {load1[0]:.2f} on {os.cpu_count()} CPUs; goal <= 50 ms")
+    print(
+        f"reference LeNet-5 forward+backward, batch {args.batch}, float64, {args.repeats} interleaved repeats; "
+        f"load average {load0[0]:.2f} -> {load1[0]:.2f} on {os.cpu_count()} CPUs; goal <= 50 ms"
+    )
     for t, r in res.items():
         wall, cpu = [v * 1e3 for v in r["wall"]], [v * 1e3 for v in r["cpu"]]
-        print(f"  BLAS threads {t or 'default'}: wall median {statistics.median(wall):.1f} ms (min {min(wall):.1f}, "
-              f"max {max(wall):.1f}); CPU time median {statistics.median(cpu):.1f} ms")
+        print(
+            f"  BLAS threads {t or 'default'}: wall median {statistics.median(wall):.1f} ms (min {min(wall):.1f}, "
+            f"max {max(wall):.1f}); CPU time median {statistics.median(cpu):.1f} ms"
+        )
     per_op = res[settings[-1]]["per_op"]
     total = sum(per_op.values())
     print(f"  share of wall time per op (BLAS threads {settings[-1] or 'default'}):")

@@ -9,19 +9,20 @@ import time
 from collections import Counter, defaultdict
 
 import click
+from rich.console import Console
 
 from convspec import SpecError
 
 from . import registry
 from .cases import DTYPES, Case
+from .commands.common import availability, backend_rows, load_registry  # noqa: F401  (also imported from here)
 from .evaluate import reference_result
 from .lenet.check import lenet_record
+from .plancache import plan_cases  # run.plan_cases, cached under the user cache dir
 from .records import BAD, DISPLAY_ORDER, failure_text
 from .results import ResultWriter, check_out, read_header, run_record
 from .results import read as read_records
-from .commands.common import availability, backend_rows, load_registry  # noqa: F401  (also imported from here)
-from .run import Plan, applies, execute, failure_signature, plan_cases
-from rich.console import Console
+from .run import Plan, applies, execute, failure_signature
 
 
 class _Group(click.Group):

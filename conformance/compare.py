@@ -1,4 +1,5 @@
 """Comparing a backend's array with the reference's under an error bound."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

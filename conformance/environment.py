@@ -4,6 +4,7 @@ record's "environment") and bench files (their "environment") both record.
 Every field is plain JSON. Importing this module imports no array library beyond NumPy: torch's version
 is read from the module when it is already imported, else from its installed distribution's metadata.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Evaluating one case on one backend: run the reference and the backend, compare forward, index and
 every gradient, and return the case's result record (JSON-ready)."""
+
 from __future__ import annotations
 
 import time
@@ -87,13 +88,23 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
     checks: list[Check] = []
 
     def done(status, message="", deviation=None):
-        return CaseResult(case, status, backend=backend.name, plugins=plugins, checks=checks, message=message,
-                          deviation=deviation, seconds=time.perf_counter() - t0,
-                          reference_seconds=ref_seconds).to_dict()
+        return CaseResult(
+            case,
+            status,
+            backend=backend.name,
+            plugins=plugins,
+            checks=checks,
+            message=message,
+            deviation=deviation,
+            seconds=time.perf_counter() - t0,
+            reference_seconds=ref_seconds,
+        ).to_dict()
 
     if case.dtype not in backend.dtypes:
-        return done(Status.UNSUPPORTED, f"dtype {case.dtype} not supported by {backend.name} "
-                                        f"(supports {', '.join(backend.dtypes)})")
+        return done(
+            Status.UNSUPPORTED,
+            f"dtype {case.dtype} not supported by {backend.name} (supports {', '.join(backend.dtypes)})",
+        )
     if info.backend_call(backend, "forward") is None:
         needs = f" (it composes {', '.join(info.requires)})" if info.compose else ""
         return done(Status.UNSUPPORTED, f"op {case.op} not implemented{needs}")
@@ -114,8 +125,13 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
         if info.outputs:  # several outputs: a sequence of that length, each checked on its own
             if not isinstance(raw, (list, tuple)) or len(raw) != len(info.outputs):
                 got_n = len(raw) if isinstance(raw, (list, tuple)) else f"a {type(raw).__name__}"
-                checks.append(Check("forward", "fail", message=f"returned {got_n}, expected {len(info.outputs)} "
-                                    f"outputs ({', '.join(info.outputs)})"))
+                checks.append(
+                    Check(
+                        "forward",
+                        "fail",
+                        message=f"returned {got_n}, expected {len(info.outputs)} outputs ({', '.join(info.outputs)})",
+                    )
+                )
                 return _finish(backend, case, checks, done)
             outs = [_to_numpy(backend, a) for a in raw]
         else:
@@ -143,16 +159,27 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
             checks.append(Check("indices", "error", message=format_exception(exc)))
 
     if not shape_ok:  # the backward takes a gradient of the forward's shape: it cannot be asked
-        checks.append(Check("backward", "skipped", message=f"not run: the forward's output has shape "
-                            f"{np.shape(out)}, not {np.shape(ref.forward)}, so no gradient of its shape exists"))
+        checks.append(
+            Check(
+                "backward",
+                "skipped",
+                message=f"not run: the forward's output has shape "
+                f"{np.shape(out)}, not {np.shape(ref.forward)}, so no gradient of its shape exists",
+            )
+        )
         return _finish(backend, case, checks, done)
     try:
         got_grads = tuple(_call(backend, info, "backward", [backend.from_numpy(ref.grad_out)] + bx, case.params))
         present = [_to_numpy(backend, a) for a in got_grads]
         names = info.gradient_names(ref.inputs)
         if len(present) != len(names):
-            checks.append(Check("backward", "fail", message=f"returned {len(present)} gradients, expected "
-                                f"{len(names)} ({', '.join(names)})"))
+            checks.append(
+                Check(
+                    "backward",
+                    "fail",
+                    message=f"returned {len(present)} gradients, expected {len(names)} ({', '.join(names)})",
+                )
+            )
         else:
             for name, ref_g, bound, got in zip(names, ref.grads, ref.grad_bounds, present):
                 if ref_g is not None:
@@ -180,11 +207,18 @@ def _rejects(backend, case, info, spec_error, checks, done) -> dict:
         unknown = [k for k in case.params if isinstance(exc, TypeError) and f"keyword argument '{k}'" in str(exc)]
         if unknown:  # refused for not taking the parameter at all (e.g. strict): that tells nothing
             return done(Status.UNSUPPORTED, f"{case.op} does not take the parameter {unknown[0]!r}: {exc}")
-        checks.append(Check("rejects", "pass", message=f"the spec rejects this case ({spec_error}); the backend "
-                            f"refused it too: {type(exc).__name__}: {str(exc)[:300]}"))
+        checks.append(
+            Check(
+                "rejects",
+                "pass",
+                message=f"the spec rejects this case ({spec_error}); the backend "
+                f"refused it too: {type(exc).__name__}: {str(exc)[:300]}",
+            )
+        )
         return _finish(backend, case, checks, done)
-    checks.append(Check("rejects", "fail", message=f"the backend computed a result for a case the spec rejects: "
-                        f"{spec_error}"))
+    checks.append(
+        Check("rejects", "fail", message=f"the backend computed a result for a case the spec rejects: {spec_error}")
+    )
     return _finish(backend, case, checks, done)
 
 
@@ -201,9 +235,12 @@ def _finish(backend, case, checks, done) -> dict:
         # a declared deviation excuses the checks it names (all, when it names none), nothing else
         if declared.checks is None or failed <= set(declared.checks):
             return done(Status.DEVIATION, deviation=declared.reason)
-        return done(Status.FAIL, f"fails beyond the declared deviation (which covers "
-                                 f"{', '.join(sorted(declared.checks))}): {', '.join(sorted(failed - set(declared.checks)))}",
-                    deviation=declared.reason)
+        return done(
+            Status.FAIL,
+            f"fails beyond the declared deviation (which covers "
+            f"{', '.join(sorted(declared.checks))}): {', '.join(sorted(failed - set(declared.checks)))}",
+            deviation=declared.reason,
+        )
     if "unsupported" in statuses:
         return done(Status.UNSUPPORTED)
     return done(Status.PASS)

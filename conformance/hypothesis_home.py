@@ -9,6 +9,7 @@ the user's cache directory instead, unless the user chose a directory (``HYPOTHE
     with outside_the_tree():
         cases = plan_cases(plan)
 """
+
 from __future__ import annotations
 
 import contextlib

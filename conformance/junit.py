@@ -18,6 +18,7 @@ pytest plugin's items. A part's verdict decides what the testcase holds:
 Written with xml.etree (the standard library): no dependency, and the escaping of text and attributes is
 the library's.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,11 @@ def record_verdicts(record: dict) -> dict:
 def part_reason(record: dict, part: str) -> str:
     """Why a part was not checked, or what it reports when it was skipped: its checks' messages, else the
     case's message, else its status."""
-    msgs = [str(c.get("message", "")).strip() for c in record.get("checks", [])
-            if c.get("message") and part_of(c.get("what", "")) == part and c.get("status") != "pass"]
+    msgs = [
+        str(c.get("message", "")).strip()
+        for c in record.get("checks", [])
+        if c.get("message") and part_of(c.get("what", "")) == part and c.get("status") != "pass"
+    ]
     text = "; ".join(m for m in msgs if m) or str(record.get("message", "")).strip()
     if part != "forward" and part not in record_verdicts(record):
         why = _last_line(text) or str(record.get("status", ""))
@@ -112,8 +116,13 @@ def build(records, *, name: str = "convspec", hostname: str | None = None) -> ET
             seconds = float(r.get("seconds") or 0.0)
             for part, verdict in cases:
                 counts["tests"] += 1
-                tc = ET.SubElement(suite, "testcase", classname=_clean(f"{name}[{backend}].{r.get('op', '?')}"),
-                                   name=_clean(f"{r['case_id']}::{part}"), time=f"{seconds / len(cases):.6f}")
+                tc = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=_clean(f"{name}[{backend}].{r.get('op', '?')}"),
+                    name=_clean(f"{r['case_id']}::{part}"),
+                    time=f"{seconds / len(cases):.6f}",
+                )
                 if verdict == "pass":
                     continue
                 if verdict in FAILURE or verdict in ERROR:

@@ -13,6 +13,7 @@ Entries live under the user cache directory (``$CONVSPEC_CACHE_DIR``, else ``$XD
 else ``~/.cache/convspec/plans``), never in the working directory; ``CONVSPEC_PLAN_CACHE=0`` turns the cache
 off. A corrupt or unreadable entry is ignored and redrawn.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,17 @@ FORMAT = 1  # bump when the entry layout changes
 _ROOTS = ("convspec", "convspec.api", "convspec.reference", "convspec.conformance.sources")
 #: the modules of convspec.conformance itself that planning runs through (the CLI, workers, reports and the
 #: pytest plugin do not change the cases: editing them keeps the cache)
-_PLANNING = ("__init__.py", "cases.py", "registry.py", "ops.py", "tolerance.py", "run.py", "plugins.py", "hookspecs.py",
-             "plancache.py")
+_PLANNING = (
+    "__init__.py",
+    "cases.py",
+    "registry.py",
+    "ops.py",
+    "tolerance.py",
+    "run.py",
+    "plugins.py",
+    "hookspecs.py",
+    "plancache.py",
+)
 
 
 def cache_dir() -> Path:
@@ -79,9 +89,21 @@ def key(plan) -> str:
     import numpy
 
     h = hashlib.sha256()
-    parts = [FORMAT, sys.version, _version("convspec"), _version("hypothesis"), numpy.__version__, plan.profile,
-             plan.seed, tuple(plan.ops), tuple(plan.shard), tuple(plan.dtypes), tuple(plan.keywords), plan.max_examples,
-             plan.derandomize]
+    parts = [
+        FORMAT,
+        sys.version,
+        _version("convspec"),
+        _version("hypothesis"),
+        numpy.__version__,
+        plan.profile,
+        plan.seed,
+        tuple(plan.ops),
+        tuple(plan.shard),
+        tuple(plan.dtypes),
+        tuple(plan.keywords),
+        plan.max_examples,
+        plan.derandomize,
+    ]
     for name, source in plan.sources.items():
         fn = getattr(source, "cases", source)
         parts.append((name, getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(type(source)))))

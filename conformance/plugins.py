@@ -6,6 +6,7 @@ module. Third-party plugins use the group `convspec`. Setting CONVSPEC_DISABLE_P
 the third-party entry points (built-in plugins and -p modules still load). A plugin that fails to
 import is recorded with its error in `load_errors` and the others still load.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -81,10 +82,14 @@ def load(plugins=(), *, autoload: bool | None = None) -> Registry:
     reg = Registry(pm, load_errors=errors)
 
     for impl in pm.hook.register_backends.get_hookimpls():
+
         def register(backend, _plugin=impl.plugin_name):
             if backend.name in reg.backends:
-                errors.append(PluginError(_plugin, f"backend name {backend.name!r} already registered by "
-                                                   f"{reg.origins[backend.name]}"))
+                errors.append(
+                    PluginError(
+                        _plugin, f"backend name {backend.name!r} already registered by {reg.origins[backend.name]}"
+                    )
+                )
                 return
             reg.backends[backend.name] = backend
             reg.origins[backend.name] = _plugin
@@ -95,6 +100,7 @@ def load(plugins=(), *, autoload: bool | None = None) -> Registry:
             errors.append(PluginError(impl.plugin_name, f"register_backends failed: {exc!r}"))
 
     for impl in pm.hook.register_case_sources.get_hookimpls():
+
         def register_source(name, source, _plugin=impl.plugin_name):
             if name in reg.case_sources:
                 errors.append(PluginError(_plugin, f"case source name {name!r} already registered"))

@@ -1,5 +1,6 @@
 """Typed results: the statuses a case can end in, the case-result record (built in one place), the repro
 command, and the one rendering of a failure that the CLI, the pytest plugin and the reports share."""
+
 from __future__ import annotations
 
 import traceback
@@ -133,6 +134,7 @@ def case_ratio(checks) -> float | None:
 
 # -- rendering ------------------------------------------------------------------------------------------
 
+
 def fmt_number(v) -> str:
     """Enough significant digits to tell two close float64 values apart (17), trimmed when shorter."""
     if isinstance(v, float):
@@ -148,9 +150,11 @@ def check_line(c: dict) -> str:
         return f"{what} pass" + (f" (worst |error| / bound = {fmt_number(ratio)})" if ratio is not None else "")
     m = c.get("mismatch")
     if m and "index" in m:
-        return (f"{what} {c['status'].upper()}: {m['count']} of {m['of']} elements outside the bound; first at index "
-                f"{m['index']}: expected {fmt_number(m['expected'])}, got {fmt_number(m['got'])}, bound "
-                f"{fmt_number(m['bound'])} (worst |error| / bound = {fmt_number(ratio)})")
+        return (
+            f"{what} {c['status'].upper()}: {m['count']} of {m['of']} elements outside the bound; first at index "
+            f"{m['index']}: expected {fmt_number(m['expected'])}, got {fmt_number(m['got'])}, bound "
+            f"{fmt_number(m['bound'])} (worst |error| / bound = {fmt_number(ratio)})"
+        )
     if m:
         return f"{what} {c['status'].upper()}: " + ", ".join(f"{k} {fmt_number(v)}" for k, v in m.items())
     return f"{what} {c['status'].upper()}" + _block(c.get("message", ""), 4)

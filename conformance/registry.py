@@ -8,6 +8,7 @@ The built-in entries are in convspec.conformance.ops; a plugin or a test adds an
 Everything else (case validation and data, the reference result, bounds, exact cases, case ids,
 report groups, the scaffold's stubs) derives from the entry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,8 +18,20 @@ from convspec import reference as R
 from convspec.api.ops import OpSignature
 
 #: the parameters a case id shows, in this order, when the case has them
-ID_PARAMS = ("kernel_size", "stride", "padding", "dilation", "groups", "output_padding", "ceil_mode",
-             "count_include_pad", "k", "axis", "size", "p")
+ID_PARAMS = (
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "output_padding",
+    "ceil_mode",
+    "count_include_pad",
+    "k",
+    "axis",
+    "size",
+    "p",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +81,11 @@ class OpInfo(OpSignature):
             if getattr(self, attr) is None and fname:
                 fn = getattr(R, fname, None)
                 if fn is None:
-                    raise LookupError(f"op {self.name!r}: no function for its {attr} (convspec.reference has no "
-                                      f"{fname!r}); pass {attr}= to OpInfo")
+                    raise LookupError(
+                        f"op {self.name!r}: no function for its {attr} (convspec.reference has no "
+                        f"{fname!r}); pass {attr}= to OpInfo"
+                    )
                 object.__setattr__(self, attr, fn)
-
 
     def gradient_names(self, inputs) -> list:
         """The name of each gradient the backward returns, for these inputs (variadic ones expanded)."""

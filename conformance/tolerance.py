@@ -24,6 +24,7 @@ three roundings of the evaluation (Sterbenz makes 1 - f' exact where f' >= 1/2).
 is charged the same with u_64. Where the softmax shift z - max z is rounded, exp amplifies its absolute
 error: that is charged too.
 """
+
 from __future__ import annotations
 
 from math import prod
@@ -141,8 +142,10 @@ def global_avg_pool_model(inputs, params, g, dtype, pr=0.0):
     (x,) = inputs
     n = prod(x.shape[2:])
     # backward: g * (1/n) or g / n, up to two roundings
-    return (_both(n + 1, dtype) * R.global_avg_pool(np.abs(x)),
-            [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]])
+    return (
+        _both(n + 1, dtype) * R.global_avg_pool(np.abs(x)),
+        [_both(2, dtype) * R.global_avg_pool_backward(np.abs(g), x)[0]],
+    )
 
 
 def exact_model(inputs, params, g, dtype, pr=0.0):
@@ -193,7 +196,7 @@ def tanh_model(inputs, params, g, dtype, pr=0.0):
 
 def _shift(z):
     """max_j |z_j - max z| per row: exp amplifies the absolute error of the shifted argument."""
-    return (z.max(axis=-1, keepdims=True) - z.min(axis=-1, keepdims=True))
+    return z.max(axis=-1, keepdims=True) - z.min(axis=-1, keepdims=True)
 
 
 def softmax_model(inputs, params, g, dtype, pr=0.0):
@@ -228,6 +231,7 @@ conv_transpose_model = _conv_like(R.conv_transpose, R.conv_transpose_backward)
 # -- batch norm, LRN, dropout, concat ---------------------------------------------------------------
 # First-order bounds (Higham's standard model, products of two small terms neglected), charging both the
 # backend's working precision and the float64 reference (uu = u + u64), derived in SPEC.md.
+
 
 def _uu(dtype) -> float:
     return unit_roundoff(dtype) + unit_roundoff(np.float64)
@@ -266,8 +270,12 @@ def batch_norm_model(inputs, params, g, dtype, pr=0.0):
     mean_gx = (ag * np.abs(xhat)).mean(axis=axes, keepdims=True)
     bracket = ag + mean_g + np.abs(xhat) * mean_gx  # |g - mean g - xhat mean(g xhat)|, term by term
     gm = _both(m, dtype)
-    err_bracket = (gm * mean_g + np.abs(xhat) * (gm * mean_gx + (ag * dxhat).mean(axis=axes, keepdims=True))
-                   + dxhat * mean_gx + 3 * uu * bracket)
+    err_bracket = (
+        gm * mean_g
+        + np.abs(xhat) * (gm * mean_gx + (ag * dxhat).mean(axis=axes, keepdims=True))
+        + dxhat * mean_gx
+        + 3 * uu * bracket
+    )
     dx = ga / s * (err_bracket + bracket * (rel_s + 2 * uu))
     dgamma = (gm + uu) * (ag * np.abs(xhat)).sum(axis=axes) + (ag * dxhat).sum(axis=axes)
     dbeta = gm * ag.sum(axis=axes)
@@ -310,7 +318,7 @@ def _channel_sums(v, before, after):
     """out[:, c] = sum of v[:, j] for j in c - before .. c + after (clipped)."""
     out = np.zeros_like(v)
     for c in range(v.shape[1]):
-        out[:, c] = v[:, max(0, c - before):c + after + 1].sum(axis=1)
+        out[:, c] = v[:, max(0, c - before) : c + after + 1].sum(axis=1)
     return out
 
 
@@ -322,11 +330,11 @@ def local_response_norm_model(inputs, params, g, dtype, pr=0.0):
     sq = _channel_sums(x * x, size // 2, (size - 1) // 2)  # the window W(c) of the spec
     D = k + alpha * sq
     rel_D = alpha * sq * (_both(size, dtype) + 3 * uu) / D + uu  # squares, sum, * alpha, + k
-    fwd = np.abs(x) * D ** -beta * (beta * rel_D + (C_FN + 1) * unit_roundoff(dtype) + uu)
+    fwd = np.abs(x) * D**-beta * (beta * rel_D + (C_FN + 1) * unit_roundoff(dtype) + uu)
     ag = np.abs(g)
     # dx_c = g_c D_c^-beta - 2 alpha beta x_c sum_{j: c in W(j)} g_j x_j D_j^(-beta-1), term by term
     cross = _channel_sums(ag * np.abs(x) * D ** (-beta - 1), (size - 1) // 2, size // 2)
-    mag = ag * D ** -beta + 2 * alpha * beta * np.abs(x) * cross
+    mag = ag * D**-beta + 2 * alpha * beta * np.abs(x) * cross
     rel = (beta + 1) * float(rel_D.max(initial=0.0)) + (C_FN + size + 4) * uu
     return fwd, [mag * rel]
 

@@ -1,10 +1,19 @@
 """Window geometry shared by max_pool and avg_pool."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ._params import (
-    bool_param, culprit, explicit_padding, grid, output_sizes, pad_array, spatial_array, tuple_param, window_work,
+    bool_param,
+    culprit,
+    explicit_padding,
+    grid,
+    output_sizes,
+    pad_array,
+    spatial_array,
+    tuple_param,
+    window_work,
     windows,
 )
 from .errors import ParameterError
@@ -23,19 +32,39 @@ class PoolGeometry:
         self.stride = self.kernel if stride is None else tuple_param("stride", stride, nd, minimum=1)
         self.dilation = tuple_param("dilation", dilation, nd, minimum=1)
         if isinstance(padding, str):
-            raise ParameterError("padding", f"pooling takes an int, a per-dim tuple or (begin, end) pairs, not the mode {padding!r}")
+            raise ParameterError(
+                "padding", f"pooling takes an int, a per-dim tuple or (begin, end) pairs, not the mode {padding!r}"
+            )
         self.pads = explicit_padding("padding", padding, nd)
         self.in_sizes = tuple(x_shape[2:])
         self.ceil_mode = bool_param("ceil_mode", ceil_mode)
-        self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, ceil_mode=self.ceil_mode, kernel_name="kernel_size")
+        self.out_sizes = output_sizes(
+            self.in_sizes,
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.pads,
+            ceil_mode=self.ceil_mode,
+            kernel_name="kernel_size",
+        )
         self.extra = tuple(
             max((o - 1) * s + d * (k - 1) + 1 - (n + b + e), 0)
-            for o, s, d, k, n, (b, e) in zip(self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads)
+            for o, s, d, k, n, (b, e) in zip(
+                self.out_sizes, self.stride, self.dilation, self.kernel, self.in_sizes, self.pads
+            )
         )
         self.plane = int(np.prod(self.in_sizes))
         padded = [(b, e + x_) for (b, e), x_ in zip(self.pads, self.extra)]
-        window_work(culprit(self.in_sizes, padded, self.kernel, self.dilation, kernel_name="kernel_size"),
-                    x_shape[0], x_shape[1], x_shape[1], self.in_sizes, padded, self.kernel, self.out_sizes)
+        window_work(
+            culprit(self.in_sizes, padded, self.kernel, self.dilation, kernel_name="kernel_size"),
+            x_shape[0],
+            x_shape[1],
+            x_shape[1],
+            self.in_sizes,
+            padded,
+            self.kernel,
+            self.out_sizes,
+        )
 
     def window_view(self, x: np.ndarray, fill) -> np.ndarray:
         """(N, C, *out, K) where K = prod(kernel), padding and overhang filled with `fill`."""
@@ -77,15 +106,18 @@ def pool_input(x) -> np.ndarray:
 
 # --- per-window helpers of the literal definitions (max_pool_literal, avg_pool_literal, ...) --------
 
-EMPTY_WINDOW = ("a pooling window lies entirely in the padding (padding must leave every window at least one "
-                "input element)")
+EMPTY_WINDOW = (
+    "a pooling window lies entirely in the padding (padding must leave every window at least one input element)"
+)
 
 
 def window_taps(geo: PoolGeometry, i) -> list:
     """Output i's window, tap by tap in row-major order: the input coordinates i*s + j*d - p_begin of each
     tap j (they may lie in the padding or, with ceil_mode, beyond it)."""
-    return [tuple(ii * s + jj * d - b for ii, jj, s, d, (b, _) in zip(i, j, geo.stride, geo.dilation, geo.pads))
-            for j in grid(geo.kernel)]
+    return [
+        tuple(ii * s + jj * d - b for ii, jj, s, d, (b, _) in zip(i, j, geo.stride, geo.dilation, geo.pads))
+        for j in grid(geo.kernel)
+    ]
 
 
 def is_input(geo: PoolGeometry, p) -> bool:

@@ -3,6 +3,7 @@ a residual that silently broadcasts is a bug).
 
 The literal definition (`add_literal`, `add_backward_literal`: a loop over the elements) comes first;
 `add` and `add_backward` are its vectorised form, proven equal by tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,6 +21,7 @@ def _inputs(x, y):
 
 
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def add_literal(x, y):
     """z[p] = x[p] + y[p] at every index p."""

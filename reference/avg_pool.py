@@ -11,6 +11,7 @@ The module opens with the literal definition (`avg_pool_literal`, `avg_pool_back
 the windows and their taps); `avg_pool` and `avg_pool_backward` are its vectorised form, proven equal by
 tests/test_reference_literal.py.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -23,8 +24,8 @@ from ._pool import PoolGeometry, is_input, is_padded_input, pool_input, windows_
 from .conv import check_grad
 from .errors import ParameterError
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def divisor_literal(geo, taps, count_include_pad) -> int:
     """D(i): the window's taps on inputs; with count_include_pad, its taps inside the padded input."""
@@ -34,11 +35,10 @@ def divisor_literal(geo, taps, count_include_pad) -> int:
 
 def over(v, d: int, dtype):
     """v / d; exactly, as v * Fraction(1, d), on object (Fraction) arrays."""
-    return v * Fraction(1, d) if dtype == object else v / d
+    return v * Fraction(1, d) if dtype == np.dtype(object) else v / d
 
 
-def avg_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                     count_include_pad=False):
+def avg_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
     """y[n, c, i] = (1 / D(i)) * sum_j x_pad[n, c, i*s + j*d]; padding and overhang contribute 0."""
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
@@ -55,8 +55,9 @@ def avg_pool_literal(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil
     return y
 
 
-def avg_pool_backward_literal(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                              count_include_pad=False):
+def avg_pool_backward_literal(
+    grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+):
     """dx[n, c, p] += g[n, c, i] / D(i) for every input p of window i. -> (dx,)."""
     x = pool_input(x)
     geo = PoolGeometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
@@ -83,7 +84,11 @@ def _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_includ
     pos = geo.window_positions()
     real = geo.inside(pos).sum(axis=-1)
     if (real == 0).any():
-        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+        raise ParameterError(
+            "padding",
+            "a pooling window lies entirely in the padding "
+            "(padding must leave every window at least one input element)",
+        )
     counted = geo.in_padded(pos).sum(axis=-1) if count_include_pad else real
     return x, geo, counted  # divisor per output position, (*out,)
 
@@ -104,7 +109,9 @@ def avg_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
 
 
 # The vectorised form of avg_pool_backward_literal; tests/test_reference_literal.py proves the two equal.
-def avg_pool_backward(grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
+def avg_pool_backward(
+    grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+):
     """-> (dx,): each output's gradient / D(i) spread over the real inputs of its window."""
     x, geo, divisor = _geometry(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
     g = check_grad("grad_out", grad_out, (x.shape[0], x.shape[1]) + geo.out_sizes)

@@ -25,6 +25,7 @@ rational and exact on Fraction arrays.
 Each op comes twice: `<op>_literal`, explicit loops that read like the formula, then the vectorised
 public `<op>` with the same signature and results.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,8 @@ from ._params import as_array, bool_param
 from .conv import check_grad
 from .errors import DTypeError, ParameterError, ShapeError
 
-
 # ------------------------------------------------------------------------------------------ parameters
+
 
 def real_param(name: str, value, *, minimum=None, maximum=None, min_open=False, max_open=False):
     """A finite real scalar (int, float, Fraction, NumPy number; not bool) within the given bounds."""
@@ -65,17 +66,21 @@ def scalar_for(x: np.ndarray, value):
 
 def _float(name: str, a) -> np.ndarray:
     if a.dtype == object:
-        raise DTypeError(name, "batch normalization divides by sqrt(var + eps), evaluated in floating point; "
-                               "Fraction arrays are not supported (batch_norm_stats and batch_norm_running_stats "
-                               "are exact)")
+        raise DTypeError(
+            name,
+            "batch normalization divides by sqrt(var + eps), evaluated in floating point; "
+            "Fraction arrays are not supported (batch_norm_stats and batch_norm_running_stats "
+            "are exact)",
+        )
     return a
 
 
 def _x(x) -> np.ndarray:
     x = as_array("x", x, ndim=(2, 3, 4, 5))
     if x.size == 0:
-        raise ShapeError("x", f"needs at least one value per channel (N * prod(spatial) >= 1) and C >= 1, "
-                              f"got shape {x.shape}")
+        raise ShapeError(
+            "x", f"needs at least one value per channel (N * prod(spatial) >= 1) and C >= 1, got shape {x.shape}"
+        )
     return x
 
 
@@ -108,8 +113,11 @@ def _bool(name: str, v) -> bool:
 def _stats_divisor(x: np.ndarray, unbiased: bool) -> int:
     m = _count(x)
     if unbiased and m < 2:
-        raise ShapeError("x", f"the unbiased variance sum (x - mu)^2 / (m - 1) needs m = N * prod(spatial) >= 2 "
-                              f"values per channel, got m = {m} (shape {x.shape}): it would divide by zero")
+        raise ShapeError(
+            "x",
+            f"the unbiased variance sum (x - mu)^2 / (m - 1) needs m = N * prod(spatial) >= 2 "
+            f"values per channel, got m = {m} (shape {x.shape}): it would divide by zero",
+        )
     return m - 1 if unbiased else m
 
 
@@ -124,6 +132,7 @@ def _check_eps(eps):
 
 
 # --------------------------------------------------------------------------------------- literal forms
+
 
 def batch_norm_stats_literal(x, *, unbiased=False):
     """(mu, var) per channel, as loops: mu = sum x / m; var = sum (x - mu)^2 / m (or / (m - 1))."""
@@ -164,11 +173,11 @@ def batch_norm_literal(x, gamma, beta, *, eps=1e-5):
 def batch_norm_backward_literal(grad_out, x, gamma, beta, *, eps=1e-5):
     """-> (dx, dgamma, dbeta), the chain rule exactly as the paper's section 3 writes it:
 
-        dxhat = g * gamma
-        dvar  = sum dxhat * (x - mu) * (-1/2) * (var + eps)^(-3/2)
-        dmu   = sum dxhat * (-1 / sqrt(var + eps)) + dvar * sum(-2 (x - mu)) / m
-        dx    = dxhat / sqrt(var + eps) + dvar * 2 (x - mu) / m + dmu / m
-        dgamma = sum g * xhat,  dbeta = sum g
+    dxhat = g * gamma
+    dvar  = sum dxhat * (x - mu) * (-1/2) * (var + eps)^(-3/2)
+    dmu   = sum dxhat * (-1 / sqrt(var + eps)) + dvar * sum(-2 (x - mu)) / m
+    dx    = dxhat / sqrt(var + eps) + dvar * 2 (x - mu) / m + dmu / m
+    dgamma = sum g * xhat,  dbeta = sum g
     """
     x = _float("x", _x(x))
     gamma = _float("gamma", _per_channel("gamma", gamma, x.shape[1]))
@@ -198,8 +207,9 @@ def batch_norm_backward_literal(grad_out, x, gamma, beta, *, eps=1e-5):
 def _inference_inputs(x, gamma, beta, mean, var, eps):
     x = _float("x", _x(x))
     C = x.shape[1]
-    gamma, beta, mean, var = (_float(n, _per_channel(n, a, C)) for n, a in
-                              (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)))
+    gamma, beta, mean, var = (
+        _float(n, _per_channel(n, a, C)) for n, a in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))
+    )
     if np.any(var < 0):
         raise ParameterError("var", f"must be >= 0 (a variance), got min {var.min()!r}")
     return x, gamma, beta, mean, var, _check_eps(eps)
@@ -257,6 +267,7 @@ def batch_norm_running_stats_literal(running_mean, running_var, x, *, momentum=0
 
 # --------------------------------------------------------------------------------------- public forms
 
+
 def batch_norm_stats(x, *, unbiased=False):
     """-> (mu, var), each (C,): the batch statistics per channel over the batch and spatial axes.
     var is biased (divides by m) unless unbiased=True (divides by m - 1; needs m >= 2). Exact on Fractions."""
@@ -281,8 +292,8 @@ def batch_norm(x, gamma, beta, *, eps=1e-5):
 def batch_norm_backward(grad_out, x, gamma, beta, *, eps=1e-5):
     """-> (dx, dgamma, dbeta):
 
-        dbeta = sum g,   dgamma = sum g * xhat,
-        dx = gamma / sqrt(var + eps) * (g - dbeta / m - xhat * dgamma / m)      (sums per channel)
+    dbeta = sum g,   dgamma = sum g * xhat,
+    dx = gamma / sqrt(var + eps) * (g - dbeta / m - xhat * dgamma / m)      (sums per channel)
     """
     x = _float("x", _x(x))
     gamma = _float("gamma", _per_channel("gamma", gamma, x.shape[1]))

@@ -11,6 +11,7 @@ the inputs' common dtype. Backward: grad_out split back along axis, one gradient
 Exact (a selection): exact on Fraction arrays. Each op comes twice: `<op>_literal`, explicit loops that
 read like the formula, then the vectorised public `<op>`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,9 +35,11 @@ def _inputs(xs, axis):
     for i, a in enumerate(arrays[1:], 1):
         if a.ndim != nd:
             raise ShapeError(f"xs[{i}]", f"must have ndim {nd} like xs[0] {ref}, got shape {a.shape}")
-        if a.shape[:axis] + a.shape[axis + 1:] != ref[:axis] + ref[axis + 1:]:
-            raise ShapeError(f"xs[{i}]", f"must match xs[0] {ref} in every dim but axis {axis} (no broadcasting), "
-                                         f"got shape {a.shape}")
+        if a.shape[:axis] + a.shape[axis + 1 :] != ref[:axis] + ref[axis + 1 :]:
+            raise ShapeError(
+                f"xs[{i}]",
+                f"must match xs[0] {ref} in every dim but axis {axis} (no broadcasting), got shape {a.shape}",
+            )
     return arrays, axis
 
 
@@ -48,6 +51,7 @@ def _out_shape(arrays, axis):
 
 # --------------------------------------------------------------------------------------- literal forms
 
+
 def concat_literal(xs, *, axis=1):
     arrays, axis = _inputs(xs, axis)
     y = np.empty(_out_shape(arrays, axis), dtype=np.result_type(*arrays))
@@ -55,7 +59,7 @@ def concat_literal(xs, *, axis=1):
         i = idx[axis]
         for a in arrays:  # the input that holds output position i, and i's offset in it
             if i < a.shape[axis]:
-                y[idx] = a[idx[:axis] + (i,) + idx[axis + 1:]]
+                y[idx] = a[idx[:axis] + (i,) + idx[axis + 1 :]]
                 break
             i -= a.shape[axis]
     return y
@@ -69,13 +73,14 @@ def concat_backward_literal(grad_out, xs, *, axis=1):
     for a in arrays:
         d = np.empty(a.shape, dtype=g.dtype)
         for idx in np.ndindex(a.shape):
-            d[idx] = g[idx[:axis] + (offset + idx[axis],) + idx[axis + 1:]]
+            d[idx] = g[idx[:axis] + (offset + idx[axis],) + idx[axis + 1 :]]
         grads.append(d)
         offset += a.shape[axis]
     return tuple(grads)
 
 
 # --------------------------------------------------------------------------------------- public forms
+
 
 def concat(xs, *, axis=1):
     arrays, axis = _inputs(xs, axis)

@@ -10,6 +10,7 @@ output positions and the kernel taps, read off the formula. `conv` and `conv_bac
 its vectorised form (im2col, one matrix product per group over the whole batch), the one the engine and LeNet run;
 tests/test_reference_literal.py proves the two equal.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -18,13 +19,22 @@ from itertools import product
 import numpy as np
 
 from ._params import (
-    culprit, grid, output_sizes, pad_array, resolve_padding, spatial_array, tuple_param, window_work, windows,
-    zero_like, zeros,
+    culprit,
+    grid,
+    output_sizes,
+    pad_array,
+    resolve_padding,
+    spatial_array,
+    tuple_param,
+    window_work,
+    windows,
+    zero_like,
+    zeros,
 )
 from .errors import ParameterError, ShapeError
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def tap(i, j, geo) -> tuple[int, ...]:
     """Where kernel tap j of output i's window reads the input: i*s + j*d - p_begin, in unpadded
@@ -45,14 +55,15 @@ def x_pad(x, n, c, p, zero):
 def _zero(*arrays):
     """The additive identity of the arrays' common dtype: where a sum of their products starts."""
     dtype = np.result_type(*arrays)
-    return Fraction(0) if dtype == object else dtype.type(0)
+    return Fraction(0) if dtype == np.dtype(object) else dtype.type(0)
 
 
 def _geometry(x, w, b, stride, padding, dilation, groups, strict):
     x, w, b = _inputs(x, w, b)
     b_shape = None if b is None else b.shape
-    geo = ConvGeometry(x.shape, w.shape, b_shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                       strict=strict)
+    geo = ConvGeometry(
+        x.shape, w.shape, b_shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
+    )
     return x, w, b, geo
 
 
@@ -112,7 +123,11 @@ class ConvGeometry:
     def __init__(self, x_shape, w_shape, b_shape, *, stride, padding, dilation, groups, strict=False):
         nd = len(x_shape) - 2
         if len(w_shape) != nd + 2:
-            raise ShapeError("w", f"must have ndim {nd + 2} (C_out, C_in/groups, *kernel) to match x of shape {tuple(x_shape)}, got shape {tuple(w_shape)}")
+            raise ShapeError(
+                "w",
+                f"must have ndim {nd + 2} (C_out, C_in/groups, *kernel) to match x of shape {tuple(x_shape)}, "
+                f"got shape {tuple(w_shape)}",
+            )
         if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
             raise ParameterError("groups", f"must be an int >= 1, got {groups!r}")
         n, c_in = x_shape[0], x_shape[1]
@@ -120,9 +135,15 @@ class ConvGeometry:
         if c_in % groups:
             raise ParameterError("groups", f"groups={groups} must divide the input channels C_in={c_in}")
         if c_out % groups:
-            raise ParameterError("groups", f"groups={groups} must divide the output channels C_out={c_out} (w.shape[0])")
+            raise ParameterError(
+                "groups", f"groups={groups} must divide the output channels C_out={c_out} (w.shape[0])"
+            )
         if cg * groups != c_in:
-            raise ShapeError("x", f"channel mismatch: x has {c_in} input channels but w expects {cg * groups} (w.shape[1]={cg} * groups={groups})")
+            raise ShapeError(
+                "x",
+                f"channel mismatch: x has {c_in} input channels but w expects {cg * groups} "
+                f"(w.shape[1]={cg} * groups={groups})",
+            )
         if b_shape is not None and tuple(b_shape) != (c_out,):
             raise ShapeError("b", f"must have shape (C_out,) = ({c_out},), got {tuple(b_shape)}")
         self.nd, self.groups, self.n, self.c_in, self.c_out = nd, int(groups), n, c_in, c_out
@@ -135,8 +156,16 @@ class ConvGeometry:
         self.in_sizes = tuple(x_shape[2:])
         self.pads = resolve_padding("padding", padding, self.in_sizes, self.kernel, self.stride, self.dilation)
         self.out_sizes = output_sizes(self.in_sizes, self.kernel, self.stride, self.dilation, self.pads, strict=strict)
-        window_work(culprit(self.in_sizes, self.pads, self.kernel, self.dilation, mode=isinstance(padding, str)),
-                    n, c_in, c_out, self.in_sizes, self.pads, self.kernel, self.out_sizes)
+        window_work(
+            culprit(self.in_sizes, self.pads, self.kernel, self.dilation, mode=isinstance(padding, str)),
+            n,
+            c_in,
+            c_out,
+            self.in_sizes,
+            self.pads,
+            self.kernel,
+            self.out_sizes,
+        )
 
     def products_per_output(self) -> int:
         """How many products one output element sums (for the error bound)."""
@@ -197,8 +226,10 @@ def conv_input_grad(g: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarr
     dxp = np.full((geo.c_in, geo.n) + padded, zero_like(cols), dtype=cols.dtype)  # channel-major
     # One strided add per kernel tap: input position i*s + j*d receives cols[j][..., i].
     for j in np.ndindex(*geo.kernel):
-        dst = tuple(slice(jj * d, jj * d + (oo - 1) * s + 1, s)
-                    for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
+        dst = tuple(
+            slice(jj * d, jj * d + (oo - 1) * s + 1, s)
+            for jj, d, oo, s in zip(j, geo.dilation, geo.out_sizes, geo.stride)
+        )
         dxp[(Ellipsis,) + dst] += cols[j]
     crop = tuple(slice(b, b + n) for n, (b, _) in zip(geo.in_sizes, geo.pads))
     return np.ascontiguousarray(dxp[(slice(None), slice(None)) + crop].swapaxes(0, 1))
@@ -220,7 +251,16 @@ def _inputs(x, w, b):
 # The vectorised form of conv_literal; tests/test_reference_literal.py proves the two equal.
 def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     x, w, b = _inputs(x, w, b)
-    geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+    geo = ConvGeometry(
+        x.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        strict=strict,
+    )
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums or an empty output: SPEC.md, "Empty dimensions"
         y = zeros((geo.n, geo.c_out) + geo.out_sizes, x, w, b)
     else:
@@ -232,7 +272,16 @@ def conv(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=Fals
 def conv_backward(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     """-> (dx, dw, db); db is None when b is None."""
     x, w, b = _inputs(x, w, b)
-    geo = ConvGeometry(x.shape, w.shape, None if b is None else b.shape, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+    geo = ConvGeometry(
+        x.shape,
+        w.shape,
+        None if b is None else b.shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        strict=strict,
+    )
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_out) + geo.out_sizes)
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums: SPEC.md, "Empty dimensions"
         dx, dw = zeros(x.shape, g, w), zeros(w.shape, g, x)

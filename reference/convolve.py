@@ -4,6 +4,7 @@ in every spatial axis. Same parameters as conv.
 The literal definition (`convolve_literal`, `convolve_backward_literal`) comes first; `convolve` and
 `convolve_backward` are its fast form (conv on the flipped kernel), proven equal by
 tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 from itertools import product
@@ -13,8 +14,8 @@ import numpy as np
 from ._params import as_array, grid, zero_like
 from .conv import _geometry, _zero, check_grad, conv, conv_backward, inside, tap, x_pad
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def flipped(j, kernel) -> tuple[int, ...]:
     """Tap j of the kernel read backwards in every spatial axis: k - 1 - j."""
@@ -73,6 +74,7 @@ def convolve_backward_literal(grad_out, x, w, b=None, *, stride=1, padding=0, di
 
 # --- the fast form ---------------------------------------------------------------------------------
 
+
 def _flip(w):
     w = as_array("w", w, min_ndim=3)
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
@@ -86,5 +88,7 @@ def convolve(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=
 # The fast form of convolve_backward_literal; tests/test_reference_literal.py proves the two equal.
 def convolve_backward(grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     """-> (dx, dw, db): the conv gradients, with dw flipped back to convolve's kernel orientation."""
-    dx, dw, db = conv_backward(grad_out, x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict)
+    dx, dw, db = conv_backward(
+        grad_out, x, _flip(w), b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
+    )
     return dx, _flip(dw), db

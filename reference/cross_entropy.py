@@ -6,6 +6,7 @@ scaled by the incoming scalar gradient. labels are not differentiable.
 The literal definition (`cross_entropy_literal`, `cross_entropy_backward_literal`: loops over the
 samples and the classes) comes first; `cross_entropy` and `cross_entropy_backward` are its vectorised
 form, proven equal by tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,6 +46,7 @@ def _grad(grad_out):
 
 # --- the literal definition ------------------------------------------------------------------------
 
+
 def cross_entropy_literal(logits, labels):
     """L = (1/N) sum_n [log sum_k exp(z[n, k]) - z[n, label_n]], each logsumexp taken as
     log sum_k exp(z[n, k] - m_n) + m_n with m_n = max_k z[n, k], so that exp cannot overflow."""
@@ -75,6 +77,7 @@ def cross_entropy_backward_literal(grad_out, logits, labels):
 
 
 # --- the vectorised form ---------------------------------------------------------------------------
+
 
 # The vectorised form of cross_entropy_literal; tests/test_reference_literal.py proves the two equal.
 def cross_entropy(logits, labels):

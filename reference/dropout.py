@@ -14,6 +14,7 @@ The product is the IEEE product: a dropped NaN or infinity gives NaN (0 * NaN), 
 Rational: exact on Fraction arrays (p is then read as the Fraction it equals). Each op comes twice:
 `<op>_literal`, explicit loops that read like the formula, then the vectorised public `<op>`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,6 +52,7 @@ def _inputs(x, keep, p):
 
 # --------------------------------------------------------------------------------------- literal forms
 
+
 def dropout_literal(x, keep, *, p):
     x, keep, p = _inputs(x, keep, p)
     y = np.empty(x.shape, dtype=x.dtype)
@@ -65,10 +67,11 @@ def dropout_backward_literal(grad_out, x, keep, *, p):
     dx = np.empty(x.shape, dtype=np.result_type(g, x))
     for idx in np.ndindex(x.shape):
         dx[idx] = g[idx] * keep[idx] / (1 - p)
-    return dx,
+    return (dx,)
 
 
 # --------------------------------------------------------------------------------------- public forms
+
 
 def dropout(x, keep, *, p):
     x, keep, p = _inputs(x, keep, p)
@@ -79,4 +82,4 @@ def dropout_backward(grad_out, x, keep, *, p):
     """-> (dx,): dx = g * keep / (1 - p). keep (a mask) is not differentiable."""
     x, keep, p = _inputs(x, keep, p)
     g = check_grad("grad_out", grad_out, x.shape)
-    return g * keep / (1 - p),
+    return (g * keep / (1 - p),)

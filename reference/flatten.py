@@ -3,6 +3,7 @@
 The literal definition (`flatten_literal`, `flatten_backward_literal`: a loop over the elements) comes
 first; `flatten` and `flatten_backward` are its vectorised form, proven equal by
 tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ import numpy as np
 from ._params import as_array, grid, row_major
 from .conv import check_grad
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def flatten_literal(x):
     """y[n, row_major(r)] = x[n, r] for every index r of the non-batch axes."""

@@ -4,6 +4,7 @@ global_max_pool follows max_pool's rules (ties to the smaller flat index, the fi
 
 The literal definitions (loops over the spatial positions) come first; global_max_pool, global_avg_pool
 and their backwards are the vectorised forms, proven equal by tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 from itertools import product
@@ -22,12 +23,16 @@ def _input(x):
     """x, (N, C, *spatial), with at least one spatial position: the max and the mean of nothing are undefined."""
     x = pool_input(x)
     if 0 in x.shape[2:]:
-        raise ShapeError("x", "global pooling needs every spatial dim >= 1 (the max or mean of no value is "
-                              f"undefined), got shape {x.shape}")
+        raise ShapeError(
+            "x",
+            "global pooling needs every spatial dim >= 1 (the max or mean of no value is "
+            f"undefined), got shape {x.shape}",
+        )
     return x
 
 
 # --- the literal definitions -----------------------------------------------------------------------
+
 
 def _chosen_literal(x):
     """{(n, c): the spatial position the max chooses}: the first NaN, else the first maximum, in row-major

@@ -9,6 +9,7 @@ The literal definitions (a loop over the rows, each position kept when fewer tha
 come first; kmax_pool, kmax_pool_indices and kmax_pool_backward are their vectorised form (a lexsort),
 proven equal by tests/test_reference_literal.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,6 +32,7 @@ def _input(x, k):
 
 
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def outranks(a, i, b, j) -> bool:
     """Does value a at position i rank above value b at position j? NaN above every number (the first NaN
@@ -77,6 +79,7 @@ def kmax_pool_backward_literal(grad_out, x, k):
 
 
 # --- the vectorised form ---------------------------------------------------------------------------
+
 
 # The vectorised form of kmax_pool_indices_literal; tests/test_reference_literal.py proves the two equal.
 def kmax_pool_indices(x, k):

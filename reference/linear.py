@@ -3,6 +3,7 @@
 The literal definition (`linear_literal`, `linear_backward_literal`: loops over the outputs and the
 features) comes first; `linear` and `linear_backward` are its vectorised form, proven equal by
 tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 from itertools import product
@@ -18,7 +19,10 @@ def _inputs(x, w, b):
     x = as_array("x", x, ndim=2)
     w = as_array("w", w, ndim=2)
     if x.shape[1] != w.shape[1]:
-        raise ShapeError("x", f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} (w is (out, in) = {w.shape})")
+        raise ShapeError(
+            "x",
+            f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} (w is (out, in) = {w.shape})",
+        )
     if b is not None:
         b = as_array("b", b, ndim=1)
         if b.shape != (w.shape[0],):
@@ -28,6 +32,7 @@ def _inputs(x, w, b):
 
 
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def linear_literal(x, w, b=None):
     """y[n, o] = b[o] + sum_i x[n, i] * w[o, i]"""

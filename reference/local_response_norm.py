@@ -25,6 +25,7 @@ Evaluated in floating point; on Fraction arrays only for an integer beta (then t
 result exact). Each op comes twice: `<op>_literal`, explicit loops that read like the formula, then the
 vectorised public `<op>` with the same signature and results.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -57,8 +58,11 @@ def _inputs(x, size, alpha, beta, k):
     k = real_param("k", k, minimum=0, min_open=True)
     if x.dtype == object:
         if beta != int(beta):
-            raise DTypeError("x", f"Fraction arrays are evaluated exactly only for an integer beta (the op is then "
-                                  f"rational); beta = {beta!r} needs floating point")
+            raise DTypeError(
+                "x",
+                f"Fraction arrays are evaluated exactly only for an integer beta (the op is then "
+                f"rational); beta = {beta!r} needs floating point",
+            )
         return x, size, Fraction(alpha), int(beta), Fraction(k)
     return x, size, float(alpha), float(beta), float(k)
 
@@ -69,6 +73,7 @@ def window(c: int, size: int, channels: int) -> range:
 
 
 # --------------------------------------------------------------------------------------- literal forms
+
 
 def _denominators_literal(x, size, alpha, k):
     """D[n, c, i] = k + alpha * sum_{j in W(c)} x[n, j, i]^2, as loops."""
@@ -91,8 +96,7 @@ def local_response_norm_literal(x, size, *, alpha=ALEXNET_ALPHA, beta=ALEXNET_BE
     return y
 
 
-def local_response_norm_backward_literal(grad_out, x, size, *, alpha=ALEXNET_ALPHA, beta=ALEXNET_BETA,
-                                         k=ALEXNET_K):
+def local_response_norm_backward_literal(grad_out, x, size, *, alpha=ALEXNET_ALPHA, beta=ALEXNET_BETA, k=ALEXNET_K):
     """-> (dx,): dx[i] = g[i] / D[i]^beta - 2 alpha beta x[i] sum_{c : i in W(c)} g[c] x[c] / D[c]^(beta+1)."""
     x, size, alpha, beta, k = _inputs(x, size, alpha, beta, k)
     g = check_grad("grad_out", grad_out, x.shape)
@@ -106,10 +110,11 @@ def local_response_norm_backward_literal(grad_out, x, size, *, alpha=ALEXNET_ALP
             if i in window(c, size, C):
                 t += g[(n, c) + rest] * x[(n, c) + rest] / D[(n, c) + rest] ** (beta + 1)
         dx[idx] = g[idx] / D[idx] ** beta - 2 * alpha * beta * x[idx] * t
-    return dx,
+    return (dx,)
 
 
 # --------------------------------------------------------------------------------------- public forms
+
 
 def _window_sums(v: np.ndarray, before: int, after: int) -> np.ndarray:
     """out[:, c] = sum_{j = c - before}^{c + after} v[:, j] (zero outside), adding j in increasing order."""
@@ -118,10 +123,10 @@ def _window_sums(v: np.ndarray, before: int, after: int) -> np.ndarray:
     before, after = min(before, max(C - 1, 0)), min(after, max(C - 1, 0))
     zero = Fraction(0) if v.dtype == object else 0
     padded = np.full((v.shape[0], C + before + after) + v.shape[2:], zero, dtype=v.dtype)
-    padded[:, before:before + C] = v
+    padded[:, before : before + C] = v
     out = padded[:, 0:C].copy()
     for d in range(1, before + after + 1):
-        out += padded[:, d:d + C]
+        out += padded[:, d : d + C]
     return out
 
 
@@ -140,4 +145,4 @@ def local_response_norm_backward(grad_out, x, size, *, alpha=ALEXNET_ALPHA, beta
     g = check_grad("grad_out", grad_out, x.shape)
     D = _denominators(x, size, alpha, k)
     t = _window_sums(g * x / D ** (beta + 1), (size - 1) // 2, size // 2)
-    return g / D ** beta - 2 * alpha * beta * x * t,
+    return (g / D**beta - 2 * alpha * beta * x * t,)

@@ -11,6 +11,7 @@ The module opens with the literal definition (`max_pool_literal`, `max_pool_indi
 vectorised form (on float data one pass per kernel tap over all windows at once; on Fractions a -inf fill,
 argmax and an at_padding fix-up), proven equal by tests/test_reference_literal.py.
 """
+
 from __future__ import annotations
 
 from itertools import product
@@ -22,8 +23,8 @@ from ._pool import EMPTY_WINDOW, PoolGeometry, first_max, is_input, pool_input, 
 from .conv import check_grad
 from .errors import ParameterError
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def _chosen_literal(x, kernel_size, stride, padding, dilation, ceil_mode):
     """{(n, c, *i): the input position window i chooses}. Padding and ceil_mode overhang count as -inf
@@ -87,7 +88,8 @@ def _argmax_first(win: np.ndarray) -> np.ndarray:
 def _tap_slices(geo, j) -> tuple:
     """The (N, C, *out) view of the padded input that tap j of every window reads: i*s + j*d."""
     return (slice(None), slice(None)) + tuple(
-        slice(jj * d, jj * d + (o - 1) * s + 1, s) for jj, d, o, s in zip(j, geo.dilation, geo.out_sizes, geo.stride))
+        slice(jj * d, jj * d + (o - 1) * s + 1, s) for jj, d, o, s in zip(j, geo.dilation, geo.out_sizes, geo.stride)
+    )
 
 
 def _choose_taps(x, geo):
@@ -106,8 +108,9 @@ def _choose_taps(x, geo):
         inside = []  # per tap: which windows' tap lies on the input, (*out)
         for j in taps:
             ins = np.ones(geo.out_sizes, dtype=bool)
-            for a, (o, s, jj, d, (b, _), n) in enumerate(zip(geo.out_sizes, geo.stride, j, geo.dilation, geo.pads,
-                                                             geo.in_sizes)):
+            for a, (o, s, jj, d, (b, _), n) in enumerate(
+                zip(geo.out_sizes, geo.stride, j, geo.dilation, geo.pads, geo.in_sizes)
+            ):
                 p = np.arange(o) * s + jj * d - b
                 ins = ins & ((p >= 0) & (p < n)).reshape([-1 if i == a else 1 for i in range(geo.nd)])
             inside.append(ins)
@@ -127,7 +130,7 @@ def _choose_taps(x, geo):
         raise ParameterError("padding", EMPTY_WINDOW)
     # the chosen input's flat per-plane index: sum_d (i_d*s_d + j_d*d_d - p_d) * plane stride_d (linear,
     # and exact: the chosen tap is always on the input)
-    plane = [int(np.prod(geo.in_sizes[a + 1:])) for a in range(geo.nd)]
+    plane = [int(np.prod(geo.in_sizes[a + 1 :])) for a in range(geo.nd)]
     start = np.zeros(geo.out_sizes, dtype=np.intp)
     for a, (o, s, (b, _)) in enumerate(zip(geo.out_sizes, geo.stride, geo.pads)):
         start = start + ((np.arange(o) * s - b) * plane[a]).reshape([-1 if i == a else 1 for i in range(geo.nd)])
@@ -146,7 +149,11 @@ def _choose(x, kernel_size, stride, padding, dilation, ceil_mode):
     pos = geo.window_positions()  # (*out, K, nd) input coordinates of every window element
     inside = geo.inside(pos)  # (*out, K)
     if not inside.any(axis=-1).all():
-        raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+        raise ParameterError(
+            "padding",
+            "a pooling window lies entirely in the padding "
+            "(padding must leave every window at least one input element)",
+        )
     # padding is -inf but never chosen over a real input: where the maximum is -inf, the first real
     # input of the window (also -inf) is the first maximum among the inputs
     if not inside.all():

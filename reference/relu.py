@@ -3,6 +3,7 @@ relu(-inf) = 0 and relu(-0.0) = +0.0; NaN propagates forward; its gradient is 0 
 
 The literal definition (`relu_literal`, `relu_backward_literal`: a loop over the elements) comes first;
 `relu` and `relu_backward` are its vectorised form, proven equal by tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ import numpy as np
 from ._params import as_array, grid, zero_like
 from .conv import check_grad
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def relu_literal(x):
     """y = max(x, 0), element by element; NaN passes through."""

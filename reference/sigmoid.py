@@ -3,6 +3,7 @@
 The literal definition (`sigmoid_literal`, `sigmoid_backward_literal`: a loop over the elements) comes
 first; `sigmoid` and `sigmoid_backward` are its vectorised form, proven equal by
 tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,8 @@ from ._params import as_array, grid
 from .conv import check_grad
 from .errors import DTypeError
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def sigmoid_literal(x):
     """s = 1 / (1 + exp(-x)), element by element; for x < 0 written exp(x) / (1 + exp(x)), the same value,

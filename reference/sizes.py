@@ -1,4 +1,5 @@
 """The size arithmetic the lectures do by hand: output sizes, parameter counts, receptive fields."""
+
 from __future__ import annotations
 
 import math
@@ -72,7 +73,9 @@ def receptive_field(kernel_sizes, strides=1, dilations=1):
     r, jump = 1, 1
     for k, s, d in zip(ks, ss, ds):
         if min(k, s, d) < 1:
-            raise ParameterError("kernel_sizes", f"kernel sizes, strides and dilations must be >= 1, got k={k}, s={s}, d={d}")
+            raise ParameterError(
+                "kernel_sizes", f"kernel sizes, strides and dilations must be >= 1, got k={k}, s={s}, d={d}"
+            )
         r += (k - 1) * d * jump
         jump *= s
     return r

@@ -4,6 +4,7 @@ Backward: dz = p * (g - sum_j g_j p_j). Float only.
 The literal definition (`softmax_literal`, `softmax_backward_literal`: loops over the rows and the
 classes) comes first; `softmax` and `softmax_backward` are its vectorised form, proven equal by
 tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,7 @@ def _input(z):
 
 
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def softmax_literal(z):
     """p[r, i] = exp(z[r, i] - m) / sum_j exp(z[r, j] - m) along the last axis, m = max_j z[r, j] (the shift
@@ -59,6 +61,7 @@ def softmax_backward_literal(grad_out, z):
 
 
 # --- the vectorised form ---------------------------------------------------------------------------
+
 
 # The vectorised form of softmax_literal; tests/test_reference_literal.py proves the two equal.
 def softmax(z):

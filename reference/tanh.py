@@ -2,6 +2,7 @@
 
 The literal definition (`tanh_literal`, `tanh_backward_literal`: a loop over the elements) comes first;
 `tanh` and `tanh_backward` are its vectorised form, proven equal by tests/test_reference_literal.py."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,8 @@ from ._params import grid
 from .conv import check_grad
 from .sigmoid import _float
 
-
 # --- the literal definition ------------------------------------------------------------------------
+
 
 def tanh_literal(x):
     """t = (1 - exp(-2x)) / (1 + exp(-2x)) for x >= 0 and tanh(-x) = -tanh(x), element by element; written

@@ -9,6 +9,7 @@ conftest). Helpers are grouped by concern:
 - configurations: `ConvCase` / `conv_cases`, `TransposeCase` / `transpose_cases`, `PoolCase` / `pool_cases`
 - data: `int_data`, `distinct_data`, `as_fractions`
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,9 @@ from hypothesis import strategies as st
 
 #: Hypothesis settings shared by the reference tests: small example counts keep the four files
 #: within a few tens of seconds on 2 cores; no deadline (object arrays are slow on a loaded CI box).
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 QUICK = settings(FAST, max_examples=25)
 
 PADDING_FORMS = ("int", "per_dim", "pairs", "valid", "same", "full")
@@ -30,6 +33,7 @@ SEEDS = st.integers(0, 2**32 - 1)
 
 
 # ---------------------------------------------------------------------------------------------- geometry
+
 
 def same_pads(n: int, k: int, s: int, d: int) -> tuple[int, int]:
     """TensorFlow's SAME: out = ceil(n / s), total padding as needed (never negative), odd extra at the end."""
@@ -133,8 +137,12 @@ def make_conv_case(x_shape, w_shape, *, bias=False, stride=1, padding=0, dilatio
     dilations = (dilation,) * nd if isinstance(dilation, int) else tuple(dilation)
     kernel = tuple(w_shape[2:])
     pairs = resolve_pads(padding, x_shape[2:], kernel, strides, dilations)
-    outs = tuple(out_len(n, k, s, d, b, e) for n, k, s, d, (b, e) in zip(x_shape[2:], kernel, strides, dilations, pairs))
-    return ConvCase(tuple(x_shape), tuple(w_shape), bias, stride, padding, dilation, groups, strides, dilations, pairs, outs)
+    outs = tuple(
+        out_len(n, k, s, d, b, e) for n, k, s, d, (b, e) in zip(x_shape[2:], kernel, strides, dilations, pairs)
+    )
+    return ConvCase(
+        tuple(x_shape), tuple(w_shape), bias, stride, padding, dilation, groups, strides, dilations, pairs, outs
+    )
 
 
 @st.composite
@@ -158,12 +166,18 @@ def conv_cases(draw, nds=(1, 2, 3), forms=PADDING_FORMS, max_groups=3, max_strid
             lo = extent if padding == "valid" else 1
         sizes.append(draw(st.integers(lo, lo + EXTRA_SIZE[nd])))
     return make_conv_case(
-        (batch, c_in) + tuple(sizes), (c_out, c_in // groups) + kernel, bias=draw(st.booleans()),
-        stride=_per_dim_form(draw, strides), padding=padding, dilation=_per_dim_form(draw, dilations), groups=groups,
+        (batch, c_in) + tuple(sizes),
+        (c_out, c_in // groups) + kernel,
+        bias=draw(st.booleans()),
+        stride=_per_dim_form(draw, strides),
+        padding=padding,
+        dilation=_per_dim_form(draw, dilations),
+        groups=groups,
     )
 
 
 # ---------------------------------------------------------------------------------------------- conv_transpose
+
 
 @dataclass(frozen=True)
 class TransposeCase:
@@ -192,8 +206,13 @@ class TransposeCase:
         return tuple(self.w_shape[2:])
 
     def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
-                    dilation=self.dilation, groups=self.groups)
+        return dict(
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
 
     def conv_kwargs(self) -> dict:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
@@ -201,8 +220,19 @@ class TransposeCase:
     def conv_case(self) -> ConvCase:
         """The conv (x -> its first n_y outputs) whose adjoint this transpose is."""
         c = make_conv_case(self.x_shape, self.w_shape, **self.conv_kwargs())
-        return ConvCase(c.x_shape, c.w_shape, False, c.stride, c.padding, c.dilation, c.groups,
-                        c.strides, c.dilations, c.pairs, tuple(self.y_shape[2:]))
+        return ConvCase(
+            c.x_shape,
+            c.w_shape,
+            False,
+            c.stride,
+            c.padding,
+            c.dilation,
+            c.groups,
+            c.strides,
+            c.dilations,
+            c.pairs,
+            tuple(self.y_shape[2:]),
+        )
 
 
 def make_transpose_case(y_shape, w_shape, *, bias=False, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
@@ -218,12 +248,28 @@ def make_transpose_case(y_shape, w_shape, *, bias=False, stride=1, padding=0, ou
         pairs = resolve_pads("same", n_x, kernel, strides, dilations)
     else:
         pairs = resolve_pads(padding, n_y, kernel, strides, dilations)
-        n_x = tuple((n - 1) * s - b - e + d * (k - 1) + o + 1 for n, s, (b, e), d, k, o in zip(n_y, strides, pairs, dilations, kernel, ops))
+        n_x = tuple(
+            (n - 1) * s - b - e + d * (k - 1) + o + 1
+            for n, s, (b, e), d, k, o in zip(n_y, strides, pairs, dilations, kernel, ops)
+        )
     if min(n_x) < 1:
         return None
     x_shape = (y_shape[0], w_shape[1] * groups) + n_x
-    return TransposeCase(tuple(y_shape), tuple(w_shape), x_shape, bias, stride, padding, output_padding, dilation, groups,
-                         strides, dilations, pairs, ops)
+    return TransposeCase(
+        tuple(y_shape),
+        tuple(w_shape),
+        x_shape,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        strides,
+        dilations,
+        pairs,
+        ops,
+    )
 
 
 @st.composite
@@ -245,14 +291,21 @@ def transpose_cases(draw, nds=(1, 2, 3), forms=PADDING_FORMS, max_groups=3):
         ops = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dilations))
     n_y = tuple(draw(st.integers(1, {1: 5, 2: 3, 3: 2}[nd])) for _ in range(nd))
     case = make_transpose_case(
-        (batch, c_y) + n_y, (c_y, cg_x) + kernel, bias=draw(st.booleans()), stride=_per_dim_form(draw, strides),
-        padding=padding, output_padding=_per_dim_form(draw, ops), dilation=_per_dim_form(draw, dilations), groups=groups,
+        (batch, c_y) + n_y,
+        (c_y, cg_x) + kernel,
+        bias=draw(st.booleans()),
+        stride=_per_dim_form(draw, strides),
+        padding=padding,
+        output_padding=_per_dim_form(draw, ops),
+        dilation=_per_dim_form(draw, dilations),
+        groups=groups,
     )
     assume(case is not None)
     return case
 
 
 # ---------------------------------------------------------------------------------------------- pooling
+
 
 @dataclass(frozen=True)
 class PoolCase:
@@ -277,7 +330,10 @@ class PoolCase:
 
     def window(self, i: tuple):
         """Row-major list of the window's positions (unpadded coordinates; may lie outside the input)."""
-        axes = [[ii * s + j * d - b for j in range(k)] for ii, s, d, k, (b, _) in zip(i, self.strides, self.dilations, self.kernel, self.pairs)]
+        axes = [
+            [ii * s + j * d - b for j in range(k)]
+            for ii, s, d, k, (b, _) in zip(i, self.strides, self.dilations, self.kernel, self.pairs)
+        ]
         return [tuple(p) for p in np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.nd)]
 
     def inside(self, pos) -> bool:
@@ -299,7 +355,9 @@ def make_pool_case(x_shape, kernel_size, *, stride=None, padding=0, dilation=1, 
     for n, k, s, d, (b, _), o in zip(x_shape[2:], kernel, strides, dilations, pairs, outs):
         if o < 1 or not all(any(0 <= i * s + j * d - b < n for j in range(k)) for i in range(o)):
             return None
-    return PoolCase(tuple(x_shape), kernel_size, stride, padding, dilation, ceil_mode, kernel, strides, dilations, pairs, outs)
+    return PoolCase(
+        tuple(x_shape), kernel_size, stride, padding, dilation, ceil_mode, kernel, strides, dilations, pairs, outs
+    )
 
 
 @st.composite
@@ -328,15 +386,19 @@ def pool_cases(draw, nds=(1, 2, 3), max_dilation=2, max_pad=2, symmetric=False, 
         lo = max(1, extent - sum(pairs[a]))
         sizes.append(draw(st.integers(lo, lo + EXTRA_SIZE[nd])))
     case = make_pool_case(
-        (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(sizes), _per_dim_form(draw, kernel),
-        stride=None if strides is None else _per_dim_form(draw, strides), padding=padding,
-        dilation=_per_dim_form(draw, dilations), ceil_mode=draw(st.booleans()),
+        (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(sizes),
+        _per_dim_form(draw, kernel),
+        stride=None if strides is None else _per_dim_form(draw, strides),
+        padding=padding,
+        dilation=_per_dim_form(draw, dilations),
+        ceil_mode=draw(st.booleans()),
     )
     assume(case is not None)
     return case
 
 
 # ---------------------------------------------------------------------------------------------- data
+
 
 def int_data(rng: np.random.Generator, shape, lo: int = -4, hi: int = 4) -> np.ndarray:
     """Small integers stored in float64: every sum the tests form is exact."""

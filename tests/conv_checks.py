@@ -1,10 +1,11 @@
 """Checks of the NumPy backend's conv paths shared by test_bench.py and test_conv_shifted.py."""
+
 from __future__ import annotations
 
 import numpy as np
+from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import reference as R
-from convspec.backends.numpy_backend import NumpyBackend
 
 
 def inputs(rng, x_shape, w_shape):

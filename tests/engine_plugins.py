@@ -1,6 +1,7 @@
 """Backends for testing the engine, loaded with `-p engine_plugins`: the reference itself (a correct
 backend), six deliberately wrong ones (one classic semantic bug each), and ones that raise, hang or
 crash."""
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,10 @@ class CeilSizing(ReferenceBackend):
         s = R._params.tuple_param("stride", stride, nd, minimum=1)
         d = R._params.tuple_param("dilation", dilation, nd, minimum=1)
         pads = R._params.resolve_padding("padding", padding, x.shape[2:], w.shape[2:], s, d)
-        pads = tuple((pb, pe + (-(n + pb + pe - dd * (k - 1) - 1)) % ss)
-                     for (pb, pe), n, k, ss, dd in zip(pads, x.shape[2:], w.shape[2:], s, d))
+        pads = tuple(
+            (pb, pe + (-(n + pb + pe - dd * (k - 1) - 1)) % ss)
+            for (pb, pe), n, k, ss, dd in zip(pads, x.shape[2:], w.shape[2:], s, d)
+        )
         return R.conv(x, w, b, stride=stride, padding=pads, dilation=dilation, groups=groups)
 
 
@@ -89,12 +92,27 @@ class SameExtraAtStart(ReferenceBackend):
         return tuple((e, b) for b, e in pairs)  # the odd extra at the start
 
     def conv(self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
-        return R.conv(x, w, b, stride=stride, padding=self._pads(x, w, stride, padding, dilation), dilation=dilation,
-                      groups=groups)
+        return R.conv(
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=self._pads(x, w, stride, padding, dilation),
+            dilation=dilation,
+            groups=groups,
+        )
 
     def conv_backward(self, g, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
-        return R.conv_backward(g, x, w, b, stride=stride, padding=self._pads(x, w, stride, padding, dilation),
-                               dilation=dilation, groups=groups)
+        return R.conv_backward(
+            g,
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=self._pads(x, w, stride, padding, dilation),
+            dilation=dilation,
+            groups=groups,
+        )
 
 
 class FlippedKernel(ReferenceBackend):

@@ -10,13 +10,12 @@ import sys
 import time
 
 import numpy as np
+from convspec.backends.numpy_backend import NumpyBackend
+from convspec.conformance.backend import Unsupported
+from engine_plugins import ReferenceBackend
 
 from convspec import hookimpl
 from convspec import reference as R
-from convspec.conformance.backend import Unsupported
-
-from convspec.backends.numpy_backend import NumpyBackend
-from engine_plugins import ReferenceBackend
 
 _LEAK: list = []
 

@@ -1,6 +1,7 @@
 """The backend authors' kit: `convspec new-backend` (a generated package that installs, is found through
 its entry point, and reports honestly), `convspec backends --json`, and docs/writing-a-backend.md covering
 every hook and op of the contract. The pytest plugin's tests are in test_pytest_plugin.py."""
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from convspec import reference as R
 from convspec.conformance import hookspecs, plugins, pytest_plugin, scaffold
 from convspec.conformance.backend import Backend
 from convspec.conformance.cli import main
 from convspec.conformance.ops import OPS
 from convspec.conformance.pytest_plugin import suite_cases
+
+from convspec import reference as R
 
 try:
     import tomllib
@@ -39,8 +40,10 @@ def _implement_relu(pkg: Path, module: str) -> None:
     """Replace the relu stubs of a generated backend by NumPy code, the way a user edits the file."""
     path = pkg / "src" / module / "backend.py"
     text = path.read_text()
-    for stub, body in (('raise Unsupported("relu: not implemented yet")', RELU_FORWARD),
-                       ('raise Unsupported("relu_backward: not implemented yet")', RELU_BACKWARD)):
+    for stub, body in (
+        ('raise Unsupported("relu: not implemented yet")', RELU_FORWARD),
+        ('raise Unsupported("relu_backward: not implemented yet")', RELU_BACKWARD),
+    ):
         assert text.count(stub) == 1, stub
         text = text.replace(stub, body)
     path.write_text(text)
@@ -54,13 +57,20 @@ def _cases(ops, backend="numpy") -> list:
 
 # ---------------------------------------------------------------------------------------------- scaffold
 
+
 def test_new_backend_writes_a_complete_package(tmp_path):
     target = tmp_path / "pkg"
     res = CliRunner().invoke(main, ["new-backend", "my-lib", "--dir", str(target)])
     assert res.exit_code == 0, res.output
     files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    assert files == ["README.md", "pyproject.toml", "src/convspec_my_lib/__init__.py", "src/convspec_my_lib/backend.py",
-                     "src/convspec_my_lib/plugin.py", "tests/test_conformance.py"]
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "src/convspec_my_lib/__init__.py",
+        "src/convspec_my_lib/backend.py",
+        "src/convspec_my_lib/plugin.py",
+        "tests/test_conformance.py",
+    ]
     if tomllib is not None:
         meta = tomllib.loads((target / "pyproject.toml").read_text())
         assert meta["project"]["name"] == "convspec-my-lib"
@@ -71,7 +81,9 @@ def test_new_backend_writes_a_complete_package(tmp_path):
     assert "class MyLibBackend(Backend):" in backend_src and 'name = "my-lib"' in backend_src
     # one stub per function of the contract, with the reference's signature (minus `strict`), each unsupported
     defs = re.findall(r"^    def (\w+)\((.*)\):$", backend_src, re.M)
-    stubs = {n: sig for n, sig in defs if n not in ("availability", "from_numpy", "to_numpy", "synchronize", "deviation")}
+    stubs = {
+        n: sig for n, sig in defs if n not in ("availability", "from_numpy", "to_numpy", "synchronize", "deviation")
+    }
     expected = {name for name, *_ in scaffold.contract_functions()}
     assert set(stubs) == expected and len(expected) == 2 * len(R.OPS) + len(R.INDEX_OPS) + len(R.STATE_OPS)
     assert stubs["conv"] == "self, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1"
@@ -83,10 +95,16 @@ def test_new_backend_writes_a_complete_package(tmp_path):
     assert "pip install -e" in res.output and "convspec-my-lib" in res.output
 
 
-@pytest.mark.parametrize("name, rule", [
-    ("MyLib", "lower-case"), ("1lib", "starting with a letter"), ("my lib", "lower-case"), ("my--lib", "single '-' or '_'"),
-    ("", "lower-case"),
-])
+@pytest.mark.parametrize(
+    "name, rule",
+    [
+        ("MyLib", "lower-case"),
+        ("1lib", "starting with a letter"),
+        ("my lib", "lower-case"),
+        ("my--lib", "single '-' or '_'"),
+        ("", "lower-case"),
+    ],
+)
 def test_new_backend_rejects_bad_names(tmp_path, name, rule):
     res = CliRunner().invoke(main, ["new-backend", name, "--dir", str(tmp_path / "x")])
     assert res.exit_code == 2
@@ -137,7 +155,12 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # A venv made from inside a venv sees the *base* interpreter's site-packages; hand it ours too, so
     # numpy, pluggy, hypothesis, pip, hatchling and convspec itself (installed or on PYTHONPATH) import.
     outer = [p for p in sys.path if p and Path(p).is_dir() and Path(p).resolve() != Path.cwd().resolve()]
@@ -145,21 +168,42 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     (Path(purelib) / "_outer_env.pth").write_text(f"import site; list(map(site.addsitedir, {outer!r}))\n")
     env = {k: v for k, v in os.environ.items() if k != plugins.AUTOLOAD_ENV}
 
-    install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(pkg)],
-                             env=env, capture_output=True, text=True, cwd=tmp_path)
+    install = subprocess.run(
+        [py, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(pkg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
-    where = subprocess.run([py, "-c", f"import {module}; print({module}.__file__)"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    where = subprocess.run(
+        [py, "-c", f"import {module}; print({module}.__file__)"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert where.stdout.strip().startswith(purelib), where.stdout + where.stderr  # the installed copy, not the sources
 
-    listing = subprocess.run([py, "-m", "convspec", "backends", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    listing = subprocess.run(
+        [py, "-m", "convspec", "backends", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert listing.returncode == 0, listing.stderr
     rows = {r["name"]: r for r in json.loads(listing.stdout)["backends"]}
-    assert rows[name] == {"name": name, "available": True, "reason": None, "version": "0", "device": "cpu",
-                          "dtypes": ["float32", "float64"], "plugin": name}
+    assert rows[name] == {
+        "name": name,
+        "available": True,
+        "reason": None,
+        "version": "0",
+        "device": "cpu",
+        "dtypes": ["float32", "float64"],
+        "plugin": name,
+    }
 
     out = tmp_path / "results.jsonl"
-    run = subprocess.run([py, "-m", "convspec", "run", "--backend", name, "--out", str(out), "--no-progress"],
-                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [py, "-m", "convspec", "run", "--backend", name, "--out", str(out), "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     cases = [r for r in records if r["record"] == "case"]
@@ -174,13 +218,19 @@ def test_generated_package_installs_and_runs_in_a_venv(tmp_path):
     assert len(cases) == len(_cases(tuple(R.OPS) + tuple(R.STATE_OPS)))
 
     # the generated package's own test passes in that environment too
-    own = subprocess.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
-                         env={**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, capture_output=True, text=True, cwd=pkg)
+    own = subprocess.run(
+        [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
+        env={**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        text=True,
+        cwd=pkg,
+    )
     assert own.returncode == 0, own.stdout + own.stderr
     assert "2 passed" in own.stdout
 
 
 # ---------------------------------------------------------------------------------------------- backends --json
+
 
 def test_backends_json_lists_backends_and_plugin_errors():
     res = CliRunner().invoke(main, ["backends", "--json", "-p", "convspec_no_such_plugin_module"])
@@ -189,14 +239,22 @@ def test_backends_json_lists_backends_and_plugin_errors():
     numpy_row = next(r for r in data["backends"] if r["name"] == "numpy")
     import numpy
 
-    assert numpy_row == {"name": "numpy", "available": True, "reason": None, "version": numpy.__version__, "device": "cpu",
-                         "dtypes": ["float32", "float64"], "plugin": "convspec.backends.numpy_backend"}
+    assert numpy_row == {
+        "name": "numpy",
+        "available": True,
+        "reason": None,
+        "version": numpy.__version__,
+        "device": "cpu",
+        "dtypes": ["float32", "float64"],
+        "plugin": "convspec.backends.numpy_backend",
+    }
     errors = [e for e in data["plugin_errors"] if e["plugin"] == "convspec_no_such_plugin_module"]
     assert len(errors) == 1 and "ModuleNotFoundError" in errors[0]["error"]
 
 
 def test_backends_json_reports_unavailable_backends(tmp_path, monkeypatch):
-    (tmp_path / "kit_unavailable.py").write_text(textwrap.dedent('''
+    (tmp_path / "kit_unavailable.py").write_text(
+        textwrap.dedent("""
         from convspec import hookimpl
         from convspec.conformance.backend import Backend
 
@@ -217,17 +275,26 @@ def test_backends_json_reports_unavailable_backends(tmp_path, monkeypatch):
         def register_backends(register):
             register(Gone())
             register(Raises())
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     res = CliRunner().invoke(main, ["backends", "--json", "-p", "kit_unavailable"])
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.stdout)["backends"]}
-    assert rows["gone"] == {"name": "gone", "available": False, "reason": "CUDA not available", "version": "9.9",
-                            "device": "cuda:0", "dtypes": ["float32"], "plugin": "kit_unavailable"}
+    assert rows["gone"] == {
+        "name": "gone",
+        "available": False,
+        "reason": "CUDA not available",
+        "version": "9.9",
+        "device": "cuda:0",
+        "dtypes": ["float32"],
+        "plugin": "kit_unavailable",
+    }
     assert rows["raises"]["available"] is False and "driver exploded" in rows["raises"]["reason"]
 
 
 # ---------------------------------------------------------------------------------------------- the guide
+
 
 def test_guide_documents_every_hook_op_and_contract_member():
     doc = DOC.read_text()
@@ -242,10 +309,29 @@ def test_guide_documents_every_hook_op_and_contract_member():
     for op in R.OPS:
         assert f"##### `{op}`" in doc, op
     members = [n for n in vars(Backend) if not n.startswith("_")]
-    assert set(members) >= {"name", "device", "dtypes", "version", "availability", "from_numpy", "to_numpy", "synchronize", "deviation", "supports"}
+    assert set(members) >= {
+        "name",
+        "device",
+        "dtypes",
+        "version",
+        "availability",
+        "from_numpy",
+        "to_numpy",
+        "synchronize",
+        "deviation",
+        "supports",
+    }
     for member in members:
         assert re.search(rf"^\| `{member}(\(.*?\))?` \|", doc, re.M), member
-    for option in ("--convspec-backend", "--convspec-profile", "--convspec-seed", "--convspec-op", "--convspec-xfails", "--convspec-skips", "--convspec-plugin"):
+    for option in (
+        "--convspec-backend",
+        "--convspec-profile",
+        "--convspec-seed",
+        "--convspec-op",
+        "--convspec-xfails",
+        "--convspec-skips",
+        "--convspec-plugin",
+    ):
         assert f"| `{option}" in doc, option
     assert "convspec new-backend" in doc and "convspec backends --json" in doc and "Unsupported" in doc
 

@@ -2,23 +2,23 @@
 result's structure on a tiny suite with one round, the CLI's files and errors; and the NumPy conv
 kernel paths the benchmark drove (pointwise, channels-first, channels-last, input gradient as a conv
 or by col2im, scratch reuse, batch chunking) against the reference. Timings are never asserted."""
+
 from __future__ import annotations
 
 import json
 
-import numpy as np
-
 import conv_checks as C
+import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from convspec import SpecError
-from convspec import reference as R
 from convspec.backends._xp import conv as K
 from convspec.backends._xp.geometry import Conv
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.conformance import bench
 from convspec.conformance.cli import main
+
+from convspec import SpecError
+from convspec import reference as R
 
 
 # ------------------------------------------------------------------------------------------- suites
@@ -26,8 +26,11 @@ def test_forward_flops_of_known_layers():
     # 2 * N * C_out * H_out * W_out * C_in * k * k
     conv1 = bench.SUITES["resnet50"].layers[0]
     assert conv1.name.startswith("conv1") and conv1.out_sizes(32) == (112, 112)
-    assert conv1.flops(32) == {"forward": 2 * 32 * 64 * 112 * 112 * 3 * 49, "backward": 4 * 32 * 64 * 112 * 112 * 3 * 49,
-                               "total": 6 * 32 * 64 * 112 * 112 * 3 * 49}
+    assert conv1.flops(32) == {
+        "forward": 2 * 32 * 64 * 112 * 112 * 3 * 49,
+        "backward": 4 * 32 * 64 * 112 * 112 * 3 * 49,
+        "total": 6 * 32 * 64 * 112 * 112 * 3 * 49,
+    }
     c3 = bench.SUITES["lenet"].layers[1]
     assert c3.flops(64)["forward"] == 2 * 64 * 16 * 10 * 10 * 6 * 25
     wide = bench.SUITES["text1d"].layers[-1]  # 'full' padding: 64 + 5 - 1 outputs
@@ -36,16 +39,24 @@ def test_forward_flops_of_known_layers():
 
 def test_resnet50_suite_covers_the_network():
     layers = bench.SUITES["resnet50"].layers
-    assert len({(l.c_in, l.c_out, l.size, l.kernel, l.stride) for l in layers}) == len(layers) == 23
-    assert sum(l.count for l in layers) == 53  # ResNet-50's conv layers (49 + 4 downsample projections)
-    fwd = sum(l.count * l.flops(1)["forward"] for l in layers)
+    assert (
+        len({(layer.c_in, layer.c_out, layer.size, layer.kernel, layer.stride) for layer in layers})
+        == len(layers)
+        == 23
+    )
+    assert sum(layer.count for layer in layers) == 53  # ResNet-50's conv layers (49 + 4 downsample projections)
+    fwd = sum(layer.count * layer.flops(1)["forward"] for layer in layers)
     assert 8.1e9 < fwd < 8.3e9  # ~4.1 G multiply-adds per 224x224 image
 
 
 def test_alphago_suite_is_the_lecture_network():
     a = bench.SUITES["alphago"].layers
-    assert [(l.c_in, l.c_out, l.kernel, l.padding, l.count) for l in a] == [(48, 192, (5, 5), 2, 1), (192, 192, (3, 3), 1, 11), (192, 1, (1, 1), 0, 1)]
-    assert all(l.out_sizes() == (19, 19) for l in a)
+    assert [(layer.c_in, layer.c_out, layer.kernel, layer.padding, layer.count) for layer in a] == [
+        (48, 192, (5, 5), 2, 1),
+        (192, 192, (3, 3), 1, 11),
+        (192, 1, (1, 1), 0, 1),
+    ]
+    assert all(layer.out_sizes() == (19, 19) for layer in a)
 
 
 def test_unknown_suite_is_a_spec_error():
@@ -63,19 +74,32 @@ class Renamed(NumpyBackend):
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    return bench.run([NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=1, warmup=0, threads=1, baseline="numpy")
+    return bench.run(
+        [NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=1, warmup=0, threads=1, baseline="numpy"
+    )
 
 
 def test_result_structure(tiny_result):
     r = tiny_result
     assert r["schema"] == "convspec-bench/1"
-    assert r["settings"] == {"repeats": 1, "warmup": 0, "seed": 0, "dtype": "float32", "threads": 1, "baseline": "numpy"}
+    assert r["settings"] == {
+        "repeats": 1,
+        "warmup": 0,
+        "seed": 0,
+        "dtype": "float32",
+        "threads": 1,
+        "baseline": "numpy",
+    }
     assert [b["name"] for b in r["backends"]] == ["numpy", "numpy-b"]
     assert r["gemm"]["libraries"]["numpy"]["samples"] == 3 + 2  # 3 before the layers, one per layer round
     assert r["gemm"]["machine_gflops"] == max(v["gflops"] for v in r["gemm"]["libraries"].values())
     assert len(r["load_average"]["start"]) == 3
     (suite,) = r["suites"]
-    assert suite["name"] == "tiny" and suite["batch"] == 2 and [lr["name"] for lr in suite["layers"]] == ["3x3 3-4 @8", "k3/2 2-3 @9"]
+    assert (
+        suite["name"] == "tiny"
+        and suite["batch"] == 2
+        and [lr["name"] for lr in suite["layers"]] == ["3x3 3-4 @8", "k3/2 2-3 @9"]
+    )
     first = suite["layers"][0]
     assert first["flops_per_sample"]["forward"] == 2 * 4 * 8 * 8 * 3 * 9
     for lr in suite["layers"]:
@@ -84,7 +108,9 @@ def test_result_structure(tiny_result):
             assert rec["batch"] == 2 and rec["timer"] == "perf_counter"
             assert [len(rec["samples"][k]) for k in ("forward", "backward")] == [1, 1]
             assert rec["seconds"]["forward"] == rec["samples"]["forward"][0]
-            assert rec["gflops"]["forward"] == pytest.approx(2 * lr["flops_per_sample"]["forward"] / rec["seconds"]["forward"] / 1e9)
+            assert rec["gflops"]["forward"] == pytest.approx(
+                2 * lr["flops_per_sample"]["forward"] / rec["seconds"]["forward"] / 1e9
+            )
             assert rec["gemm_fraction"]["total"] == pytest.approx(rec["gflops"]["total"] / r["gemm"]["machine_gflops"])
             assert set(rec["peak_extra_bytes"]) == {"forward", "backward", "input"}
         assert lr["results"]["numpy"]["ratio_to_baseline"] == {"forward": 1.0, "backward": 1.0, "total": 1.0}
@@ -99,7 +125,9 @@ def test_failing_backend_is_recorded_not_fatal():
         def conv_backward(self, *a, **k):
             raise RuntimeError("no backward here")
 
-    r = bench.run([NumpyBackend(), Broken()], [bench.tiny_suite()], repeats=1, warmup=1, threads=1, baseline="numpy", memory=False)
+    r = bench.run(
+        [NumpyBackend(), Broken()], [bench.tiny_suite()], repeats=1, warmup=1, threads=1, baseline="numpy", memory=False
+    )
     lr = r["suites"][0]["layers"][0]
     assert lr["results"]["broken"]["error"] == "RuntimeError: no backward here"
     assert "peak_extra_bytes" not in lr["results"]["numpy"]
@@ -111,8 +139,17 @@ def test_competing_load_and_ops(tmp_path):
     spread and ratio; --ops: LeNet-5's other ops per backend; the extra Markdown tables name them."""
     from convspec.conformance.bench import tables
 
-    r = bench.run([NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=2, warmup=0, threads=1, baseline="numpy",
-                  memory=False, load="busy", ops=True)
+    r = bench.run(
+        [NumpyBackend(), Renamed()],
+        [bench.tiny_suite()],
+        repeats=2,
+        warmup=0,
+        threads=1,
+        baseline="numpy",
+        memory=False,
+        load="busy",
+        ops=True,
+    )
     assert r["settings"]["load"] == "busy"
     cl = r["competing_load"]
     assert cl["kind"] == "busy" and cl["seconds_on"] > 0 and cl["iterations_per_second"] > 0
@@ -125,8 +162,17 @@ def test_competing_load_and_ops(tmp_path):
         assert set(rec["loaded"]["ratio_to_baseline"]) == {"forward", "backward", "total"}
     assert r["suites"][0]["summary"]["numpy"]["loaded"]["geomean_ratio_total"] == pytest.approx(1.0)
     ops = r["ops"]
-    assert [o["op"] for o in ops["layers"]] == ["relu", "max_pool", "relu", "max_pool", "flatten", "linear", "linear",
-                                                "linear", "cross_entropy"]
+    assert [o["op"] for o in ops["layers"]] == [
+        "relu",
+        "max_pool",
+        "relu",
+        "max_pool",
+        "flatten",
+        "linear",
+        "linear",
+        "linear",
+        "cross_entropy",
+    ]
     pool = ops["layers"][1]["results"]["numpy-b"]
     assert len(pool["samples"]["forward"]) == 2 and "loaded" in pool and "ratio_to_baseline" in pool
     assert ops["summary"]["numpy"]["geomean_ratio_total"] == pytest.approx(1.0)
@@ -159,8 +205,30 @@ def test_rendering_names_moved_to_report_still_import_from_bench():
 
 def test_cli_writes_json_markdown_and_plot(tmp_path):
     out, md, svg = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.svg"
-    res = CliRunner().invoke(main, ["bench", "-b", "numpy", "--baseline", "numpy", "--suite", "tiny", "--repeats", "1", "--warmup", "0",
-                                    "--threads", "1", "--out", str(out), "--markdown", str(md), "--plot", str(svg)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "-b",
+            "numpy",
+            "--baseline",
+            "numpy",
+            "--suite",
+            "tiny",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--markdown",
+            str(md),
+            "--plot",
+            str(svg),
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["suites"][0]["summary"]["numpy"]["geomean_ratio_forward"] == pytest.approx(1.0)
@@ -184,8 +252,15 @@ def _check(x_shape, w_shape, expect, **params):
     float32 results are deterministic and unchanged by batch chunking."""
     rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
     x, w, b = C.inputs(rng, x_shape, w_shape)
-    geo = Conv(x_shape, w_shape, b.shape, stride=params.get("stride", 1), padding=params.get("padding", 0),
-               dilation=params.get("dilation", 1), groups=params.get("groups", 1))
+    geo = Conv(
+        x_shape,
+        w_shape,
+        b.shape,
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=params.get("groups", 1),
+    )
     path = "pointwise" if K.pointwise(geo) else "channels-first" if K.prefer_channels_first(geo) else "channels-last"
     assert (path, K.dx_as_conv(geo)) == expect
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
@@ -199,26 +274,34 @@ def _check(x_shape, w_shape, expect, **params):
         np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, params, expect", [
-    ((3, 5, 9, 8), (4, 5, 1, 1), {"stride": 2}, ("pointwise", False)),
-    ((2, 4, 7), (6, 4, 1), {}, ("pointwise", False)),
-    ((3, 1, 12, 12), (4, 1, 5, 5), {}, ("channels-first", False)),  # LeNet C1-like: widening, col2im
-    ((3, 3, 11, 11), (4, 3, 3, 3), {"stride": 2, "padding": 1}, ("channels-first", False)),
-    ((2, 6, 7, 7), (8, 6, 5, 5), {"padding": ((0, 2), (1, 0))}, ("channels-first", False)),
-    ((2, 4, 9, 9), (3, 4, 3, 3), {"dilation": 2, "padding": "same"}, ("channels-first", True)),
-    ((2, 12, 8, 8), (12, 12, 3, 3), {"padding": 1}, ("channels-last", True)),
-    ((2, 12, 8, 8), (30, 12, 3, 3), {"padding": 1}, ("channels-last", False)),
-    ((2, 12, 9), (10, 12, 3), {"padding": "full"}, ("channels-last", True)),
-    ((2, 16, 5, 5), (20, 16, 5, 5), {}, ("channels-last", False)),  # LeNet C5-like: 1x1 output
-    ((2, 8, 6, 6), (4, 4, 3, 3), {"groups": 2, "padding": 1}, ("channels-last", True)),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, params, expect",
+    [
+        ((3, 5, 9, 8), (4, 5, 1, 1), {"stride": 2}, ("pointwise", False)),
+        ((2, 4, 7), (6, 4, 1), {}, ("pointwise", False)),
+        ((3, 1, 12, 12), (4, 1, 5, 5), {}, ("channels-first", False)),  # LeNet C1-like: widening, col2im
+        ((3, 3, 11, 11), (4, 3, 3, 3), {"stride": 2, "padding": 1}, ("channels-first", False)),
+        ((2, 6, 7, 7), (8, 6, 5, 5), {"padding": ((0, 2), (1, 0))}, ("channels-first", False)),
+        ((2, 4, 9, 9), (3, 4, 3, 3), {"dilation": 2, "padding": "same"}, ("channels-first", True)),
+        ((2, 12, 8, 8), (12, 12, 3, 3), {"padding": 1}, ("channels-last", True)),
+        ((2, 12, 8, 8), (30, 12, 3, 3), {"padding": 1}, ("channels-last", False)),
+        ((2, 12, 9), (10, 12, 3), {"padding": "full"}, ("channels-last", True)),
+        ((2, 16, 5, 5), (20, 16, 5, 5), {}, ("channels-last", False)),  # LeNet C5-like: 1x1 output
+        ((2, 8, 6, 6), (4, 4, 3, 3), {"groups": 2, "padding": 1}, ("channels-last", True)),
+    ],
+)
 def test_conv_paths_match_the_reference(x_shape, w_shape, params, expect):
     _check(x_shape, w_shape, expect, **params)
 
 
-@pytest.mark.parametrize("w_shape, params", [((2, 1, 1), {"dilation": 2, "output_padding": 1, "padding": "full"}),
-                                             ((2, 3, 1), {"stride": 2, "output_padding": 1}),
-                                             ((2, 1, 3), {"dilation": 2, "output_padding": 1, "padding": 1})])
+@pytest.mark.parametrize(
+    "w_shape, params",
+    [
+        ((2, 1, 1), {"dilation": 2, "output_padding": 1, "padding": "full"}),
+        ((2, 3, 1), {"stride": 2, "output_padding": 1}),
+        ((2, 1, 3), {"dilation": 2, "output_padding": 1, "padding": 1}),
+    ],
+)
 def test_conv_transpose_through_the_paths(w_shape, params):
     """conv_transpose runs the input-gradient products with out_sizes shorter than the conv's own
     (output_padding): positions no window reads must come out as the bias alone."""
@@ -231,7 +314,9 @@ def test_conv_transpose_through_the_paths(w_shape, params):
         del junk
         np.testing.assert_allclose(B.conv_transpose(y, w, b, **params), want, rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(want.shape)
-    for got, ref in zip(B.conv_transpose_backward(g, y, w, b, **params), R.conv_transpose_backward(g, y, w, b, **params)):
+    for got, ref in zip(
+        B.conv_transpose_backward(g, y, w, b, **params), R.conv_transpose_backward(g, y, w, b, **params)
+    ):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 

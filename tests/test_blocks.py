@@ -2,6 +2,7 @@
 autograd of the same block, finite differences, the NumPy backend and torch-cpu through the engine on the
 drawn cases, realistic mutants caught by the propagated bound, ill-conditioned cases rejected, and the
 full-profile-only case source."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,6 +49,7 @@ def _case(name, dtype="float64", seed=3):
 
 # ------------------------------------------------------------------------------------- data and the composer
 
+
 def test_blocks_are_data_with_their_shapes():
     assert M.param_shapes(M.VGG, (2, 3, 8, 8)) == {"w1": (4, 3, 3, 3), "b1": (4,), "w2": (4, 4, 3, 3), "b2": (4,)}
     shapes = M.param_shapes(M.RESNET_PROJ, (2, 3, 6, 6))
@@ -60,8 +62,9 @@ def test_blocks_are_data_with_their_shapes():
     assert M.INCEPTION.fan_out() and M.RESNET.fan_out() and not M.VGG.fan_out()
     assert "add" in M.INCEPTION.requires() and "batch_norm_backward" in M.RESNET.requires()
     x = np.zeros((2, 6, 9, 9))
-    y = M.forward(M.REFERENCE, M.INCEPTION, {"x": x, **{k: np.zeros(v) for k, v in
-                                                         M.param_shapes(M.INCEPTION, x.shape).items()}})[0]
+    y = M.forward(
+        M.REFERENCE, M.INCEPTION, {"x": x, **{k: np.zeros(v) for k, v in M.param_shapes(M.INCEPTION, x.shape).items()}}
+    )[0]
     assert y.shape == (2, 2 + 3 + 2 + 2, 9, 9)
 
 
@@ -134,9 +137,16 @@ def test_reference_composition_matches_torch_autograd(name):
         np.testing.assert_allclose(got, tgrads[name_], rtol=1e-8, atol=1e-10, err_msg=name_)
 
 
-@pytest.mark.parametrize("name, param", [("block_resnet_proj", "g1"), ("block_resnet_proj", "ws"),
-                                         ("block_alexnet", "w1"), ("block_inception", "x"),
-                                         ("block_sentence_cnn", "w1")])
+@pytest.mark.parametrize(
+    "name, param",
+    [
+        ("block_resnet_proj", "g1"),
+        ("block_resnet_proj", "ws"),
+        ("block_alexnet", "w1"),
+        ("block_inception", "x"),
+        ("block_sentence_cnn", "w1"),
+    ],
+)
 def test_gradients_match_finite_differences(name, param):
     block = M.BY_NAME[name]
     case = _case(name, seed=9)
@@ -158,6 +168,7 @@ def test_gradients_match_finite_differences(name, param):
 
 
 # ------------------------------------------------------------------------------------- the engine
+
 
 def test_source_runs_in_the_full_profile_only(cases):
     assert list(S.source("quick", 0, NAMES)) == []
@@ -224,9 +235,17 @@ class _LrnNarrowWindow(NumpyBackend):
         return super().local_response_norm(x, size - 2, alpha=alpha, beta=beta, k=k)
 
 
-@pytest.mark.parametrize("mutant, name", [(_BiasDropped, "block_vgg"), (_BiasDropped, "block_inception"),
-                                          (_UnbiasedVariance, "block_resnet"), (_UnbiasedVariance, "block_resnet_proj"),
-                                          (_LrnAlphaOverSize, "block_alexnet"), (_LrnNarrowWindow, "block_alexnet")])
+@pytest.mark.parametrize(
+    "mutant, name",
+    [
+        (_BiasDropped, "block_vgg"),
+        (_BiasDropped, "block_inception"),
+        (_UnbiasedVariance, "block_resnet"),
+        (_UnbiasedVariance, "block_resnet_proj"),
+        (_LrnAlphaOverSize, "block_alexnet"),
+        (_LrnNarrowWindow, "block_alexnet"),
+    ],
+)
 def test_mutants_fail(cases, mutant, name):
     b = mutant()
     for case in (c for c in cases if c.op == name):
@@ -236,6 +255,7 @@ def test_mutants_fail(cases, mutant, name):
 
 
 # ------------------------------------------------------------------------------------- conditioning
+
 
 def test_an_ill_conditioned_relu_is_rejected_not_bounded():
     block = M.VGG
@@ -254,6 +274,7 @@ def test_an_ill_conditioned_relu_is_rejected_not_bounded():
 
 
 # ------------------------------------------------------------------------------------- small ResNet training
+
 
 def test_resnet_small_is_block_data():
     from convspec.conformance.blocks import resnet_small as RS
@@ -303,9 +324,12 @@ def test_resnet_small_trains_equivalently_and_a_wrong_batch_norm_is_caught(resne
     assert not bad["equivalent"] and bad["first_exceed_step"] == 1
 
 
-@pytest.mark.xfail(strict=False, reason="the NumPy backend's batch-norm statistics sum the (m, C) rows one after "
-                   "another in float32 (error ~ m u, within the op's gamma_m bound); training amplifies it past "
-                   "LeNet's 1e-4 loss tolerance within a few steps (a pairwise sum stays at ~1e-7, as torch-cpu)")
+@pytest.mark.xfail(
+    strict=False,
+    reason="the NumPy backend's batch-norm statistics sum the (m, C) rows one after "
+    "another in float32 (error ~ m u, within the op's gamma_m bound); training amplifies it past "
+    "LeNet's 1e-4 loss tolerance within a few steps (a pairwise sum stays at ~1e-7, as torch-cpu)",
+)
 def test_resnet_small_numpy_float32_training_equivalence_at_batch_32():
     from convspec.conformance.blocks import resnet_small as RS
     from convspec.conformance.lenet import data as D

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from convspec.conformance.cli import main
 from convspec.conformance.commands import common
 from convspec.conformance.run import failure_signature

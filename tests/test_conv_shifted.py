@@ -1,22 +1,29 @@
 """The NumPy conv's tap-shift path (backends/_xp/conv.py: _shifted_passes, stride 1, one group, C_in >=
 32, 2-d/3-d): forward, input and weight gradients against the reference in float64, bit-for-bit
 repeatable in float32, unchanged (within rounding) by batch chunking and equal to the im2col path."""
+
 from __future__ import annotations
 
-import numpy as np
-
 import conv_checks as C
+import numpy as np
 import pytest
+from convspec.backends._xp import conv as K
+from convspec.backends._xp.geometry import Conv
+from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import reference as R
-from convspec.backends._xp import conv as K
-from convspec.backends.numpy_backend import NumpyBackend
-from convspec.backends._xp.geometry import Conv
 
 
 def _geo(x_shape, w_shape, params):
-    return Conv(x_shape, w_shape, (w_shape[0],), stride=params.get("stride", 1), padding=params.get("padding", 0),
-                dilation=params.get("dilation", 1), groups=params.get("groups", 1))
+    return Conv(
+        x_shape,
+        w_shape,
+        (w_shape[0],),
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=params.get("groups", 1),
+    )
 
 
 CASES = [  # (x_shape, w_shape, params, takes the path at the default waste limit)
@@ -60,7 +67,9 @@ def test_conv_transpose_backward_through_the_shifted_path(monkeypatch):
     B = NumpyBackend()
     np.testing.assert_allclose(B.conv_transpose(y, w, b, padding=1), want, rtol=1e-12, atol=1e-11)
     g = rng.standard_normal(want.shape)
-    for got, ref in zip(B.conv_transpose_backward(g, y, w, b, padding=1), R.conv_transpose_backward(g, y, w, b, padding=1)):
+    for got, ref in zip(
+        B.conv_transpose_backward(g, y, w, b, padding=1), R.conv_transpose_backward(g, y, w, b, padding=1)
+    ):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-10)
 
 

@@ -1,27 +1,27 @@
 """The conformance engine itself: it must catch real semantic bugs, survive backends that raise, hang
 or crash, record everything it computed, and find plugins the ways the docs say."""
+
 from __future__ import annotations
 
 import json
 import os
 import textwrap
 
+import engine_plugins
 import numpy as np
-
 from click.testing import CliRunner
-
 from convspec.conformance import plugins
 from convspec.conformance.cases import Case
 from convspec.conformance.cli import main
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.report.schema import validate_file
 
-import engine_plugins
-
 
 def run_cli(tmp_path, *args, name="r.jsonl"):
     out = tmp_path / name
-    result = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "--no-progress", "--out", str(out), *args], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["run", "-p", "engine_plugins", "--no-progress", "--out", str(out), *args], catch_exceptions=False
+    )
     records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     if records:
         validate_file(out)  # every results file the engine writes follows the published schema
@@ -46,7 +46,9 @@ def test_quick_profile_catches_each_semantic_bug(tmp_path):
     args = ["-j", "2", "--shrink-seconds", "2", "-b", "ref"] + [a for name in EXPECTED_CATCH for a in ("-b", name)]
     result, records = run_cli(tmp_path, *args)
     assert result.exit_code == 1, result.output
-    assert {r["status"] for r in cases_of(records, "ref")} == {"pass"}, "the reference as a backend must pass everything"
+    assert {r["status"] for r in cases_of(records, "ref")} == {"pass"}, (
+        "the reference as a backend must pass everything"
+    )
     for name, ops in EXPECTED_CATCH.items():
         failed = {r["op"] for r in cases_of(records, name) if r["status"] == "fail"}
         assert ops <= failed, f"{name}: expected failures in {ops}, got {failed}"
@@ -81,7 +83,9 @@ def test_failure_records_first_mismatch_minimal_config_and_repro(tmp_path):
 
 
 def test_raising_hanging_and_crashing_backends_are_recorded_and_the_run_completes(tmp_path):
-    result, records = run_cli(tmp_path, "-b", "raises", "-b", "hangs", "-b", "crashes", "-b", "ref", "--op", "relu", "--timeout", "2")
+    result, records = run_cli(
+        tmp_path, "-b", "raises", "-b", "hangs", "-b", "crashes", "-b", "ref", "--op", "relu", "--timeout", "2"
+    )
     assert result.exit_code == 1
     by = {b: {r["status"] for r in cases_of(records, b)} for b in ("raises", "hangs", "crashes", "ref")}
     assert by["raises"] == {"error"}
@@ -179,7 +183,9 @@ def register_backends(register):
 
 def test_entry_point_discovery_autoload_switch_and_broken_plugins(tmp_path, monkeypatch):
     _install_fake_distribution(tmp_path, "convspec_ep_plugin", PLUGIN_SRC, "convspec_ep_plugin")
-    _install_fake_distribution(tmp_path, "convspec_broken_plugin", "import no_such_module_anywhere\n", "convspec_broken_plugin")
+    _install_fake_distribution(
+        tmp_path, "convspec_broken_plugin", "import no_such_module_anywhere\n", "convspec_broken_plugin"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(plugins.AUTOLOAD_ENV, raising=False)
     reg = plugins.load()
@@ -228,13 +234,21 @@ def test_half_precision_tier_runs_only_on_backends_that_declare_it(tmp_path):
 
 def test_tf32_like_tier_is_checked_against_its_own_product_bound():
     tier = engine_plugins.TF32Simulated()
-    case = Case(op="conv", shapes={"x": [2, 8, 6, 6], "w": [4, 8, 3, 3], "b": [4]}, params={"padding": 1}, dtype="float32", seed=3)
+    case = Case(
+        op="conv",
+        shapes={"x": [2, 8, 6, 6], "w": [4, 8, 3, 3], "b": [4]},
+        params={"padding": 1},
+        dtype="float32",
+        seed=3,
+    )
     r = evaluate(tier, case)
     fwd = next(c for c in r["checks"] if c["what"] == "forward")
     assert fwd["status"] == "pass" and 0.01 < fwd["bound_ratio"] < 1  # the TF32 rounding is visible, within its bound
     tier.product_roundoff = 0.0  # judged by plain float32 bounds, the same arithmetic fails
     strict = evaluate(tier, case)
-    assert strict["status"] == "fail" and next(c for c in strict["checks"] if c["what"] == "forward")["status"] == "fail"
+    assert (
+        strict["status"] == "fail" and next(c for c in strict["checks"] if c["what"] == "forward")["status"] == "fail"
+    )
 
 
 def test_a_shrink_budget_that_runs_out_keeps_the_smallest_failure_and_the_run_completes(tmp_path):
@@ -259,7 +273,9 @@ def test_invalid_case_through_the_worker_and_a_crash_names_its_exit_code(tmp_pat
     (check,) = r["checks"]
     assert r["status"] == "pass" and check["what"] == "rejects" and "stride: must be >= 1" in check["message"]
     crash = Worker(engine_plugins.Crashes(), timeout=30)
-    r = crash.run(Case(op="relu", shapes={"x": [2, 2]}, params={}, data="explicit", values={"x": [[0.0, 1.0], [2.0, 3.0]]}))
+    r = crash.run(
+        Case(op="relu", shapes={"x": [2, 2]}, params={}, data="explicit", values={"x": [[0.0, 1.0], [2.0, 3.0]]})
+    )
     crash.close()
     assert r["status"] == "crashed" and "exit code 3" in r["message"]
     # a user's --case the spec rejects is a usage error
@@ -269,7 +285,10 @@ def test_invalid_case_through_the_worker_and_a_crash_names_its_exit_code(tmp_pat
 
 def test_resume_refuses_another_run_and_files_that_are_not_results(tmp_path):
     run_cli(tmp_path, "-b", "ref", "--op", "relu", name="r.jsonl")
-    out = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "-b", "ref", "--op", "tanh", "--resume", "--out", str(tmp_path / "r.jsonl")])
+    out = CliRunner().invoke(
+        main,
+        ["run", "-p", "engine_plugins", "-b", "ref", "--op", "tanh", "--resume", "--out", str(tmp_path / "r.jsonl")],
+    )
     assert out.exit_code == 2 and "ops=" in out.output and "--out/--resume" in out.output
     other = tmp_path / "notes.txt"
     other.write_text("hello world\n")
@@ -281,7 +300,22 @@ def test_resume_refuses_another_run_and_files_that_are_not_results(tmp_path):
 def test_resumed_run_exit_status_counts_failures_already_in_the_file(tmp_path):
     result, first = run_cli(tmp_path, "-b", "bug-relu-grad-at-0", "--op", "relu", "--shrink-seconds", "0")
     assert result.exit_code == 1
-    again = CliRunner().invoke(main, ["run", "-p", "engine_plugins", "-b", "bug-relu-grad-at-0", "--op", "relu", "--resume", "--no-progress", "--out", str(tmp_path / "r.jsonl")])
+    again = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-p",
+            "engine_plugins",
+            "-b",
+            "bug-relu-grad-at-0",
+            "--op",
+            "relu",
+            "--resume",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ],
+    )
     assert again.exit_code == 1  # nothing new ran, but the file holds failures
 
 

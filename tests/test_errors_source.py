@@ -1,13 +1,14 @@
 """Error behaviour: the cases the spec rejects are given to the backend, which must refuse them."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from convspec import SpecError
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.conformance.evaluate import evaluate, reference_result
 from convspec.conformance.sources import errors
+
+from convspec import SpecError
 
 
 @pytest.mark.parametrize("case", errors.cases(), ids=lambda c: c.id)
@@ -45,10 +46,13 @@ def test_a_conforming_backend_refuses_every_errors_case():
         assert r["checks"][0]["what"] == "rejects" and "refused it too" in r["checks"][0]["message"]
 
 
-@pytest.mark.parametrize("backend, op, name", [
-    (BroadcastingAdd(), "add", "no-broadcasting"),
-    (LaxStrict(), "conv", "strict-stride-does-not-fit"),
-])
+@pytest.mark.parametrize(
+    "backend, op, name",
+    [
+        (BroadcastingAdd(), "add", "no-broadcasting"),
+        (LaxStrict(), "conv", "strict-stride-does-not-fit"),
+    ],
+)
 def test_a_lenient_backend_fails_the_rejects_check(backend, op, name):
     cases = _by_name(op, name)
     assert cases

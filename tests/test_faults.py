@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from convspec.conformance.cli import main
 from convspec.conformance.commands import common
 from convspec.conformance.report.schema import validate_file

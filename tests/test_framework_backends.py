@@ -8,6 +8,7 @@ shape (about 0.25 s a case on CPU), so its quick-profile test runs a determinist
 corner cases of max_pool, global_max_pool and kmax_pool, where its deviations are, and every 8th other
 case) to keep this file fast; `convspec run -b jax` runs them all.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -15,19 +16,22 @@ import sys
 
 import numpy as np
 import pytest
-
-from convspec import reference as R
-from convspec.api import Unsupported
 from convspec.backends import jax_backend, onnxruntime_backend, tensorflow_backend
 from convspec.conformance import plugins
 from convspec.conformance.cases import Case
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, applies, plan_cases
 
+from convspec import reference as R
+from convspec.api import Unsupported
+
 MODULES = {"jax": jax_backend, "onnxruntime": onnxruntime_backend, "tensorflow": tensorflow_backend}
 FRAMEWORK = {"jax": "jax", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
-BACKENDS = {"jax": jax_backend.JaxBackend(), "onnxruntime": onnxruntime_backend.OnnxRuntimeBackend(),
-            "tensorflow": tensorflow_backend.TensorflowBackend()}
+BACKENDS = {
+    "jax": jax_backend.JaxBackend(),
+    "onnxruntime": onnxruntime_backend.OnnxRuntimeBackend(),
+    "tensorflow": tensorflow_backend.TensorflowBackend(),
+}
 
 # Precision limits found by the full profile, reported to the spec's maintainers rather than declared as
 # deviations (docs/framework-differences.md, "Precision findings"): they fail by design until the spec
@@ -72,8 +76,10 @@ def test_missing_framework_gives_the_install_hint(name):
 
 
 def test_importing_the_backends_does_not_import_the_frameworks():
-    code = ("import sys; import convspec.conformance.plugins as p; p.load((), autoload=False); "
-            "print(sorted(m for m in ('jax', 'onnxruntime', 'tensorflow', 'onnx') if m in sys.modules))")
+    code = (
+        "import sys; import convspec.conformance.plugins as p; p.load((), autoload=False); "
+        "print(sorted(m for m in ('jax', 'onnxruntime', 'tensorflow', 'onnx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -113,9 +119,11 @@ def test_quick_profile_passes_or_declares(name, quick_cases):
             failed = [c for c in r["checks"] if c["status"] != "pass"]
             assert r["status"] == "fail" and all(c["status"] in ("fail", "unsupported") for c in failed), r["case_id"]
             continue
-        assert r["status"] in ("pass", "deviation", "unsupported", "invalid"), (r["case_id"], r.get("message"),
-                                                                                [c for c in r["checks"]
-                                                                                 if c["status"] != "pass"])
+        assert r["status"] in ("pass", "deviation", "unsupported", "invalid"), (
+            r["case_id"],
+            r.get("message"),
+            [c for c in r["checks"] if c["status"] != "pass"],
+        )
         if r["status"] == "deviation":
             assert r["deviation"]
     assert statuses.get("deviation", 0) >= 1
@@ -127,9 +135,15 @@ def test_quick_profile_passes_or_declares(name, quick_cases):
 
 # ---------------------------------------------------------------- values against the reference, per family
 @pytest.mark.parametrize("name", list(MODULES))
-@pytest.mark.parametrize(("stride", "padding", "dilation", "groups"), [
-    (2, "same", 1, 1), (1, ((0, 2), (1, 0)), 1, 2), (2, 1, 2, 1), (1, "full", 1, 1),
-])
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "groups"),
+    [
+        (2, "same", 1, 1),
+        (1, ((0, 2), (1, 0)), 1, 2),
+        (2, 1, 2, 1),
+        (1, "full", 1, 1),
+    ],
+)
 def test_conv_family(name, stride, padding, dilation, groups):
     b = backend(name)
     x = rng(1).standard_normal((2, 4, 7, 6))
@@ -146,8 +160,9 @@ def test_conv_family(name, stride, padding, dilation, groups):
             with pytest.raises(Unsupported, match="grouped convolutions are not supported|dilation rates larger"):
                 run(b, op + "_backward", g, x, w, bias, **p)
         elif name != "onnxruntime":
-            for got_g, want_g in zip(run(b, op + "_backward", g, x, w, bias, **p),
-                                     getattr(R, op + "_backward")(g, x, w, bias, **p)):
+            for got_g, want_g in zip(
+                run(b, op + "_backward", g, x, w, bias, **p), getattr(R, op + "_backward")(g, x, w, bias, **p)
+            ):
                 close(got_g, want_g, rtol)
 
 
@@ -159,12 +174,16 @@ def test_conv_transpose(name, stride, padding, output_padding):
     p = dict(stride=stride, padding=padding, output_padding=output_padding)
     want = R.conv_transpose(y, w, bias, **p)
     dtype = np.float32 if name == "onnxruntime" else np.float64
-    close(run(b, "conv_transpose", y.astype(dtype), w.astype(dtype), bias.astype(dtype), **p), want,
-          1e-5 if dtype == np.float32 else 1e-12)
+    close(
+        run(b, "conv_transpose", y.astype(dtype), w.astype(dtype), bias.astype(dtype), **p),
+        want,
+        1e-5 if dtype == np.float32 else 1e-12,
+    )
     if name != "onnxruntime":
         g = rng(8).standard_normal(want.shape)
-        for got_g, want_g in zip(run(b, "conv_transpose_backward", g, y, w, bias, **p),
-                                 R.conv_transpose_backward(g, y, w, bias, **p)):
+        for got_g, want_g in zip(
+            run(b, "conv_transpose_backward", g, y, w, bias, **p), R.conv_transpose_backward(g, y, w, bias, **p)
+        ):
             close(got_g, want_g)
 
 
@@ -192,8 +211,11 @@ def test_dense_and_losses(name):
     b = backend(name)
     x, w, bias = rng(11).standard_normal((4, 5)), rng(12).standard_normal((3, 5)), rng(13).standard_normal(3)
     dtype = np.float32 if name == "onnxruntime" else np.float64
-    close(run(b, "linear", x.astype(dtype), w.astype(dtype), bias.astype(dtype)), R.linear(x, w, bias),
-          1e-5 if dtype == np.float32 else 1e-12)
+    close(
+        run(b, "linear", x.astype(dtype), w.astype(dtype), bias.astype(dtype)),
+        R.linear(x, w, bias),
+        1e-5 if dtype == np.float32 else 1e-12,
+    )
     close(run(b, "softmax", x), R.softmax(x), 1e-12)
     labels = np.array([0, 4, 2, 1])
     close(run(b, "cross_entropy", x, labels), R.cross_entropy(x, labels), 1e-12)
@@ -219,8 +241,16 @@ class _Undeclared:
 
 def _explicit(op, x, dtype="float64", **params):
     x = np.asarray(x, dtype=np.float64)
-    return Case(op=op, shapes={"x": list(x.shape)}, params=params, data="explicit", dtype=dtype,
-                values={"x": x.tolist()}, source="corner", name="deviation-test")
+    return Case(
+        op=op,
+        shapes={"x": list(x.shape)},
+        params=params,
+        data="explicit",
+        dtype=dtype,
+        values={"x": x.tolist()},
+        source="corner",
+        name="deviation-test",
+    )
 
 
 def _declared(b, case, checks):
@@ -286,8 +316,9 @@ def test_tensorflow_global_max_pool_gradient_splits_ties_and_nan():
 
 def test_tensorflow_max_pool_drops_nan():
     b = backend("tensorflow")
-    bare = _declared(b, _explicit("max_pool", [[[[1.0, np.nan], [0.0, 2.0]]]], kernel_size=2),
-                     ("forward", "indices", "grad x"))
+    bare = _declared(
+        b, _explicit("max_pool", [[[[1.0, np.nan], [0.0, 2.0]]]], kernel_size=2), ("forward", "indices", "grad x")
+    )
     assert "forward" in {c["what"] for c in bare["checks"] if c["status"] == "fail"}
 
 

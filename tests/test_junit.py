@@ -1,18 +1,19 @@
 """JUnit XML (conformance/junit.py): one testcase per case and part, parsed back and checked."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-
-from convspec import reference as R
 from convspec.conformance import plugins
 from convspec.conformance.backend import Unsupported
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.junit import parts_of, to_string, write_junit
 from convspec.conformance.junit import testcases as junit_testcases
 from convspec.conformance.pytest_plugin import suite_cases
+
+from convspec import reference as R
 
 
 class _Broken:
@@ -65,10 +66,13 @@ def test_one_testcase_per_case_and_part_with_counts(results, tmp_path):
         got = [tc.get("name") for tc in suite.findall("testcase")]
         assert got == want
         op = {f"{r['case_id']}::{p}": r["op"] for r in mine for p, _ in junit_testcases(r)}
-        assert all(tc.get("classname") == f"convspec[{backend}].{op[tc.get('name')]}"
-                   for tc in suite.findall("testcase"))
-        n = {tag: sum(1 for tc in suite.findall("testcase") if tc.find(tag) is not None)
-             for tag in ("failure", "error", "skipped")}
+        assert all(
+            tc.get("classname") == f"convspec[{backend}].{op[tc.get('name')]}" for tc in suite.findall("testcase")
+        )
+        n = {
+            tag: sum(1 for tc in suite.findall("testcase") if tc.find(tag) is not None)
+            for tag in ("failure", "error", "skipped")
+        }
         assert suite.get("tests") == str(len(want))
         assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == tuple(map(str, n.values()))
     assert root.get("tests") == str(sum(int(s.get("tests")) for s in suites.values()))
@@ -94,14 +98,33 @@ def test_part_verdicts_become_failure_and_skipped_elements(results):
 
 
 def test_errors_timeouts_deviations_and_unrun_parts():
-    base = {"record": "case", "backend": "b", "op": "conv", "source": "corner", "dtype": "float32", "case": {},
-            "repro": "convspec run --backend b --case '{}'", "bound_ratio": None, "seconds": 0.5}
+    base = {
+        "record": "case",
+        "backend": "b",
+        "op": "conv",
+        "source": "corner",
+        "dtype": "float32",
+        "case": {},
+        "repro": "convspec run --backend b --case '{}'",
+        "bound_ratio": None,
+        "seconds": 0.5,
+    }
     recs = [
-        {**base, "case_id": "corner:conv[a]", "status": "error", "checks": [],
-         "message": "Traceback (most recent call last):\n  File x\nValueError: bad \x1b[31mcolour\x1b[0m <&>"},
+        {
+            **base,
+            "case_id": "corner:conv[a]",
+            "status": "error",
+            "checks": [],
+            "message": "Traceback (most recent call last):\n  File x\nValueError: bad \x1b[31mcolour\x1b[0m <&>",
+        },
         {**base, "case_id": "corner:conv[b]", "status": "timeout", "checks": [], "message": "no result within 5 s"},
-        {**base, "case_id": "corner:conv[c]", "status": "deviation", "deviation": "rounds differently",
-         "checks": [{"what": "forward", "status": "fail", "message": "x"}, {"what": "grad x", "status": "pass"}]},
+        {
+            **base,
+            "case_id": "corner:conv[c]",
+            "status": "deviation",
+            "deviation": "rounds differently",
+            "checks": [{"what": "forward", "status": "fail", "message": "x"}, {"what": "grad x", "status": "pass"}],
+        },
     ]
     root = _parse(to_string(recs, hostname="h"))  # the records carry no "verdicts": derived from the checks
     (suite,) = root.findall("testsuite")

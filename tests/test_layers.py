@@ -4,6 +4,7 @@
 
 (backends and conformance are siblings: neither imports the other), and no two modules import each
 other at module level (no cycle, hidden or not)."""
+
 from __future__ import annotations
 
 import ast
@@ -12,10 +13,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"src/convspec": "convspec", "reference": "convspec.reference", "backends": "convspec.backends",
-           "conformance": "convspec.conformance"}
-CLI = ("convspec.conformance.cli", "convspec.conformance.commands", "convspec.__main__",
-       "convspec.conformance.selftest")
+FOLDERS = {
+    "src/convspec": "convspec",
+    "reference": "convspec.reference",
+    "backends": "convspec.backends",
+    "conformance": "convspec.conformance",
+}
+CLI = (
+    "convspec.conformance.cli",
+    "convspec.conformance.commands",
+    "convspec.__main__",
+    "convspec.conformance.selftest",
+)
 ALLOWED = {
     "api": {"api"},
     "reference": {"api", "reference"},
@@ -83,8 +92,15 @@ def imports(module: str, *, top_level_only: bool = False) -> set:
 
 
 def test_the_layout_maps_every_folder():
-    assert {"convspec", "convspec.api", "convspec.reference", "convspec.backends", "convspec.conformance",
-            "convspec.conformance.cli", "convspec.conformance.registry"} <= set(MODULES)
+    assert {
+        "convspec",
+        "convspec.api",
+        "convspec.reference",
+        "convspec.backends",
+        "convspec.conformance",
+        "convspec.conformance.cli",
+        "convspec.conformance.registry",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -96,13 +112,12 @@ def test_no_import_runs_upward(module):
 
 def test_no_import_cycle():
     # a module importing a package it is part of finds that package already initialising: not a cycle
-    graph = {m: {t for t in imports(m) if t in MODULES and t != m and not m.startswith(t + ".")}
-             for m in MODULES}
+    graph = {m: {t for t in imports(m) if t in MODULES and t != m and not m.startswith(t + ".")} for m in MODULES}
     seen, stack, cycles = set(), [], []
 
     def visit(m):
         if m in stack:
-            cycles.append(stack[stack.index(m):] + [m])
+            cycles.append(stack[stack.index(m) :] + [m])
             return
         if m in seen:
             return

@@ -1,4 +1,5 @@
 """The lecture notes' worked examples (convspec.reference.lectures) against the reference, exactly."""
+
 from __future__ import annotations
 
 import re
@@ -8,14 +9,17 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from convspec import reference as ref
 from convspec.reference import lectures
 from convspec.reference.lectures import CASES, Erratum, GoldenCase, by_id, evaluate, exact, expects_error, is_exact
 
+from convspec import reference as ref
+
 SEEDS = {
-    "000_ad4448b0529a36da.txt", "001_c49ca718e2f99475.txt", "002_ef517354ceaa3187.txt",
-    "003_fffa955db1b57f2a.txt", "004_9ed2c276c74e4917.txt",
+    "000_ad4448b0529a36da.txt",
+    "001_c49ca718e2f99475.txt",
+    "002_ef517354ceaa3187.txt",
+    "003_fffa955db1b57f2a.txt",
+    "004_9ed2c276c74e4917.txt",
 }
 
 
@@ -38,7 +42,15 @@ def test_golden_case(case: GoldenCase):
     assert got == case.expected, f"{case.id}: reference {got!r} != expected {case.expected!r}"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not expects_error(c) and c.op not in ("output_size", "param_count", "receptive_field", "dynamic_k")], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in CASES
+        if not expects_error(c) and c.op not in ("output_size", "param_count", "receptive_field", "dynamic_k")
+    ],
+    ids=lambda c: c.id,
+)
 def test_array_cases_as_fraction_object_arrays(case: GoldenCase):
     """The same comparison done the numpy way: object arrays of Fractions, elementwise equality."""
     got = getattr(ref, case.op)(*[exact(v) for v in case.inputs], **{k: exact(v) for k, v in case.params.items()})
@@ -58,7 +70,13 @@ def test_array_cases_as_fraction_object_arrays(case: GoldenCase):
 
 def test_fraction_cases_really_have_fractions():
     """Box filter and average pooling must be compared as fractions, not rounded decimals."""
-    for cid in ("box-filter-1d-shrink", "box-filter-1d-zero-pad", "avg-pool-2x2-a", "avg-pool-2x2-b", "avg-pool-backward-half"):
+    for cid in (
+        "box-filter-1d-shrink",
+        "box-filter-1d-zero-pad",
+        "avg-pool-2x2-a",
+        "avg-pool-2x2-b",
+        "avg-pool-backward-half",
+    ):
         assert _has_fraction(by_id(cid).expected), cid
 
 
@@ -99,6 +117,7 @@ def test_every_seed_contributes():
 
 def test_known_errata_are_recorded():
     """The errors the seed texts are known to have, each next to its case."""
+
     def said(cid):
         return " ".join(e.says for e in by_id(cid).errata)
 
@@ -110,6 +129,7 @@ def test_known_errata_are_recorded():
 
 
 # --- slide claims that take more than one reference call ----------------------------------------------
+
 
 def test_two_3x3_vs_one_5x5():
     """VGGNet: two 3x3 layers have 3*3*2 = 18 parameters < 25 and the same 5x5 receptive field."""
@@ -169,8 +189,10 @@ def test_unsharp_diff_kernel():
 def test_sharpen_is_identity_minus_laplacian():
     """Seed 003's kernel table: sharpen = identity - Laplacian, so the outputs subtract likewise."""
     img = exact([[lectures.IMAGE_8X8]])
+
     def run(k):
         return ref.conv(img, exact([[k]]))
+
     assert np.all(run(lectures.SHARPEN) == run(lectures.IDENTITY3) - run(lectures.LAPLACE))
 
 
@@ -212,8 +234,10 @@ def test_printer_runs_and_prints_every_id():
     assert ".txt" not in proc.stdout
     for seed in SEEDS:
         assert lectures.citation(seed) in proc.stdout
-    assert 'Yun-Nung (Vivian) Chen, "Convolutional Neural Network", Applied Deep Learning, National Taiwan University, ' \
-           "2019 <http://adl.miulab.tw>" in proc.stdout
+    assert (
+        'Yun-Nung (Vivian) Chen, "Convolutional Neural Network", Applied Deep Learning, National Taiwan University, '
+        "2019 <http://adl.miulab.tw>" in proc.stdout
+    )
     assert "Isabeau Prémont-Schwarz" in proc.stdout and "Joakim Lindblad" in proc.stdout
 
 

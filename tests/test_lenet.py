@@ -2,6 +2,7 @@
 backend-agnostic SGD loop, equivalence of numpy and torch-cpu training with the float64 reference in CI
 size (200 steps), a deliberately broken backend being caught, the run-profile check record and the
 `convspec train` command."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.conformance import results
 from convspec.conformance.cli import main
@@ -44,9 +44,28 @@ def torch_cpu():
 # ---------------------------------------------------------------- model
 def test_lenet5_is_data_with_the_lecture_shapes():
     shapes = M.param_shapes()
-    assert shapes == {"C1": ((6, 1, 5, 5), (6,)), "C3": ((16, 6, 5, 5), (16,)), "F5": ((120, 400), (120,)), "F6": ((84, 120), (84,)), "OUT": ((10, 84), (10,))}
+    assert shapes == {
+        "C1": ((6, 1, 5, 5), (6,)),
+        "C3": ((16, 6, 5, 5), (16,)),
+        "F5": ((120, 400), (120,)),
+        "F6": ((84, 120), (84,)),
+        "OUT": ((10, 84), (10,)),
+    }
     assert sum(int(np.prod(w)) + int(np.prod(b)) for w, b in shapes.values()) == 61706
-    assert [layer["op"] for layer in M.LENET5] == ["conv", "relu", "max_pool", "conv", "relu", "max_pool", "flatten", "linear", "relu", "linear", "relu", "linear"]
+    assert [layer["op"] for layer in M.LENET5] == [
+        "conv",
+        "relu",
+        "max_pool",
+        "conv",
+        "relu",
+        "max_pool",
+        "flatten",
+        "linear",
+        "relu",
+        "linear",
+        "relu",
+        "linear",
+    ]
     p1, p2 = M.init_params(3), M.init_params(3)
     np.testing.assert_array_equal(p1["C3"]["w"], p2["C3"]["w"])
     assert np.abs(p1["F5"]["w"]).max() <= np.sqrt(3 / 400) and not p1["OUT"]["b"].any()
@@ -59,7 +78,13 @@ def test_forward_backward_match_the_reference_on_numpy(digits):
     b = NumpyBackend()
     logits, cache = M.forward(b, M.LENET5, params, x)
     np.testing.assert_allclose(logits, ref_logits, rtol=1e-12, atol=1e-12)
-    g_ref = M.backward(T.ReferenceBackend(), M.LENET5, params, ref_cache, T.ReferenceBackend().cross_entropy_backward(np.float64(1.0), ref_logits, y)[0])
+    g_ref = M.backward(
+        T.ReferenceBackend(),
+        M.LENET5,
+        params,
+        ref_cache,
+        T.ReferenceBackend().cross_entropy_backward(np.float64(1.0), ref_logits, y)[0],
+    )
     g = M.backward(b, M.LENET5, params, cache, b.cross_entropy_backward(np.float64(1.0), logits, y)[0])
     for name in params:
         np.testing.assert_allclose(g[name]["w"], g_ref[name]["w"], rtol=1e-10, atol=1e-13)
@@ -92,14 +117,20 @@ def test_idx_header_layout(tmp_path):
     assert (tmp_path / "l").read_bytes() == bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1])
 
 
-@pytest.mark.parametrize("raw, message", [
-    (bytes([0x1F, 0x8B, 8, 1, 0, 0, 0, 1, 5]), "wrong magic number 0x1f8b0801"),
-    (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "unknown IDX type code 0x07"),
-    (bytes([0, 0]), "truncated header: 2 bytes"),
-    (bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0]), "truncated header: 3 dimensions need 16 bytes"),
-    (bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5]), "truncated data: shape (2, 3) of uint8 needs 6 bytes after the header, the file has 5"),
-    (bytes([0, 0, 8, 1, 0, 0, 0, 1, 5, 6]), "1 unexpected bytes after the data"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (bytes([0x1F, 0x8B, 8, 1, 0, 0, 0, 1, 5]), "wrong magic number 0x1f8b0801"),
+        (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "unknown IDX type code 0x07"),
+        (bytes([0, 0]), "truncated header: 2 bytes"),
+        (bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0]), "truncated header: 3 dimensions need 16 bytes"),
+        (
+            bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5]),
+            "truncated data: shape (2, 3) of uint8 needs 6 bytes after the header, the file has 5",
+        ),
+        (bytes([0, 0, 8, 1, 0, 0, 0, 1, 5, 6]), "1 unexpected bytes after the data"),
+    ],
+)
 def test_bad_idx_files_give_clear_errors(tmp_path, raw, message):
     path = tmp_path / "bad-idx"
     path.write_bytes(raw)
@@ -163,7 +194,9 @@ def test_torch_cpu_tracks_the_reference(digits, reference):
         run = T.train(b, digits, CI, dtype=dtype, evaluate_epochs=False)
         eq = E.compare(run, reference)
         assert eq["equivalent"], (dtype, eq["failures"])
-        assert eq["max_loss_rel_diff"] <= bound and eq["test_accuracy"] == pytest.approx(reference.test_accuracy, abs=0.02)
+        assert eq["max_loss_rel_diff"] <= bound and eq["test_accuracy"] == pytest.approx(
+            reference.test_accuracy, abs=0.02
+        )
         if dtype == "float64":
             assert eq["final_weight_rel_diff"] <= 1e-10 and eq["first_exceed_step"] is None
 
@@ -188,8 +221,25 @@ def test_a_wrong_gradient_is_caught(digits, reference):
 def test_equivalence_check_record():
     b = torch_cpu()
     rec = equivalence_check(b, steps=8, seed=1)
-    assert {"record", "backend", "case_id", "op", "source", "status", "bound_ratio", "checks", "seconds", "repro"} <= set(rec)
-    assert (rec["record"], rec["backend"], rec["op"], rec["source"], rec["status"]) == ("case", "torch-cpu", "lenet", "lenet", "pass")
+    assert {
+        "record",
+        "backend",
+        "case_id",
+        "op",
+        "source",
+        "status",
+        "bound_ratio",
+        "checks",
+        "seconds",
+        "repro",
+    } <= set(rec)
+    assert (rec["record"], rec["backend"], rec["op"], rec["source"], rec["status"]) == (
+        "case",
+        "torch-cpu",
+        "lenet",
+        "lenet",
+        "pass",
+    )
     assert rec["bound_ratio"] < 1 and rec["lenet"]["steps"] == 8 and json.dumps(rec)
     assert rec["repro"].startswith("convspec train --backend torch-cpu --steps 8")
 
@@ -204,7 +254,22 @@ def test_equivalence_check_record():
 def test_train_command_writes_records(tmp_path):
     torch_cpu()
     out = tmp_path / "train.jsonl"
-    args = ["train", "-p", "convspec.backends.torch_backend", "--backend", "torch-cpu", "--backend", "torch-cuda", "--steps", "6", "--batch-size", "8", "--out", str(out), "--no-progress"]
+    args = [
+        "train",
+        "-p",
+        "convspec.backends.torch_backend",
+        "--backend",
+        "torch-cpu",
+        "--backend",
+        "torch-cuda",
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     recs = results.read(out)
@@ -222,7 +287,23 @@ def test_train_command_writes_records(tmp_path):
 def test_train_command_on_mnist_files_and_errors(tmp_path):
     d = _write_mnist(tmp_path / "mnist")
     out = tmp_path / "t.jsonl"
-    r = CliRunner().invoke(main, ["train", "--backend", "numpy", "--mnist", str(d), "--steps", "2", "--batch-size", "4", "--out", str(out), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--backend",
+            "numpy",
+            "--mnist",
+            str(d),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert [x["dataset"]["train"] for x in results.read(out) if x["record"] == "train"] == [12, 12]
     r = CliRunner().invoke(main, ["train", "--backend", "nope", "--out", str(out)])

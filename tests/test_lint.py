@@ -1,5 +1,6 @@
 """The code style is checked like the rest: ruff (pyproject.toml's [tool.ruff]: 120 columns, pycodestyle,
 pyflakes, import order) over the whole repository."""
+
 from __future__ import annotations
 
 import shutil

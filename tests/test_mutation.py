@@ -2,6 +2,7 @@
 at least 95% of them, no equivalent mutant (a correct backend written differently) is flagged, every corner
 case kills the alternative rule it names, and the case sources cover what the mutants need (superset
 profiles, capped degenerate draws, non-finite and huge data, shapes beyond 8/16/32)."""
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,9 @@ def test_full_profile_kills_every_real_mutant_and_flags_no_equivalent_one():
 def test_generated_cases_alone_kill_the_mutants_of_each_class_of_holes():
     # the classes are fixed in the generators, not by crafted instances: without corner and golden cases
     names = [n for cls, ns in M.HOLE_CLASSES.items() if not cls.startswith(("4 ", "6 ")) for n in ns]
-    score = S.mutation_score("full", jobs=2, first_kill=True, isolate=False, sources=S.GENERATED,
-                             mutants=[M.CATALOGUE[n] for n in names])
+    score = S.mutation_score(
+        "full", jobs=2, first_kill=True, isolate=False, sources=S.GENERATED, mutants=[M.CATALOGUE[n] for n in names]
+    )
     assert not score.survivors(), [m.name for m in score.survivors()]
 
 
@@ -98,14 +100,28 @@ def test_each_corner_case_kills_the_alternative_it_names_and_the_numpy_backend_p
 
 def test_a_backward_from_the_backends_own_forward_passes_the_issue_example(tmp_path):
     # tanh' = 1 - t*t and sigmoid' = s*(1-s) from a forward 12 u off (inside its 16 u bound)
-    text = ('{"data":"normal","dtype":"float64","op":"tanh","params":{},"scale":30.0,"seed":759792,'
-            '"shapes":{"x":[1,2,4]},"source":"property"}')
+    text = (
+        '{"data":"normal","dtype":"float64","op":"tanh","params":{},"scale":30.0,"seed":759792,'
+        '"shapes":{"x":[1,2,4]},"source":"property"}'
+    )
     for op in ("tanh", "sigmoid"):
         r = evaluate(M.CATALOGUE[f"mut-{op}-grad-from-own-forward"](), Case.from_json(text.replace("tanh", op)))
         assert r["status"] == "pass", (op, r["checks"])
-    out = CliRunner().invoke(main, ["run", "-p", "convspec.conformance.selftest.plugin", "-b",
-                                    "mut-tanh-grad-from-own-forward", "--no-progress", "--case", text,
-                                    "--out", str(tmp_path / "r.jsonl")])
+    out = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "-p",
+            "convspec.conformance.selftest.plugin",
+            "-b",
+            "mut-tanh-grad-from-own-forward",
+            "--no-progress",
+            "--case",
+            text,
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ],
+    )
     assert out.exit_code == 0, out.output
 
 
@@ -131,8 +147,12 @@ def test_degenerate_draws_are_capped_and_the_new_data_kinds_and_shapes_are_drawn
         by_op.setdefault(c.op, []).append(c)
 
     def dims(c):
-        return [d for s in c.shapes.values() if s is not None for d in (s if s and isinstance(s[0], int) else
-                                                                         [x for sub in s for x in sub])]
+        return [
+            d
+            for s in c.shapes.values()
+            if s is not None
+            for d in (s if s and isinstance(s[0], int) else [x for sub in s for x in sub])
+        ]
 
     ones = [c for c in cases if all(d == 1 for d in dims(c))]
     assert len(ones) <= 0.05 * len(cases), len(ones)

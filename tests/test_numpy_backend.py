@@ -2,6 +2,7 @@
 configurations (1-D/2-D/3-D, every padding form, stride, dilation, groups, ceil_mode,
 count_include_pad, output_padding), ties and NaN exactly, errors by class and parameter, float32
 staying float32, batch chunking, and the plugin registration."""
+
 from __future__ import annotations
 
 import ast
@@ -9,11 +10,11 @@ import pathlib
 
 import numpy as np
 import pytest
+from convspec.backends import numpy_backend
+from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import ParameterError, ShapeError, SpecError
 from convspec import reference as R
-from convspec.backends import numpy_backend
-from convspec.backends.numpy_backend import NumpyBackend
 
 B = NumpyBackend()
 RTOL = 1e-12
@@ -84,7 +85,9 @@ def _padding(rng, nd, kernel, modes):
 
 
 def _per_dim(rng, nd, lo, hi):
-    return int(rng.integers(lo, hi + 1)) if rng.random() < 0.5 else tuple(int(rng.integers(lo, hi + 1)) for _ in range(nd))
+    return (
+        int(rng.integers(lo, hi + 1)) if rng.random() < 0.5 else tuple(int(rng.integers(lo, hi + 1)) for _ in range(nd))
+    )
 
 
 def conv_configs(seed, count):
@@ -100,8 +103,12 @@ def conv_configs(seed, count):
         x = rng.standard_normal((n, cg * groups) + sizes)
         w = rng.standard_normal((fg * groups, cg) + kernel)
         b = rng.standard_normal(fg * groups) if rng.random() < 0.6 else None
-        kw = dict(stride=_per_dim(rng, nd, 1, 3), dilation=_per_dim(rng, nd, 1, 2), groups=groups,
-                  padding=_padding(rng, nd, kernel, ("valid", "same", "full")))
+        kw = dict(
+            stride=_per_dim(rng, nd, 1, 3),
+            dilation=_per_dim(rng, nd, 1, 2),
+            groups=groups,
+            padding=_padding(rng, nd, kernel, ("valid", "same", "full")),
+        )
         out.append((x, w, b, kw))
     return out
 
@@ -125,14 +132,20 @@ def test_conv_transpose_random(seed):
         groups = int(rng.choice([1, 1, 2, 3]))
         cy, cx = int(rng.integers(1, 3)) * groups, int(rng.integers(1, 3))
         kernel = tuple(int(rng.integers(1, 4 if nd < 3 else 3)) for _ in range(nd))
-        y = rng.standard_normal((int(rng.integers(1, 3)), cy) + tuple(int(rng.integers(2, 7 if nd < 3 else 5)) for _ in range(nd)))
+        y = rng.standard_normal(
+            (int(rng.integers(1, 3)), cy) + tuple(int(rng.integers(2, 7 if nd < 3 else 5)) for _ in range(nd))
+        )
         w = rng.standard_normal((cy, cx) + kernel)
         b = rng.standard_normal(cx * groups) if rng.random() < 0.6 else None
         stride, dilation = _per_dim(rng, nd, 1, 3), _per_dim(rng, nd, 1, 2)
         s = (stride,) * nd if isinstance(stride, int) else stride
         d = (dilation,) * nd if isinstance(dilation, int) else dilation
         padding = _padding(rng, nd, kernel, ("valid", "same", "full"))
-        op = 0 if padding == "same" or rng.random() < 0.4 else tuple(int(rng.integers(0, max(a, c))) for a, c in zip(s, d))
+        op = (
+            0
+            if padding == "same" or rng.random() < 0.4
+            else tuple(int(rng.integers(0, max(a, c))) for a, c in zip(s, d))
+        )
         kw = dict(stride=stride, dilation=dilation, groups=groups, padding=padding, output_padding=op)
         checked += check_op("conv_transpose", (y, w, b), kw, rng)
     assert checked >= 10
@@ -149,8 +162,18 @@ def test_conv_strict_and_special_shapes():
     check_op("conv", (x, rng.standard_normal((8, 1, 3, 3)), None), dict(groups=4, padding="same"), rng)
     check_op("conv", (x, rng.standard_normal((3, 4, 9, 11)), None), dict(padding=((0, 0), (1, 1))), rng)
     # stride 1 with padding beyond the kernel extent (the input gradient crops g), dilation, groups
-    assert check_op("conv", (x, rng.standard_normal((6, 2, 3, 2)), None), dict(padding=((5, 0), (0, 4)), dilation=(1, 2), groups=2), rng)
-    assert check_op("conv_transpose", (x, rng.standard_normal((4, 3, 3, 2)), None), dict(padding=((1, 3), (0, 0)), dilation=2, output_padding=1), rng)
+    assert check_op(
+        "conv",
+        (x, rng.standard_normal((6, 2, 3, 2)), None),
+        dict(padding=((5, 0), (0, 4)), dilation=(1, 2), groups=2),
+        rng,
+    )
+    assert check_op(
+        "conv_transpose",
+        (x, rng.standard_normal((4, 3, 3, 2)), None),
+        dict(padding=((1, 3), (0, 0)), dilation=2, output_padding=1),
+        rng,
+    )
 
 
 def pool_configs(seed, count, with_ceil=True):
@@ -161,9 +184,12 @@ def pool_configs(seed, count, with_ceil=True):
         sizes = tuple(int(rng.integers(3, 10 if nd < 3 else 6)) for _ in range(nd))
         x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(1, 4))) + sizes)
         kernel = _per_dim(rng, nd, 1, 3)
-        kw = dict(stride=None if rng.random() < 0.3 else _per_dim(rng, nd, 1, 3),
-                  padding=_padding(rng, nd, kernel, (0,)), dilation=_per_dim(rng, nd, 1, 2),
-                  ceil_mode=bool(with_ceil and rng.random() < 0.5))
+        kw = dict(
+            stride=None if rng.random() < 0.3 else _per_dim(rng, nd, 1, 3),
+            padding=_padding(rng, nd, kernel, (0,)),
+            dilation=_per_dim(rng, nd, 1, 2),
+            ceil_mode=bool(with_ceil and rng.random() < 0.5),
+        )
         out.append((x, kernel, kw, rng))
     return out
 
@@ -295,7 +321,10 @@ def test_relu_derivative_at_zero_and_nan():
 
 def test_avg_pool_divisors_exact():
     x = np.ones((1, 1, 5, 4))
-    for kw in (dict(padding=1, ceil_mode=True, stride=2), dict(padding=((2, 0), (1, 1)), stride=(2, 3), ceil_mode=True)):
+    for kw in (
+        dict(padding=1, ceil_mode=True, stride=2),
+        dict(padding=((2, 0), (1, 1)), stride=(2, 3), ceil_mode=True),
+    ):
         for inc in (False, True):
             assert_same(B.avg_pool(x, 3, count_include_pad=inc, **kw), R.avg_pool(x, 3, count_include_pad=inc, **kw))
 
@@ -355,16 +384,31 @@ def test_grad_shape_errors():
 def test_float32_stays_float32():
     rng = np.random.default_rng(10)
     f = np.float32
-    x, w, b = rng.standard_normal((2, 4, 6, 6)).astype(f), rng.standard_normal((6, 2, 3, 3)).astype(f), rng.standard_normal(6).astype(f)
+    x, w, b = (
+        rng.standard_normal((2, 4, 6, 6)).astype(f),
+        rng.standard_normal((6, 2, 3, 3)).astype(f),
+        rng.standard_normal(6).astype(f),
+    )
     calls = [
         ("conv", (x, w, b), dict(groups=2, padding="same")),
         ("convolve", (x, w, b), dict(groups=2, stride=2)),
-        ("conv_transpose", (rng.standard_normal((2, 6, 4, 4)).astype(f), w, rng.standard_normal(4).astype(f)), dict(groups=2, stride=2, output_padding=1)),
+        (
+            "conv_transpose",
+            (rng.standard_normal((2, 6, 4, 4)).astype(f), w, rng.standard_normal(4).astype(f)),
+            dict(groups=2, stride=2, output_padding=1),
+        ),
         ("max_pool", (x, 3), dict(stride=2, padding=1, ceil_mode=True)),
         ("avg_pool", (x, 3), dict(stride=2, padding=1, ceil_mode=True)),
-        ("global_max_pool", (x,), {}), ("global_avg_pool", (x,), {}), ("kmax_pool", (x, 3), {}),
-        ("relu", (x,), {}), ("sigmoid", (x,), {}), ("tanh", (x,), {}), ("flatten", (x,), {}), ("add", (x, x), {}),
-        ("softmax", (x,), {}), ("linear", (x[:, :, 0, 0], w[:, :, 0, 0].reshape(3, 4)), {}),
+        ("global_max_pool", (x,), {}),
+        ("global_avg_pool", (x,), {}),
+        ("kmax_pool", (x, 3), {}),
+        ("relu", (x,), {}),
+        ("sigmoid", (x,), {}),
+        ("tanh", (x,), {}),
+        ("flatten", (x,), {}),
+        ("add", (x, x), {}),
+        ("softmax", (x,), {}),
+        ("linear", (x[:, :, 0, 0], w[:, :, 0, 0].reshape(3, 4)), {}),
         ("cross_entropy", (x[:, :, 0, 0], np.array([1, 3])), {}),
     ]
     for op, args, kw in calls:  # the values in float32 are checked against Higham bounds below

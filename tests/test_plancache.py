@@ -1,5 +1,6 @@
 """The planned-case cache: the same cases as a fresh draw, under the cache directory only, keyed so that
 a different plan or different code draws again, and off with CONVSPEC_PLAN_CACHE=0."""
+
 from __future__ import annotations
 
 import pickle
@@ -39,8 +40,15 @@ def test_key_follows_the_plan(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVSPEC_CACHE_DIR", str(tmp_path))
     base = plancache.key(_plan())
     assert plancache.key(_plan()) == base
-    for kw in ({"seed": 1}, {"profile": "full"}, {"dtypes": ("float32",)}, {"keywords": ("x",)}, {"shard": (1, 2)},
-               {"max_examples": 3}, {"derandomize": True}):
+    for kw in (
+        {"seed": 1},
+        {"profile": "full"},
+        {"dtypes": ("float32",)},
+        {"keywords": ("x",)},
+        {"shard": (1, 2)},
+        {"max_examples": 3},
+        {"derandomize": True},
+    ):
         assert plancache.key(_plan(**kw)) != base, kw
     assert plancache.key(R.Plan(ops=("relu",), sources={"other": _source})) != base
     assert len(plancache.plan_cases(_plan(profile="full"))) == 5

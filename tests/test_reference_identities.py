@@ -9,6 +9,7 @@
 
 Integer data keeps every sum exact, so these comparisons are equalities, not tolerances.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -16,16 +17,25 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from conftest import (
-    FAST, QUICK, SEEDS, as_fractions, conv_cases, distinct_data, int_data, make_conv_case, make_transpose_case,
-    pool_cases, transpose_cases,
+    FAST,
+    QUICK,
+    SEEDS,
+    as_fractions,
+    conv_cases,
+    distinct_data,
+    int_data,
+    make_conv_case,
+    make_transpose_case,
+    pool_cases,
+    transpose_cases,
 )
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from convspec import reference as R
 
-
 # ------------------------------------------------------------------------------------------ definition-built maps
+
 
 def conv_entries(case):
     """(rows, cols, widx): output element `rows` receives w.flat[widx] * x[n].flat[cols], straight from the
@@ -40,7 +50,10 @@ def conv_entries(case):
             c = g * cg + cl
             for i in np.ndindex(*case.out_sizes):
                 for j in np.ndindex(*case.kernel):
-                    pos = tuple(ii * s + jj * d - b for ii, jj, s, d, (b, _) in zip(i, j, case.strides, case.dilations, case.pairs))
+                    pos = tuple(
+                        ii * s + jj * d - b
+                        for ii, jj, s, d, (b, _) in zip(i, j, case.strides, case.dilations, case.pairs)
+                    )
                     if all(0 <= p < n for p, n in zip(pos, sizes)):
                         rows.append(np.ravel_multi_index((o,) + i, (c_out,) + case.out_sizes))
                         cols.append(np.ravel_multi_index((c,) + pos, (case.x_shape[1],) + tuple(sizes)))
@@ -51,8 +64,10 @@ def conv_entries(case):
 def toeplitz(case, w):
     """The explicit (C_out * prod(out), C_in * prod(in)) matrix of the conv x -> conv(x, w) of one sample."""
     rows, cols, widx = conv_entries(case)
-    m = np.zeros((case.w_shape[0] * int(np.prod(case.out_sizes)), case.x_shape[1] * int(np.prod(case.x_shape[2:]))),
-                 dtype=w.dtype)
+    m = np.zeros(
+        (case.w_shape[0] * int(np.prod(case.out_sizes)), case.x_shape[1] * int(np.prod(case.x_shape[2:]))),
+        dtype=w.dtype,
+    )
     if w.dtype == object:
         m[...] = Fraction(0)
     np.add.at(m, (rows, cols), w.reshape(-1)[widx])
@@ -78,6 +93,7 @@ def bias_b(shape):
 
 
 # ------------------------------------------------------------------------------------------ Toeplitz
+
 
 @FAST
 @given(case=conv_cases(), seed=SEEDS)
@@ -132,11 +148,14 @@ def test_toeplitz_small_example_by_hand():
     case = make_conv_case((1, 1, 4), (1, 1, 2), stride=2, padding=((1, 0),))
     m = toeplitz(case, np.array([[[1.0, 2.0]]]))
     np.testing.assert_array_equal(m, [[2, 0, 0, 0], [0, 1, 2, 0]])
-    np.testing.assert_array_equal(R.conv(np.array([[[1.0, 10, 100, 1000]]]), np.array([[[1.0, 2.0]]]), stride=2, padding=((1, 0),)),
-                                  [[[2.0, 210.0]]])
+    np.testing.assert_array_equal(
+        R.conv(np.array([[[1.0, 10, 100, 1000]]]), np.array([[[1.0, 2.0]]]), stride=2, padding=((1, 0),)),
+        [[[2.0, 210.0]]],
+    )
 
 
 # ------------------------------------------------------------------------------------------ adjoint
+
 
 def _inner(a, b):
     return np.sum(a * b) if a.dtype != object else sum((a * b).reshape(-1).tolist(), Fraction(0))
@@ -150,7 +169,9 @@ def test_adjoint_identity_exact(case, seed):
     x, y, w = int_data(rng, case.x_shape), int_data(rng, case.y_shape), int_data(rng, case.w_shape)
     cx = R.conv(x, w, **case.conv_kwargs())
     if all(o < s for o, s in zip(case.out_pads, case.strides)):  # then conv maps n_x onto exactly n_y
-        assert cx.shape == case.y_shape, f"{case!r}: conv of the transposed output has shape {cx.shape}, expected {case.y_shape}"
+        assert cx.shape == case.y_shape, (
+            f"{case!r}: conv of the transposed output has shape {cx.shape}, expected {case.y_shape}"
+        )
     cx = cx[(Ellipsis,) + tuple(slice(0, n) for n in case.y_shape[2:])]
     tx = R.conv_transpose(y, w, **case.kwargs())
     assert tx.shape == case.x_shape
@@ -162,7 +183,10 @@ def test_adjoint_identity_exact(case, seed):
 def test_adjoint_identity_from_the_conv_side(case, seed):
     """Any conv: the transpose with output_padding = the stride remainder recovers x's shape, and is the adjoint."""
     rng = np.random.default_rng(seed)
-    op = tuple((n + b + e - d * (k - 1) - 1) % s for n, (b, e), d, k, s in zip(case.x_shape[2:], case.pairs, case.dilations, case.kernel, case.strides))
+    op = tuple(
+        (n + b + e - d * (k - 1) - 1) % s
+        for n, (b, e), d, k, s in zip(case.x_shape[2:], case.pairs, case.dilations, case.kernel, case.strides)
+    )
     x, w = int_data(rng, case.x_shape), int_data(rng, case.w_shape)
     y = int_data(rng, case.y_shape)
     cx = R.conv(x, w, **case.kwargs())
@@ -171,13 +195,27 @@ def test_adjoint_identity_from_the_conv_side(case, seed):
     assert np.sum(cx * y) == np.sum(x * tx), repr(case)
 
 
-@pytest.mark.parametrize("case", [
-    make_transpose_case((1, 2, 3), (2, 1, 3), stride=2, padding=1, output_padding=1),
-    make_transpose_case((2, 2, 3), (2, 2, 2), stride=1, padding=0, output_padding=2, dilation=3),  # dilation > stride
-    make_transpose_case((1, 2, 2, 3), (2, 1, 2, 2), stride=(1, 2), padding=((1, 0), (0, 1)), output_padding=(1, 1), dilation=(2, 1), groups=2),
-    make_transpose_case((1, 1, 2, 2, 2), (1, 2, 2, 2, 1), stride=2, padding="same"),
-    make_transpose_case((1, 3, 3), (3, 1, 2), padding="full", groups=3),
-], ids=repr)
+@pytest.mark.parametrize(
+    "case",
+    [
+        make_transpose_case((1, 2, 3), (2, 1, 3), stride=2, padding=1, output_padding=1),
+        make_transpose_case(
+            (2, 2, 3), (2, 2, 2), stride=1, padding=0, output_padding=2, dilation=3
+        ),  # dilation > stride
+        make_transpose_case(
+            (1, 2, 2, 3),
+            (2, 1, 2, 2),
+            stride=(1, 2),
+            padding=((1, 0), (0, 1)),
+            output_padding=(1, 1),
+            dilation=(2, 1),
+            groups=2,
+        ),
+        make_transpose_case((1, 1, 2, 2, 2), (1, 2, 2, 2, 1), stride=2, padding="same"),
+        make_transpose_case((1, 3, 3), (3, 1, 2), padding="full", groups=3),
+    ],
+    ids=repr,
+)
 def test_adjoint_identity_fractions(case):
     """The same identity in exact rational arithmetic, with non-integer entries."""
     rng = np.random.default_rng(21)
@@ -195,6 +233,7 @@ def test_adjoint_identity_fractions(case):
 
 # ------------------------------------------------------------------------------------------ convolve
 
+
 def _flip(w):
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
 
@@ -205,7 +244,9 @@ def test_convolve_is_conv_with_the_kernel_flipped(case, seed):
     rng = np.random.default_rng(seed)
     x, w = int_data(rng, case.x_shape), int_data(rng, case.w_shape)
     b = int_data(rng, case.w_shape[0]) if case.bias else None
-    np.testing.assert_array_equal(R.convolve(x, w, b, **case.kwargs()), R.conv(x, _flip(w), b, **case.kwargs()), err_msg=repr(case))
+    np.testing.assert_array_equal(
+        R.convolve(x, w, b, **case.kwargs()), R.conv(x, _flip(w), b, **case.kwargs()), err_msg=repr(case)
+    )
     g = int_data(rng, case.y_shape)
     dx, dw, db = R.convolve_backward(g, x, w, b, **case.kwargs())
     cdx, cdw, cdb = R.conv_backward(g, x, _flip(w), b, **case.kwargs())
@@ -242,10 +283,13 @@ def test_convolve_2d_full_is_scipy_convolve():
     signal = pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(22)
     x, w = int_data(rng, (1, 1, 5, 6)), int_data(rng, (1, 1, 3, 2))
-    np.testing.assert_array_equal(R.convolve(x, w, padding="full")[0, 0], signal.convolve(x[0, 0], w[0, 0], mode="full", method="direct"))
+    np.testing.assert_array_equal(
+        R.convolve(x, w, padding="full")[0, 0], signal.convolve(x[0, 0], w[0, 0], mode="full", method="direct")
+    )
 
 
 # ------------------------------------------------------------------------------------------ scipy and torch
+
 
 def _dilate(w, dilations):
     """Insert d-1 zeros between kernel taps."""
@@ -316,10 +360,20 @@ def test_conv_transpose_matches_torch(case, seed):
     y, w = int_data(rng, case.y_shape), int_data(rng, case.w_shape)
     b = int_data(rng, case.x_shape[1]) if case.bias else None
     fn = getattr(F, f"conv_transpose{case.nd}d")
-    full = fn(torch.from_numpy(y), torch.from_numpy(w), None, stride=case.strides, padding=0, output_padding=case.out_pads,
-              groups=case.groups, dilation=case.dilations).numpy()
+    full = fn(
+        torch.from_numpy(y),
+        torch.from_numpy(w),
+        None,
+        stride=case.strides,
+        padding=0,
+        output_padding=case.out_pads,
+        groups=case.groups,
+        dilation=case.dilations,
+    ).numpy()
     want = np.zeros(case.x_shape)
-    src = tuple(slice(bb, min(bb + n, L)) for bb, n, L in zip((p[0] for p in case.pairs), case.x_shape[2:], full.shape[2:]))
+    src = tuple(
+        slice(bb, min(bb + n, L)) for bb, n, L in zip((p[0] for p in case.pairs), case.x_shape[2:], full.shape[2:])
+    )
     dst = tuple(slice(0, s.stop - s.start) for s in src)
     want[(Ellipsis,) + dst] = full[(Ellipsis,) + src]
     if b is not None:
@@ -334,23 +388,44 @@ def test_max_pool_matches_torch(case, seed):
     rng = np.random.default_rng(seed)
     x = distinct_data(rng, case.x_shape)
     fn = getattr(F, f"max_pool{case.nd}d")
-    values, idx = fn(torch.from_numpy(x), case.kernel, stride=case.strides, padding=tuple(b for b, _ in case.pairs),
-                     dilation=case.dilations, ceil_mode=case.ceil_mode, return_indices=True)
+    values, idx = fn(
+        torch.from_numpy(x),
+        case.kernel,
+        stride=case.strides,
+        padding=tuple(b for b, _ in case.pairs),
+        dilation=case.dilations,
+        ceil_mode=case.ceil_mode,
+        return_indices=True,
+    )
     np.testing.assert_array_equal(R.max_pool(x, case.kernel_size, **case.kwargs()), values.numpy(), err_msg=repr(case))
-    np.testing.assert_array_equal(R.max_pool_indices(x, case.kernel_size, **case.kwargs()), idx.numpy(), err_msg=repr(case))
+    np.testing.assert_array_equal(
+        R.max_pool_indices(x, case.kernel_size, **case.kwargs()), idx.numpy(), err_msg=repr(case)
+    )
 
 
 @QUICK
-@given(case=pool_cases(max_dilation=1, symmetric=True, max_pad_half_kernel=True), count_include_pad=st.booleans(), seed=SEEDS)
+@given(
+    case=pool_cases(max_dilation=1, symmetric=True, max_pad_half_kernel=True),
+    count_include_pad=st.booleans(),
+    seed=SEEDS,
+)
 def test_avg_pool_matches_torch(case, count_include_pad, seed):
     """PyTorch's divisor rules are the spec's: real elements only, or with count_include_pad the explicit
     padding too but never the ceil_mode overhang. Integer sums are exact; one division, correctly rounded."""
     torch, F = _torch()
-    assume(all(n >= k for n, k in zip(case.x_shape[2:], case.kernel)))  # torch checks the kernel against the unpadded input
+    assume(
+        all(n >= k for n, k in zip(case.x_shape[2:], case.kernel))
+    )  # torch checks the kernel against the unpadded input
     rng = np.random.default_rng(seed)
     x = int_data(rng, case.x_shape, -20, 20)
     fn = getattr(F, f"avg_pool{case.nd}d")
-    want = fn(torch.from_numpy(x), case.kernel, stride=case.strides, padding=tuple(b for b, _ in case.pairs),
-              ceil_mode=case.ceil_mode, count_include_pad=count_include_pad).numpy()
+    want = fn(
+        torch.from_numpy(x),
+        case.kernel,
+        stride=case.strides,
+        padding=tuple(b for b, _ in case.pairs),
+        ceil_mode=case.ceil_mode,
+        count_include_pad=count_include_pad,
+    ).numpy()
     got = R.avg_pool(x, case.kernel_size, count_include_pad=count_include_pad, **case.kwargs())
     np.testing.assert_allclose(got, want, rtol=4e-16, atol=0, err_msg=repr(case))

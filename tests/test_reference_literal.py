@@ -25,6 +25,7 @@ generator's sizes are unchanged; over 4000 drawn configurations per op the large
 (a 3-D conv), so MAX_WORK discarded none, and the Fraction pass skipped under 1% (large 3-D convs and
 conv_transposes, one 3-D max_pool in 2000), which the integer-valued float64 pass still compares exactly.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,24 +34,37 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from convspec.conformance.sources.properties import strategy
+from convspec.reference import lectures, literal
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from convspec import SpecError
 from convspec import reference as R
-from convspec.conformance.sources.properties import strategy
-from convspec.reference import lectures, literal
 
-RATIONAL = ("conv", "convolve", "conv_transpose", "max_pool", "avg_pool", "global_max_pool", "global_avg_pool",
-            "kmax_pool", "relu", "linear", "flatten", "add")
+RATIONAL = (
+    "conv",
+    "convolve",
+    "conv_transpose",
+    "max_pool",
+    "avg_pool",
+    "global_max_pool",
+    "global_avg_pool",
+    "kmax_pool",
+    "relu",
+    "linear",
+    "flatten",
+    "add",
+)
 #: Ops that only select or move values: literal and fast agree bit for bit on any float data.
 SELECTION = ("max_pool", "global_max_pool", "kmax_pool", "relu", "flatten", "add")
 TRANSCENDENTAL = dict(rtol=1e-14, atol=1e-14)
 MAX_WORK = 60_000
 MAX_FRACTION_WORK = 16_000
 
-CHECKED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.filter_too_much])
+CHECKED = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 
 def _index_op(op):
@@ -125,8 +139,9 @@ def _check(op, case, args, *, bits=False, fraction=False, close=None):
 def test_literal_equals_fast(op, data):
     case = data.draw(strategy(op), label="case")
     if op in RATIONAL:
-        exact = dataclasses.replace(case, dtype="float64", exact=True,
-                                    data=case.data if case.data in ("ties", "nan") else "ints")
+        exact = dataclasses.replace(
+            case, dtype="float64", exact=True, data=case.data if case.data in ("ties", "nan") else "ints"
+        )
         args = exact.inputs()
         try:
             y = _call(R, op, args, case.params)
@@ -174,6 +189,7 @@ def _check_within_bounds(op, case, args):
 
 
 # ------------------------------------------------------------------------------ the literal namespace
+
 
 def test_every_op_has_a_literal_form_in_its_module():
     """literal.<op> is <op>_literal of the op's own module, for every op, gradient and index op."""
@@ -277,16 +293,23 @@ def test_wrong_grad_out_shape_is_the_same_error(op):
         "conv": (np.ones((1, 2, 5)), np.ones((2, 1, 2)), np.ones(2)),
         "convolve": (np.ones((1, 1, 5)), np.ones((1, 1, 2))),
         "conv_transpose": (np.ones((1, 2, 3)), np.ones((2, 1, 2)), np.ones(1)),
-        "max_pool": (np.ones((1, 1, 4)), 2), "avg_pool": (np.ones((1, 1, 4)), 2),
-        "global_max_pool": (np.ones((1, 2, 3)),), "global_avg_pool": (np.ones((1, 2, 3)),),
+        "max_pool": (np.ones((1, 1, 4)), 2),
+        "avg_pool": (np.ones((1, 1, 4)), 2),
+        "global_max_pool": (np.ones((1, 2, 3)),),
+        "global_avg_pool": (np.ones((1, 2, 3)),),
         "kmax_pool": (np.ones((1, 1, 4)), 2),
-        "relu": (np.ones(3),), "sigmoid": (np.ones(3),), "tanh": (np.ones(3),),
-        "linear": (np.ones((2, 3)), np.ones((4, 3))), "flatten": (np.ones((2, 3, 2)),),
+        "relu": (np.ones(3),),
+        "sigmoid": (np.ones(3),),
+        "tanh": (np.ones(3),),
+        "linear": (np.ones((2, 3)), np.ones((4, 3))),
+        "flatten": (np.ones((2, 3, 2)),),
         "add": (np.ones(3), np.ones(3)),
-        "softmax": (np.ones((2, 3)),), "cross_entropy": (np.ones((2, 3)), np.array([0, 2])),
+        "softmax": (np.ones((2, 3)),),
+        "cross_entropy": (np.ones((2, 3)), np.array([0, 2])),
         "batch_norm": (np.arange(6.0).reshape(2, 3), np.ones(3), np.zeros(3)),
         "batch_norm_inference": (np.ones((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), np.ones(3)),
-        "local_response_norm": (np.ones((1, 3, 2)), 3), "dropout": (np.ones(3), np.ones(3)),
+        "local_response_norm": (np.ones((1, 3, 2)), 3),
+        "dropout": (np.ones(3), np.ones(3)),
         "concat": ([np.ones((2, 1)), np.ones((2, 2))],),
     }[op]
     kwargs = {"p": 0.5} if op == "dropout" else {}

@@ -1,6 +1,7 @@
 """The reference API on hostile input (issue 13, "The reference API"): flags that are not bools, sizes that
 would allocate hundreds of GiB, empty dimensions, float16 data, and wrong types anywhere. Each raises a
 SpecError naming the parameter, or gives the result SPEC.md defines, in the fast and the literal forms alike."""
+
 from __future__ import annotations
 
 import time
@@ -8,10 +9,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from convspec.reference import _params, literal
 
 from convspec import ParameterError, ShapeError, SpecError
 from convspec import reference as R
-from convspec.reference import _params, literal
 
 FORMS = {"fast": R, "literal": literal}
 
@@ -50,8 +51,11 @@ FLAGS = [
     ("avg_pool", lambda ns, v: ns.avg_pool(X, 2, ceil_mode=v), "ceil_mode"),
     ("avg_pool_backward", lambda ns, v: ns.avg_pool_backward(G_POOL, X6, 2, ceil_mode=v), "ceil_mode"),
     ("avg_pool count", lambda ns, v: ns.avg_pool(X, 2, count_include_pad=v), "count_include_pad"),
-    ("avg_pool_backward count", lambda ns, v: ns.avg_pool_backward(G_POOL, X6, 2, count_include_pad=v),
-     "count_include_pad"),
+    (
+        "avg_pool_backward count",
+        lambda ns, v: ns.avg_pool_backward(G_POOL, X6, 2, count_include_pad=v),
+        "count_include_pad",
+    ),
     ("conv", lambda ns, v: ns.conv(X, W, strict=v), "strict"),
     ("conv_backward", lambda ns, v: ns.conv_backward(G_CONV, X, W, strict=v), "strict"),
     ("convolve", lambda ns, v: ns.convolve(X, W, strict=v), "strict"),
@@ -71,8 +75,12 @@ NOT_BOOLS = ["False", "no", "", 0, 1, 1.0, None, [True]]
 @pytest.mark.parametrize("name, call, param", FLAGS, ids=[f[0] for f in FLAGS])
 def test_flags_must_be_bools(name, call, param, value, form):
     """ceil_mode="False" used to mean True (a non-empty string is truthy)."""
-    spec_error(lambda: call(FORMS[form], value), ParameterError, param,
-               f"must be a bool, got {value!r} ({type(value).__name__})")
+    spec_error(
+        lambda: call(FORMS[form], value),
+        ParameterError,
+        param,
+        f"must be a bool, got {value!r} ({type(value).__name__})",
+    )
 
 
 @pytest.mark.parametrize("value", NOT_BOOLS, ids=repr)
@@ -82,10 +90,15 @@ def test_helper_flags_must_be_bools(name, call, param, value):
 
 
 def test_issue_examples_name_the_parameter():
-    spec_error(lambda: R.avg_pool(X, 2, ceil_mode="False"), ParameterError, "ceil_mode",
-               "must be a bool, got 'False' (str)")
-    spec_error(lambda: R.avg_pool(X, 2, count_include_pad="no"), ParameterError, "count_include_pad",
-               "must be a bool, got 'no' (str)")
+    spec_error(
+        lambda: R.avg_pool(X, 2, ceil_mode="False"), ParameterError, "ceil_mode", "must be a bool, got 'False' (str)"
+    )
+    spec_error(
+        lambda: R.avg_pool(X, 2, count_include_pad="no"),
+        ParameterError,
+        "count_include_pad",
+        "must be a bool, got 'no' (str)",
+    )
 
 
 @pytest.mark.parametrize("name, call, param", FLAGS, ids=[f[0] for f in FLAGS])
@@ -95,33 +108,60 @@ def test_real_bools_are_flags(name, call, param):
             if param == "strict" and v:
                 continue  # 5 - 3 fits stride 1 exactly anyway; strict=True is exercised in test_reference_errors
             call(form, v)
-    assert np.array_equal(R.avg_pool(X, 3, stride=2, ceil_mode=np.bool_(True)), R.avg_pool(X, 3, stride=2,
-                                                                                           ceil_mode=True))
+    assert np.array_equal(
+        R.avg_pool(X, 3, stride=2, ceil_mode=np.bool_(True)), R.avg_pool(X, 3, stride=2, ceil_mode=True)
+    )
 
 
 # --------------------------------------------------------------------------------- sizes checked before allocating
 
 HUGE = [
     ("conv padding 10**5", lambda: R.conv(o(1, 1, 5, 5), W, padding=10**5), ParameterError, "padding"),
-    ("conv_backward padding 10**5", lambda: R.conv_backward(o(1, 1, 3, 3), o(1, 1, 5, 5), W, padding=10**5),
-     ParameterError, "padding"),
-    ("conv dilation 10**6 full", lambda: R.conv(o(1, 1, 5, 5), W, dilation=10**6, padding="full"), ParameterError,
-     "dilation"),
-    ("conv dilation 10**6 same", lambda: R.conv(o(1, 1, 5, 5), W, dilation=10**6, padding="same"), ParameterError,
-     "dilation"),
+    (
+        "conv_backward padding 10**5",
+        lambda: R.conv_backward(o(1, 1, 3, 3), o(1, 1, 5, 5), W, padding=10**5),
+        ParameterError,
+        "padding",
+    ),
+    (
+        "conv dilation 10**6 full",
+        lambda: R.conv(o(1, 1, 5, 5), W, dilation=10**6, padding="full"),
+        ParameterError,
+        "dilation",
+    ),
+    (
+        "conv dilation 10**6 same",
+        lambda: R.conv(o(1, 1, 5, 5), W, dilation=10**6, padding="same"),
+        ParameterError,
+        "dilation",
+    ),
     ("convolve padding", lambda: R.convolve(o(1, 1, 5, 5), W, padding=(10**5, 10**5)), ParameterError, "padding"),
-    ("conv 3-d padding", lambda: R.conv(o(1, 1, 2, 2, 2), o(1, 1, 1, 1, 1), padding=2000), ParameterError,
-     "padding"),
-    ("conv_transpose stride 10**6", lambda: R.conv_transpose(o(1, 1, 5, 5), W, stride=10**6), ParameterError,
-     "stride"),
-    ("conv_transpose dilation 10**6", lambda: R.conv_transpose(o(1, 1, 5, 5), W, dilation=10**6), ParameterError,
-     "dilation"),
-    ("max_pool padding 10**5", lambda: R.max_pool(o(1, 1, 5, 5), (2 * 10**5 + 1, 1), stride=1, padding=10**5),
-     ParameterError, "padding"),
-    ("avg_pool padding 10**5", lambda: R.avg_pool(o(1, 1, 5, 5), (2 * 10**5, 2 * 10**5), stride=1, padding=10**5),
-     ParameterError, "padding"),
-    ("max_pool dilation", lambda: R.max_pool_indices(o(1, 1, 5, 5), 2, stride=1, dilation=(10**5, 10**5),
-                                                     padding=10**5), ParameterError, "padding"),
+    ("conv 3-d padding", lambda: R.conv(o(1, 1, 2, 2, 2), o(1, 1, 1, 1, 1), padding=2000), ParameterError, "padding"),
+    ("conv_transpose stride 10**6", lambda: R.conv_transpose(o(1, 1, 5, 5), W, stride=10**6), ParameterError, "stride"),
+    (
+        "conv_transpose dilation 10**6",
+        lambda: R.conv_transpose(o(1, 1, 5, 5), W, dilation=10**6),
+        ParameterError,
+        "dilation",
+    ),
+    (
+        "max_pool padding 10**5",
+        lambda: R.max_pool(o(1, 1, 5, 5), (2 * 10**5 + 1, 1), stride=1, padding=10**5),
+        ParameterError,
+        "padding",
+    ),
+    (
+        "avg_pool padding 10**5",
+        lambda: R.avg_pool(o(1, 1, 5, 5), (2 * 10**5, 2 * 10**5), stride=1, padding=10**5),
+        ParameterError,
+        "padding",
+    ),
+    (
+        "max_pool dilation",
+        lambda: R.max_pool_indices(o(1, 1, 5, 5), 2, stride=1, dilation=(10**5, 10**5), padding=10**5),
+        ParameterError,
+        "padding",
+    ),
     ("stride 10**30", lambda: R.max_pool(X, 2, stride=10**30), ParameterError, "stride"),
     ("dilation 2**40", lambda: R.conv(X, W, dilation=2**40), ParameterError, "dilation"),
     ("linear output", lambda: R.linear(o(2**16, 1), o(2**16, 1)), ShapeError, "w"),
@@ -144,8 +184,9 @@ def test_the_limit_is_stated_in_the_message():
 
 def test_literal_forms_check_sizes_too():
     spec_error(lambda: literal.conv(o(1, 1, 5, 5), W, padding=10**5), ParameterError, "padding")
-    spec_error(lambda: literal.max_pool(o(1, 1, 5, 5), (2 * 10**5 + 1, 1), stride=1, padding=10**5),
-               ParameterError, "padding")
+    spec_error(
+        lambda: literal.max_pool(o(1, 1, 5, 5), (2 * 10**5 + 1, 1), stride=1, padding=10**5), ParameterError, "padding"
+    )
 
 
 def test_memory_estimate_against_available_memory(monkeypatch):
@@ -163,11 +204,13 @@ def test_lrn_window_wider_than_the_channels_allocates_nothing_more():
     g = np.random.default_rng(1).standard_normal((2, 3, 4))
     for ns in FORMS.values():
         assert np.array_equal(ns.local_response_norm(x, 10**9), ns.local_response_norm(x, 5))
-        assert np.array_equal(ns.local_response_norm_backward(g, x, 10**9)[0],
-                              ns.local_response_norm_backward(g, x, 5)[0])
+        assert np.array_equal(
+            ns.local_response_norm_backward(g, x, 10**9)[0], ns.local_response_norm_backward(g, x, 5)[0]
+        )
 
 
 # ------------------------------------------------------------------------------------------ empty dimensions
+
 
 def _grad_like(out):
     return tuple(np.ones(np.shape(a)) for a in out) if isinstance(out, tuple) else np.ones(np.shape(out))
@@ -189,8 +232,13 @@ EMPTY = [
     ("max_pool N=0", "max_pool", (z(0, 3, 4, 4), 2), {}, (0, 3, 2, 2)),
     ("max_pool C=0", "max_pool", (z(2, 0, 4), 2), {}, (2, 0, 2)),
     ("max_pool spatial 0", "max_pool", (z(1, 1, 0), 1), {}, (ShapeError, "kernel_size")),
-    ("max_pool spatial 0 padded", "max_pool", (z(1, 1, 0), 1), {"padding": 1, "stride": 1},
-     (ParameterError, "padding")),
+    (
+        "max_pool spatial 0 padded",
+        "max_pool",
+        (z(1, 1, 0), 1),
+        {"padding": 1, "stride": 1},
+        (ParameterError, "padding"),
+    ),
     ("avg_pool N=0", "avg_pool", (z(0, 3, 4, 4), 2), {}, (0, 3, 2, 2)),
     ("avg_pool C=0", "avg_pool", (z(2, 0, 4), 2), {"count_include_pad": True}, (2, 0, 2)),
     ("avg_pool spatial 0", "avg_pool", (z(1, 1, 0, 3), 1), {}, (ShapeError, "kernel_size")),
@@ -285,6 +333,7 @@ def test_empty_dimensions_on_fractions():
 
 # -------------------------------------------------------------------- float16 and float32: float64 inside
 
+
 def _rng_inputs():
     rng = np.random.default_rng(7)
     r = rng.standard_normal
@@ -295,12 +344,17 @@ def _rng_inputs():
         "conv_transpose": ((r((2, 3, 3, 3)), r((3, 2, 3, 3)), r(2)), {"stride": 2}),
         "max_pool": ((x4, 2), {"ceil_mode": True, "padding": 1}),
         "avg_pool": ((x4, 3), {"stride": 2, "padding": 1}),
-        "global_max_pool": ((x4,), {}), "global_avg_pool": ((x4,), {}),
+        "global_max_pool": ((x4,), {}),
+        "global_avg_pool": ((x4,), {}),
         "kmax_pool": ((r((3, 7)), 3), {}),
-        "relu": ((r((3, 7)),), {}), "sigmoid": ((4 * r((3, 7)),), {}), "tanh": ((r((3, 7)),), {}),
+        "relu": ((r((3, 7)),), {}),
+        "sigmoid": ((4 * r((3, 7)),), {}),
+        "tanh": ((r((3, 7)),), {}),
         "linear": ((r((3, 7)), r((4, 7)), r(4)), {}),
-        "flatten": ((x4,), {}), "add": ((x4, r(x4.shape)), {}),
-        "softmax": ((3 * r((3, 7)),), {}), "cross_entropy": ((3 * r((3, 7)), np.array([0, 6, 2])), {}),
+        "flatten": ((x4,), {}),
+        "add": ((x4, r(x4.shape)), {}),
+        "softmax": ((3 * r((3, 7)),), {}),
+        "cross_entropy": ((3 * r((3, 7)), np.array([0, 6, 2])), {}),
         "batch_norm": ((x4, 1 + rng.random(4), r(4)), {}),
         "batch_norm_inference": ((x4, 1 + rng.random(4), r(4), r(4), rng.random(4)), {}),
         "local_response_norm": ((x4, 3), {"alpha": 0.1}),
@@ -317,6 +371,7 @@ def _cast(args, dtype, op):
         if isinstance(a, list):
             return [one(v) for v in a]
         return a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+
     return [a if i in NOT_DATA.get(op, ()) else one(a) for i, a in enumerate(args)]
 
 
@@ -425,13 +480,22 @@ _BASE = {
     "conv_transpose": ((o(1, 1, 3, 3), W), ["stride", "padding", "dilation", "groups", "output_padding"]),
     "max_pool": ((X, 2), ["stride", "padding", "dilation", "ceil_mode"]),
     "avg_pool": ((X, 2), ["stride", "padding", "dilation", "ceil_mode", "count_include_pad"]),
-    "global_max_pool": ((X,), []), "global_avg_pool": ((X,), []), "kmax_pool": ((o(2, 5), 2), []),
-    "relu": ((X,), []), "sigmoid": ((X,), []), "tanh": ((X,), []), "linear": ((o(2, 3), o(4, 3)), []),
-    "flatten": ((X,), []), "add": ((X, X), []), "softmax": ((o(2, 3),), []),
+    "global_max_pool": ((X,), []),
+    "global_avg_pool": ((X,), []),
+    "kmax_pool": ((o(2, 5), 2), []),
+    "relu": ((X,), []),
+    "sigmoid": ((X,), []),
+    "tanh": ((X,), []),
+    "linear": ((o(2, 3), o(4, 3)), []),
+    "flatten": ((X,), []),
+    "add": ((X, X), []),
+    "softmax": ((o(2, 3),), []),
     "cross_entropy": ((o(2, 3), np.array([0, 1])), []),
-    "batch_norm": ((X, o(1), z(1)), ["eps"]), "batch_norm_inference": ((X, o(1), z(1), z(1), o(1)), ["eps"]),
+    "batch_norm": ((X, o(1), z(1)), ["eps"]),
+    "batch_norm_inference": ((X, o(1), z(1), z(1), o(1)), ["eps"]),
     "local_response_norm": ((X, 3), ["alpha", "beta", "k"]),
-    "dropout": ((X, o(*X.shape)), ["p"]), "concat": (([X, X],), ["axis"]),
+    "dropout": ((X, o(*X.shape)), ["p"]),
+    "concat": (([X, X],), ["axis"]),
 }
 _BAD = ["2", 2.5, None, [1, "a"], (1,), (1, 2, 3), -1, 10**30, float("nan"), [[1, 2], [3]], {}, True, "False", object()]
 _BAD_ARRAYS = _BAD + [np.array("s"), [[1.0], [2.0, 3.0]], [[[1.0, 2.0]]], 3.0, np.float32(1)]
@@ -452,7 +516,7 @@ def test_bad_arguments_raise_spec_errors_only(op):
     calls = [(args, {**kw, name: v}) for name in names for v in _BAD]
     for i in range(len(args)):
         for v in _BAD_ARRAYS:
-            calls.append((args[:i] + (v,) + args[i + 1:], kw))
+            calls.append((args[:i] + (v,) + args[i + 1 :], kw))
     for ns in FORMS.values():
         for a, k in calls:
             try:
@@ -468,11 +532,18 @@ def test_ragged_labels_are_a_spec_error():
 @pytest.mark.parametrize("value", _BAD, ids=[f"{i}-{type(v).__name__}" for i, v in enumerate(_BAD)])
 def test_size_helpers_raise_spec_errors_only(value):
     """param_count's kernel_size and receptive_field's lists used to raise TypeError/UFuncTypeError on junk."""
-    calls = [lambda: R.param_count(3, 4, value), lambda: R.param_count(value, 4, 3),
-             lambda: R.receptive_field(value), lambda: R.receptive_field([3, value]),
-             lambda: R.receptive_field([3, 3], strides=value), lambda: R.receptive_field([3, 3], dilations=value),
-             lambda: R.output_size(value, 3), lambda: R.output_size(5, 3, padding=value),
-             lambda: R.dynamic_k(value, 3, 10, 2), lambda: R.kmax_pool_indices(o(2, 5), value)]
+    calls = [
+        lambda: R.param_count(3, 4, value),
+        lambda: R.param_count(value, 4, 3),
+        lambda: R.receptive_field(value),
+        lambda: R.receptive_field([3, value]),
+        lambda: R.receptive_field([3, 3], strides=value),
+        lambda: R.receptive_field([3, 3], dilations=value),
+        lambda: R.output_size(value, 3),
+        lambda: R.output_size(5, 3, padding=value),
+        lambda: R.dynamic_k(value, 3, 10, 2),
+        lambda: R.kmax_pool_indices(o(2, 5), value),
+    ]
     for call in calls:
         try:
             call()
@@ -485,5 +556,8 @@ def test_size_helpers_name_the_parameter():
     spec_error(lambda: R.receptive_field(3), ParameterError, "kernel_sizes", "a sequence of ints, got 3")
     spec_error(lambda: R.receptive_field([3, None]), ParameterError, "kernel_sizes", "got [3, None]")
     spec_error(lambda: R.receptive_field([3, 3], strides=[1, "a"]), ParameterError, "strides", "got [1, 'a']")
-    assert (R.param_count(3, 10, (5, 5)), R.receptive_field([3, 3]), R.receptive_field([3, 3], strides=[2, 1])) \
-        == (760, 5, 7)
+    assert (R.param_count(3, 10, (5, 5)), R.receptive_field([3, 3]), R.receptive_field([3, 3], strides=[2, 1])) == (
+        760,
+        5,
+        7,
+    )

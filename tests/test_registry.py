@@ -1,6 +1,7 @@
 """The op registry: every fact the engine knows about an op is in its entry. Adding an op takes a module
 (its definition) and a registry entry, nothing else: cases, data, bounds, exact cases, ids, the run, the
 scaffold's contract and the reports follow."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,20 +10,21 @@ import types
 
 import numpy as np
 import pytest
-from hypothesis import strategies as st
-
-from convspec import reference as R
-from convspec.api import OpSignature
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.conformance import registry, tolerance
 from convspec.conformance.cases import Case
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, plan_cases
 from convspec.conformance.sources import exact, properties
+from hypothesis import strategies as st
+
+from convspec import reference as R
+from convspec.api import OpSignature
 
 # -- the toy op's own module: its definition, like a reference module ----------------------------------
 toy = types.ModuleType("toy_double")
-exec('''
+exec(
+    '''
 import numpy as np
 from convspec import ShapeError
 
@@ -35,22 +37,38 @@ def double(x):
 
 def double_backward(grad_out, x):
     return (2 * np.asarray(grad_out),)
-''', toy.__dict__)
+''',
+    toy.__dict__,
+)
 
 
 @st.composite
 def _toy_cases(draw):
     shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
-    return Case(op="double", shapes={"x": shape}, params={}, dtype=draw(st.sampled_from(["float32", "float64"])),
-                seed=draw(st.integers(0, 1000)))
+    return Case(
+        op="double",
+        shapes={"x": shape},
+        params={},
+        dtype=draw(st.sampled_from(["float32", "float64"])),
+        seed=draw(st.integers(0, 1000)),
+    )
 
 
 def _toy_bounds(inputs, params, g, dtype, pr=0.0):
     return 0.0, [0.0]  # doubling is exact in binary floating point
 
 
-TOY = registry.OpInfo(name="double", arrays=("x",), differentiable=("x",), group="toys", error_model=_toy_bounds,
-                      strategy=_toy_cases, forward=toy.double, backward=toy.double_backward, exact=True)
+TOY = registry.OpInfo(
+    name="double",
+    arrays=("x",),
+    differentiable=("x",),
+    group="toys",
+    error_model=_toy_bounds,
+    strategy=_toy_cases,
+    forward=toy.double,
+    backward=toy.double_backward,
+    exact=True,
+)
 
 
 @pytest.fixture
@@ -78,8 +96,9 @@ class Tripler(Doubler):
 
 
 def test_a_toy_op_needs_only_a_module_and_a_registry_entry(toy_op):
-    cases = plan_cases(Plan(profile="quick", seed=0, ops=("double",),
-                            sources={"property": properties.source, "exact": exact.source}))
+    cases = plan_cases(
+        Plan(profile="quick", seed=0, ops=("double",), sources={"property": properties.source, "exact": exact.source})
+    )
     assert {c.source for c in cases} == {"property", "exact"}  # exact: the entry says it is exact
     assert all(c.id.startswith(("property:double[", "exact:double[")) for c in cases)
     good = [evaluate(Doubler(), c) for c in cases]
@@ -119,8 +138,9 @@ def test_every_error_model_gives_one_bound_per_gradient():
         case = properties.draw_cases(info.name, 1, 3)[0]
         if info.exact:
             case = dataclasses.replace(case, data="ints", exact=True)
-        ins = [a if not isinstance(a, np.ndarray) or a.dtype.kind != "f" else a.astype(np.float64)
-               for a in case.inputs()]
+        ins = [
+            a if not isinstance(a, np.ndarray) or a.dtype.kind != "f" else a.astype(np.float64) for a in case.inputs()
+        ]
         y = info.forward(*ins, **case.params)
         g = case.grad_output(np.shape(y)) if info.differentiable else None
         fwd, grads = tolerance.bounds(info.name, ins, case.params, g, case.dtype)
@@ -136,8 +156,14 @@ def test_unknown_op_names_the_registered_ones():
 
 def test_an_entry_without_a_reference_function_says_what_is_missing():
     with pytest.raises(LookupError, match="no function for its forward"):
-        registry.OpInfo(name="not_in_the_reference", arrays=("x",), differentiable=("x",), group="toys",
-                        error_model=_toy_bounds, strategy=_toy_cases)
+        registry.OpInfo(
+            name="not_in_the_reference",
+            arrays=("x",),
+            differentiable=("x",),
+            group="toys",
+            error_model=_toy_bounds,
+            strategy=_toy_cases,
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

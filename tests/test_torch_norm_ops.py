@@ -3,25 +3,25 @@ concat: through the engine (quick and full profile: pass, or a declared deviatio
 against convspec.reference, the mappings of the spec's parameters onto PyTorch's (LRN's alpha * size, its
 window for even sizes, the running variance's unbiased estimator, m = 1), and errors identical to the NumPy
 backend's."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from convspec import SpecError
-from convspec import reference as R
 from convspec.backends.numpy_backend import NumpyBackend
 from convspec.backends.torch_backend import TorchBackend
 from convspec.conformance import plugins
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, applies, plan_cases
 
+from convspec import SpecError
+from convspec import reference as R
+
 torch = pytest.importorskip("torch")
 
 B = TorchBackend()
 NP = NumpyBackend()
-NEW_OPS = ("batch_norm", "batch_norm_inference", "batch_norm_running_stats", "local_response_norm", "dropout",
-           "concat")
+NEW_OPS = ("batch_norm", "batch_norm_inference", "batch_norm_running_stats", "local_response_norm", "dropout", "concat")
 
 
 def t(a, dtype=np.float64):
@@ -75,11 +75,17 @@ def test_batch_norm_exact():
 
 def test_batch_norm_inference_exact():
     x = np.arange(24.0).reshape(2, 3, 4) - 10
-    gamma, beta, mean, var = np.array([2.0, -1.0, 0.5]), np.array([1.0, 0.0, -3.0]), np.array([1.0, -2.0, 0.0]), \
-        np.array([3.0, 15.0, 0.0])
+    gamma, beta, mean, var = (
+        np.array([2.0, -1.0, 0.5]),
+        np.array([1.0, 0.0, -3.0]),
+        np.array([1.0, -2.0, 0.0]),
+        np.array([3.0, 15.0, 0.0]),
+    )
     # eps = 1: sqrt(var + eps) = 2, 4, 1
-    exact(B.batch_norm_inference(t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0),
-          R.batch_norm_inference(x, gamma, beta, mean, var, eps=1.0))
+    exact(
+        B.batch_norm_inference(t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0),
+        R.batch_norm_inference(x, gamma, beta, mean, var, eps=1.0),
+    )
     g = np.ones_like(x)
     got = B.batch_norm_inference_backward(t(g), t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0)
     assert len(got) == 3  # mean and var are not differentiable
@@ -120,11 +126,16 @@ def test_local_response_norm_exact_alpha_not_divided_and_even_window():
 def test_local_response_norm_window_matches_the_spec_for_every_size(size):
     x = np.random.default_rng(size).standard_normal((2, 7, 3, 2))
     kw = {"alpha": 0.5, "beta": 0.75, "k": 2.0}
-    np.testing.assert_allclose(n(B.local_response_norm(t(x), size, **kw)), R.local_response_norm(x, size, **kw),
-                               rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        n(B.local_response_norm(t(x), size, **kw)), R.local_response_norm(x, size, **kw), rtol=1e-14, atol=0
+    )
     g = np.random.default_rng(size + 1).standard_normal(x.shape)
-    np.testing.assert_allclose(n(B.local_response_norm_backward(t(g), t(x), size, **kw)[0]),
-                               R.local_response_norm_backward(g, x, size, **kw)[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        n(B.local_response_norm_backward(t(g), t(x), size, **kw)[0]),
+        R.local_response_norm_backward(g, x, size, **kw)[0],
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")

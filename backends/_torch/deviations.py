@@ -5,13 +5,14 @@ other check of the same case is still a failure; :func:`declared` detects, from 
 attributes only (op, params, data, inputs()), whether a case meets one. tests/test_torch_backend.py
 shows each one happening.
 """
+
 from __future__ import annotations
 
 import numpy as np
-
-from convspec.api import Deviation
 from convspec.backends._xp.arrays import padded, tap_slices
 from convspec.backends._xp.geometry import Pool
+
+from convspec.api import Deviation
 
 # Evidence: PyTorch's max-pool kernels take a NaN when `val > max || isnan(val)`, so every later NaN of
 # a window replaces the earlier one: with two or more NaNs in one window its max-pool index (and so its
@@ -37,8 +38,9 @@ def window_nan_counts(case) -> int:
     mask, zero-padded by the spec's pads and the ceil-mode overhang, summed over the kernel taps."""
     x = case.inputs()[0].astype(np.float64)
     p = case.params
-    geo = Pool(x.shape, p["kernel_size"], p.get("stride"), p.get("padding", 0), p.get("dilation", 1),
-               p.get("ceil_mode", False))
+    geo = Pool(
+        x.shape, p["kernel_size"], p.get("stride"), p.get("padding", 0), p.get("dilation", 1), p.get("ceil_mode", False)
+    )
     pads = tuple((b, e + o) for (b, e), o in zip(geo.pads, geo.overhang))
     nan = padded(np, np.isnan(x).astype(np.int64), pads, 0)
     lead = (slice(None), slice(None))

@@ -15,6 +15,7 @@ There is no hand-written backward: :func:`backward` differentiates ``forward`` w
 (over the differentiable inputs, in the spec's order, None for an absent bias), so every gradient is
 PyTorch's autograd of the very forward that is checked.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
-
-from convspec.api import DTypeError, OpSignature, Unsupported
 from convspec.backends._xp import checks, geometry
 from convspec.backends._xp.arrays import check_ndim
+
+from convspec.api import DTypeError, OpSignature, Unsupported
 
 from . import workarounds as wa
 from .runtime import import_torch
@@ -47,10 +48,12 @@ OPS: dict[str, TorchOp] = {}
 
 def op(name, arrays, inputs, *, differentiable=None, index_op=None, index=None, scalar=False):
     """Register the decorated forward as the table's entry for `name`."""
+
     def register(forward):
         sig = OpSignature(name, arrays, arrays if differentiable is None else differentiable, index_op)
         OPS[name] = TorchOp(sig, inputs, forward, index, scalar)
         return forward
+
     return register
 
 
@@ -159,8 +162,9 @@ def backward(entry: TorchOp, plan, tensors, grad_out, t: Tensors):
 # ---------------------------------------------------------------- convolutions
 def conv_inputs(t, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
     x, w, b = t("x", x, ndim=SPATIAL), t("w", w), t.optional("b", b, ndim=1)
-    geo = geometry.Conv(shape(x), shape(w), shape(b), stride=stride, padding=padding, dilation=dilation,
-                        groups=groups, strict=strict)
+    geo = geometry.Conv(
+        shape(x), shape(w), shape(b), stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
+    )
     return t.common(x, w, b), geo
 
 
@@ -183,8 +187,16 @@ def convolve(geo, x, w, b):
 
 def transpose_inputs(t, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     y, w, b = t("y", y, ndim=SPATIAL), t("w", w), t.optional("b", b, ndim=1)
-    geo = geometry.conv_transpose(shape(y), shape(w), shape(b), stride=stride, padding=padding,
-                                  output_padding=output_padding, dilation=dilation, groups=groups)
+    geo = geometry.conv_transpose(
+        shape(y),
+        shape(w),
+        shape(b),
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+    )
     return t.common(y, w, b), wa.Transpose(geo, padding, output_padding)
 
 
@@ -192,8 +204,16 @@ def transpose_inputs(t, y, w, b=None, *, stride=1, padding=0, output_padding=0, 
 def conv_transpose(plan, y, w, b):
     fn = wa.nd_function(F(), "conv_transpose", plan.nd)
     if plan.native:
-        return fn(y, w, b, stride=plan.stride, padding=plan.sym_pad, output_padding=plan.output_padding,
-                  groups=plan.groups, dilation=plan.dilation)
+        return fn(
+            y,
+            w,
+            b,
+            stride=plan.stride,
+            padding=plan.sym_pad,
+            output_padding=plan.output_padding,
+            groups=plan.groups,
+            dilation=plan.dilation,
+        )
     full = fn(y, w, None, stride=plan.stride, padding=0, output_padding=0, groups=plan.groups, dilation=plan.dilation)
     return wa.transpose_fit(full, b, plan)
 
@@ -210,8 +230,15 @@ def _max_pool(geo, x):
     """(values, flat per-plane indices into x)."""
     fn = wa.nd_function(F(), "max_pool", geo.nd)
     if wa.native_pool_pads(geo):
-        return fn(x, geo.kernel, geo.stride, wa.symmetric(geo.pads), geo.dilation, ceil_mode=geo.ceil_mode,
-                  return_indices=True)
+        return fn(
+            x,
+            geo.kernel,
+            geo.stride,
+            wa.symmetric(geo.pads),
+            geo.dilation,
+            ceil_mode=geo.ceil_mode,
+            return_indices=True,
+        )
     xp = wa.pool_input(x, geo, float("-inf"))
     values, idx = fn(xp, geo.kernel, geo.stride, 0, geo.dilation, ceil_mode=False, return_indices=True)
     idx = wa.input_indices(wa.crop_to_windows(idx, geo.out_sizes), xp.shape[2:], geo)
@@ -235,8 +262,9 @@ def avg_pool(plan, x):
         return wa.avg_pool_by_window_sums(x, geo, count_include_pad)
     fn = wa.nd_function(F(), "avg_pool", geo.nd)
     # count_include_pad always passed explicitly: PyTorch's default is True, the spec's False
-    return fn(x, geo.kernel, geo.stride, wa.symmetric(geo.pads), ceil_mode=geo.ceil_mode,
-              count_include_pad=count_include_pad)
+    return fn(
+        x, geo.kernel, geo.stride, wa.symmetric(geo.pads), ceil_mode=geo.ceil_mode, count_include_pad=count_include_pad
+    )
 
 
 def spatial_inputs(t, x):
@@ -387,8 +415,12 @@ def batch_norm_inference_inputs(t, x, gamma, beta, mean, var, *, eps=1e-5):
     return tensors, eps
 
 
-@op("batch_norm_inference", ("x", "gamma", "beta", "mean", "var"), batch_norm_inference_inputs,
-    differentiable=("x", "gamma", "beta"))
+@op(
+    "batch_norm_inference",
+    ("x", "gamma", "beta", "mean", "var"),
+    batch_norm_inference_inputs,
+    differentiable=("x", "gamma", "beta"),
+)
 def batch_norm_inference(eps, x, gamma, beta, mean, var):
     return F().batch_norm(x, mean, var, gamma, beta, training=False, eps=eps)
 

@@ -1,4 +1,5 @@
 """torch, imported lazily, and the process-wide settings the backends depend on."""
+
 from __future__ import annotations
 
 import contextlib

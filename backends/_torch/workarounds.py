@@ -28,6 +28,7 @@ the op table (ops.py) calls one of these instead of passing the parameter throug
 Geometry (sizes, the spec's pads for 'same'/'full') comes from convspec.backends._xp.geometry, which has
 validated the parameters already; nothing here checks arguments.
 """
+
 from __future__ import annotations
 
 from convspec.backends._xp.geometry import per_dim
@@ -145,8 +146,9 @@ def avg_pool_by_window_sums(x, geo, count_include_pad: bool):
     xp = pool_input(x, geo, 0.0)
     ones = torch.ones((c, 1) + geo.kernel, dtype=x.dtype, device=x.device)
     conv = nd_function(F, "conv", geo.nd)
-    total = crop_to_windows(conv(xp, ones, None, stride=geo.stride, padding=0, dilation=geo.dilation, groups=c),
-                            geo.out_sizes)
+    total = crop_to_windows(
+        conv(xp, ones, None, stride=geo.stride, padding=0, dilation=geo.dilation, groups=c), geo.out_sizes
+    )
     divisor = torch.ones((), dtype=x.dtype, device=x.device)
     for axis in range(geo.nd):
         cnt = torch.tensor(geo.dim_counts(axis, count_include_pad), dtype=x.dtype, device=x.device)

@@ -7,6 +7,7 @@
 - elementwise: activations, softmax, cross-entropy, linear
 - ops:         `ArrayOps`, every spec op with the reference's signature, bound to `self.xp`
 """
+
 from .ops import ArrayOps
 
 __all__ = ["ArrayOps"]

@@ -1,5 +1,6 @@
 """Array-level helpers shared by the kernels, generic over the array module `xp` (numpy or cupy):
 argument validation, padding, and the strided slices that address one kernel tap of every window."""
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -104,7 +105,7 @@ def padded(xp, x, pads, fill, *, first: int = 2, channels_last: bool = False):
                 out[lead + (slice(0, b),)] = fill
             if e:
                 out[lead + (slice(shape[first + a] - e, None),)] = fill
-    inner = (slice(None),) * first + tuple(slice(b, b + n) for (b, _), n in zip(pads, src.shape[first:first + nd]))
+    inner = (slice(None),) * first + tuple(slice(b, b + n) for (b, _), n in zip(pads, src.shape[first : first + nd]))
     out[inner] = src
     return out
 

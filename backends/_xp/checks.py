@@ -1,6 +1,7 @@
 """Argument checks on shapes and plain Python values, for backends whose arrays are not an `xp` array
 module (torch tensors): the same rules and messages as the inline checks of `ops.ArrayOps`, taking
 shapes, sizes and ints instead of arrays, so a backend needs no array conversion to run them."""
+
 from __future__ import annotations
 
 from numbers import Integral
@@ -23,8 +24,11 @@ def scalar_grad(shape, size: int, name: str = "grad_out") -> None:
 def windows_touch_input(geo) -> None:
     """Every pooling window of `geo` (a geometry.Pool) covers at least one input element."""
     if any(0 in geo.dim_counts(axis, False) for axis in range(geo.nd)):
-        raise ParameterError("padding", "a pooling window lies entirely in the padding "
-                             "(padding must leave every window at least one input element)")
+        raise ParameterError(
+            "padding",
+            "a pooling window lies entirely in the padding "
+            "(padding must leave every window at least one input element)",
+        )
 
 
 def kmax_k(k, n: int) -> int:
@@ -57,8 +61,11 @@ def label_range(lo: int, hi: int, k: int) -> None:
 def linear_shapes(x_shape, w_shape, b_shape) -> None:
     """linear: x (N, in), w (out, in), b (out,) or None (the ndims checked by the caller)."""
     if x_shape[1] != w_shape[1]:
-        raise ShapeError("x", f"feature mismatch: x has {x_shape[1]} features but w expects {w_shape[1]} "
-                              f"(w is (out, in) = {tuple(w_shape)})")
+        raise ShapeError(
+            "x",
+            f"feature mismatch: x has {x_shape[1]} features but w expects {w_shape[1]} "
+            f"(w is (out, in) = {tuple(w_shape)})",
+        )
     if b_shape is not None and tuple(b_shape) != (w_shape[0],):
         raise ShapeError("b", f"must have shape (out,) = ({w_shape[0]},), got {tuple(b_shape)}")
 
@@ -66,8 +73,7 @@ def linear_shapes(x_shape, w_shape, b_shape) -> None:
 def same_shape(x_shape, y_shape) -> None:
     """add: y has the shape of x (no broadcasting)."""
     if tuple(x_shape) != tuple(y_shape):
-        raise ShapeError("y", f"must have the shape of x {tuple(x_shape)} (no broadcasting), "
-                              f"got {tuple(y_shape)}")
+        raise ShapeError("y", f"must have the shape of x {tuple(x_shape)} (no broadcasting), got {tuple(y_shape)}")
 
 
 # ---------------------------------------------------------------- normalization, dropout, concat
@@ -80,10 +86,12 @@ import numpy as np  # noqa: E402
 
 from .errors import DTypeError  # noqa: E402
 
-BN_FRACTION = ("batch normalization divides by sqrt(var + eps), evaluated in floating point; "
-               "Fraction arrays are not supported")
-LRN_FRACTION = ("local response norm is evaluated in floating point here (the reference is exact "
-                "on Fractions for an integer beta)")
+BN_FRACTION = (
+    "batch normalization divides by sqrt(var + eps), evaluated in floating point; Fraction arrays are not supported"
+)
+LRN_FRACTION = (
+    "local response norm is evaluated in floating point here (the reference is exact on Fractions for an integer beta)"
+)
 
 
 def real(name: str, v, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
@@ -143,8 +151,9 @@ def keep_mask(dtype_kind: str, dtype, shape, x_shape) -> None:
     if dtype_kind not in "biuf":
         raise DTypeError("keep", f"must be a 0/1 mask (bool or numbers), got dtype {dtype}")
     if tuple(shape) != tuple(x_shape):
-        raise ShapeError("keep", f"must have x's shape {tuple(x_shape)} (one keep flag per element), "
-                                 f"got {tuple(shape)}")
+        raise ShapeError(
+            "keep", f"must have x's shape {tuple(x_shape)} (one keep flag per element), got {tuple(shape)}"
+        )
 
 
 def keep_values(other_than_0_1: bool) -> None:
@@ -175,7 +184,7 @@ def concat_shapes(shapes, axis: int) -> None:
         s = tuple(s)
         if len(s) != nd:
             raise ShapeError(f"xs[{i}]", f"must have ndim {nd} like xs[0] {first}, got shape {s}")
-        if s[:axis] + s[axis + 1:] != first[:axis] + first[axis + 1:]:
+        if s[:axis] + s[axis + 1 :] != first[:axis] + first[axis + 1 :]:
             raise ShapeError(
                 f"xs[{i}]",
                 f"must match xs[0] {first} in every dim but axis {axis} (no broadcasting), got shape {s}",

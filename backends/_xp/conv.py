@@ -17,6 +17,7 @@ batch is processed in chunks so that the column matrices stay below `limit` byte
 
 Every function takes the array module `xp` (numpy or cupy) as its first argument.
 """
+
 from __future__ import annotations
 
 import os
@@ -123,11 +124,17 @@ def im2col(xp, x_cl, geo, taps):
         return x_cl[(slice(None),) + taps[0]].reshape(M, G, Cg)
     x_cl = xp.ascontiguousarray(x_cl)
     st = x_cl.strides
-    sp = st[1:1 + geo.nd]
+    sp = st[1 : 1 + geo.nd]
     item = x_cl.itemsize
     # window view (m, *o, G, *k, Cg): element [.., i, g, j, c] = x_cl[.., i*s + j*d, g*Cg + c]
     shape = (m,) + geo.out_sizes + (G,) + geo.kernel + (Cg,)
-    strides = (st[0],) + tuple(a * s for a, s in zip(sp, geo.stride)) + (Cg * item,) + tuple(a * d for a, d in zip(sp, geo.dilation)) + (item,)
+    strides = (
+        (st[0],)
+        + tuple(a * s for a, s in zip(sp, geo.stride))
+        + (Cg * item,)
+        + tuple(a * d for a, d in zip(sp, geo.dilation))
+        + (item,)
+    )
     win = xp.lib.stride_tricks.as_strided(x_cl, shape=shape, strides=strides)
     col = scratch(xp, "col", shape, x_cl.dtype)
     col[...] = win
@@ -227,8 +234,18 @@ def input_grad_as_conv(xp, geo, w, g, limit=DEFAULT_LIMIT):
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * geo.nd
     # w2[g*Cg + c, f, j'] = w[g*Fg + f, c, k-1-j']
     w2 = w.reshape((G, Fg, Cg) + geo.kernel).swapaxes(1, 2).reshape((G * Cg, Fg) + geo.kernel)[flip]
-    geo2 = _SimpleGeometry(n=geo.n, c_in=geo.c_out, c_out=geo.c_in, groups=G, kernel=geo.kernel, stride=(1,) * geo.nd,
-                           dilation=geo.dilation, pads=tuple(pads), in_sizes=tuple(g.shape[2:]), out_sizes=geo.in_sizes)
+    geo2 = _SimpleGeometry(
+        n=geo.n,
+        c_in=geo.c_out,
+        c_out=geo.c_in,
+        groups=G,
+        kernel=geo.kernel,
+        stride=(1,) * geo.nd,
+        dilation=geo.dilation,
+        pads=tuple(pads),
+        in_sizes=tuple(g.shape[2:]),
+        out_sizes=geo.in_sizes,
+    )
     y, _, _ = conv_passes(xp, geo2, x=g, w=w2, want_y=True, limit=limit)
     return y
 
@@ -280,7 +297,12 @@ def im2col_cf(xp, x_t, geo):
     st = x_t.strides
     sp = st[1:-1]
     shape = (C,) + geo.kernel + geo.out_sizes + (m,)
-    strides = (st[0],) + tuple(a * d for a, d in zip(sp, geo.dilation)) + tuple(a * s for a, s in zip(sp, geo.stride)) + (st[-1],)
+    strides = (
+        (st[0],)
+        + tuple(a * d for a, d in zip(sp, geo.dilation))
+        + tuple(a * s for a, s in zip(sp, geo.stride))
+        + (st[-1],)
+    )
     win = xp.lib.stride_tricks.as_strided(x_t, shape=shape, strides=strides)
     col = scratch(xp, "col", shape, x_t.dtype)
     col[...] = win
@@ -365,9 +387,10 @@ def _shift_layout(geo, padded_sizes):
     """(outer, inner, step): the flat offsets on the padded grid (row-major) of the kernel taps over
     all but the last spatial dim, the number of taps along the last dim, and their spacing (the
     dilation)."""
-    row = [prod(padded_sizes[a + 1:]) for a in range(geo.nd)]
-    outer = [sum(j * d * r for j, d, r in zip(js, geo.dilation, row))
-             for js in product(*(range(k) for k in geo.kernel[:-1]))]
+    row = [prod(padded_sizes[a + 1 :]) for a in range(geo.nd)]
+    outer = [
+        sum(j * d * r for j, d, r in zip(js, geo.dilation, row)) for js in product(*(range(k) for k in geo.kernel[:-1]))
+    ]
     return outer, geo.kernel[-1], geo.dilation[-1]
 
 
@@ -406,15 +429,15 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
         L = LR - outer[-1]  # columns of Y computed
         R = scratch(xp, "col", (kl, C, LR), dtype)
         for j in range(kl):
-            R[j] = X[:, j * dl:j * dl + LR]
+            R[j] = X[:, j * dl : j * dl + LR]
         R = R.reshape(kl * C, LR)
         if want_y:
             Y = scratch(xp, "y", (F, m * S), dtype)
-            mm(xp, W[0], R[:, outer[0]:outer[0] + L], out=Y[:, :L])
+            mm(xp, W[0], R[:, outer[0] : outer[0] + L], out=Y[:, :L])
             if KO > 1:
                 tmp = scratch(xp, "dcol", (F, L), dtype)
                 for i in range(1, KO):
-                    mm(xp, W[i], R[:, outer[i]:outer[i] + L], out=tmp)
+                    mm(xp, W[i], R[:, outer[i] : outer[i] + L], out=tmp)
                     Y[:, :L] += tmp
             y[lo:hi] = Y.reshape((F, m) + psizes)[out_idx].swapaxes(0, 1)
         if want_dw:
@@ -423,7 +446,7 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
             Gm = G.reshape(F, m * S)[:, :L]
             part = xp.empty((KO, kl * C, F), dtype=dtype)
             for i in range(KO):  # R_i @ G^T: OpenBLAS ran G @ R_i^T (the same product) up to 30x slower
-                mm(xp, R[:, outer[i]:outer[i] + L], Gm.T, out=part[i])
+                mm(xp, R[:, outer[i] : outer[i] + L], Gm.T, out=part[i])
             dW = part if dW is None else dW + part
     dw = None
     if want_dw:
@@ -610,7 +633,7 @@ def mm(xp, a, b, out=None):
     if K >= 4 * max(M, N) and K >= 4096:  # thin product, long inner dimension: split K
         step = K_BLOCK if K >= 4 * K_BLOCK else _block(K, 4, 256)
         bounds = [(lo, min(lo + step, K)) for lo in range(0, K, step)]
-        parts = _map(pool, lambda lh: a[:, lh[0]:lh[1]] @ b[lh[0]:lh[1]], bounds)
+        parts = _map(pool, lambda lh: a[:, lh[0] : lh[1]] @ b[lh[0] : lh[1]], bounds)
         total = parts[0]
         for p in parts[1:]:
             total += p
@@ -625,11 +648,11 @@ def mm(xp, a, b, out=None):
     if N >= M:
         step = _block(N, 8, 64)
         bounds = [(lo, min(lo + step, N)) for lo in range(0, N, step)]
-        _map(pool, lambda lh: xp.matmul(a, b[:, lh[0]:lh[1]], out=out[:, lh[0]:lh[1]]), bounds)
+        _map(pool, lambda lh: xp.matmul(a, b[:, lh[0] : lh[1]], out=out[:, lh[0] : lh[1]]), bounds)
     else:
         step = _block(M, 8, 64)
         bounds = [(lo, min(lo + step, M)) for lo in range(0, M, step)]
-        _map(pool, lambda lh: xp.matmul(a[lh[0]:lh[1]], b, out=out[lh[0]:lh[1]]), bounds)
+        _map(pool, lambda lh: xp.matmul(a[lh[0] : lh[1]], b, out=out[lh[0] : lh[1]]), bounds)
     return out
 
 

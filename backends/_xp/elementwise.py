@@ -1,4 +1,5 @@
 """Activations, losses and the dense layer, generic over the array module `xp`; all in the input dtype."""
+
 from __future__ import annotations
 
 from .arrays import errstate

@@ -8,6 +8,7 @@ Max-pool order: taps are visited in row-major window order and a later tap wins 
 greater (ties stay with the smaller index), or if it is NaN and the current best is not (the first NaN
 wins, and nothing beats a NaN).
 """
+
 from __future__ import annotations
 
 from math import prod
@@ -66,7 +67,7 @@ def _window_max(xp, x, geo, want_arg):
 def _positions(xp, geo, arg, axis):
     """Unpadded input coordinate along `axis` of the chosen element: o*s + j*d - b."""
     k, s, d, (b, _) = geo.kernel[axis], geo.stride[axis], geo.dilation[axis], geo.pads[axis]
-    inner = prod(geo.kernel[axis + 1:])
+    inner = prod(geo.kernel[axis + 1 :])
     j = (arg // inner) % k
     shape = [1] * (2 + geo.nd)
     shape[2 + axis] = geo.out_sizes[axis]
@@ -99,7 +100,11 @@ def max_pool(xp, x, geo, *, want_indices=False, want_arg=False):
     if needs_check and best.size:
         first = _first_inside_tap(xp, geo)
         if bool((first < 0).any()):
-            raise ParameterError("padding", "a pooling window lies entirely in the padding (padding must leave every window at least one input element)")
+            raise ParameterError(
+                "padding",
+                "a pooling window lies entirely in the padding "
+                "(padding must leave every window at least one input element)",
+            )
         if bool((best == -np.inf).any()):
             if arg is None:
                 best, arg = _window_max(xp, x, geo, True)

@@ -13,6 +13,7 @@ GEMM rate is measured in the same run, and for NumPy-array backends the peak ext
 Rendering is in convspec.conformance.report: perf.py (table rows), markdown.py (Markdown), plots.py
 (the GFLOP/s plot). The rendering names this module had are still importable from here.
 """
+
 from __future__ import annotations
 
 from .records import BASELINE, SCHEMA, add_ratios, dump, summarize, vs_baseline_backward
@@ -26,10 +27,14 @@ _peak_extra = peak_extra
 # rendering moved to convspec.conformance.report; these old names resolve there on first use (the report
 # package imports bench.records, so importing it here eagerly would make a cycle)
 _MOVED = {
-    "LAYER_HEADER": ("perf", "LAYER_HEADER"), "layer_rows": ("perf", "layer_rows"),
-    "SUMMARY_HEADER": ("perf", "BENCH_SUMMARY_HEADER"), "summary_rows": ("perf", "bench_summary_rows"),
-    "header_lines": ("perf", "result_header_lines"), "plot_svg": ("plots", "bench_gflops"),
-    "_fmt": ("format", "fmt_num"), "_mib": ("format", "mib"),
+    "LAYER_HEADER": ("perf", "LAYER_HEADER"),
+    "layer_rows": ("perf", "layer_rows"),
+    "SUMMARY_HEADER": ("perf", "BENCH_SUMMARY_HEADER"),
+    "summary_rows": ("perf", "bench_summary_rows"),
+    "header_lines": ("perf", "result_header_lines"),
+    "plot_svg": ("plots", "bench_gflops"),
+    "_fmt": ("format", "fmt_num"),
+    "_mib": ("format", "mib"),
 }
 
 
@@ -50,7 +55,26 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BASELINE", "GEMM_SIZE", "SCHEMA", "SUITES", "CpuTimer", "EventTimer", "Gemm", "Layer", "Suite", "add_ratios",
-    "bench_layer", "dump", "is_gpu", "layer_inputs", "peak_extra", "resolve_suites", "run", "set_threads",
-    "summarize", "timer_for", "tiny_suite", "vs_baseline_backward",
+    "BASELINE",
+    "GEMM_SIZE",
+    "SCHEMA",
+    "SUITES",
+    "CpuTimer",
+    "EventTimer",
+    "Gemm",
+    "Layer",
+    "Suite",
+    "add_ratios",
+    "bench_layer",
+    "dump",
+    "is_gpu",
+    "layer_inputs",
+    "peak_extra",
+    "resolve_suites",
+    "run",
+    "set_threads",
+    "summarize",
+    "timer_for",
+    "tiny_suite",
+    "vs_baseline_backward",
 ]

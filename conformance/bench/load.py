@@ -7,6 +7,7 @@ The load is switched on and off between timed rounds (``on()`` returns once the 
 fresh iteration, so the timed call never runs before the load does); ``rate()`` is the worker's
 iterations per second while on, recorded with the result so that "busy" is a measured amount of work.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -59,8 +60,12 @@ class Load:
         env = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         os.environ.update({k: "1" for k in env})  # the child's BLAS: one thread (the environment is copied at spawn)
         try:
-            self.proc = self._ctx.Process(target=_worker, args=(self.switch, self.stop, self.count, self.cpu),
-                                          daemon=True, name="convspec-bench-load")
+            self.proc = self._ctx.Process(
+                target=_worker,
+                args=(self.switch, self.stop, self.count, self.cpu),
+                daemon=True,
+                name="convspec-bench-load",
+            )
             self.proc.start()
         finally:
             for k, v in env.items():
@@ -97,9 +102,14 @@ class Load:
         return self.iterations / self.on_seconds if self.on_seconds > 0 else None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "cpu": self.cpu, "workload": f"float64 {MATMUL}^3 matmul + {STREAM_BYTES >> 20} MiB "
-                "streaming add, 1 thread, pinned to the CPU above", "iterations_per_second": self.rate(),
-                "seconds_on": self.on_seconds}
+        return {
+            "kind": self.kind,
+            "cpu": self.cpu,
+            "workload": f"float64 {MATMUL}^3 matmul + {STREAM_BYTES >> 20} MiB "
+            "streaming add, 1 thread, pinned to the CPU above",
+            "iterations_per_second": self.rate(),
+            "seconds_on": self.on_seconds,
+        }
 
     def __exit__(self, *exc):
         self.off()

@@ -7,6 +7,7 @@ max] of the rounds, and the rounds repeated with the competing load on when the 
 The result's ``ops`` is a list of ``{name, op, params, shapes, results: {backend: {seconds, samples, spread,
 ratio_to_baseline, loaded?}}}``, plus per backend the geometric mean of the forward+backward time ratios.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,7 @@ def bench_ops(backends, *, repeats, warmup, seed, dtype, baseline, load=None, pr
                     except Exception as exc:  # noqa: BLE001  (one backend failing must not stop the others)
                         errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
         for r in range(repeats):
-            order = cases[r % max(len(cases), 1):] + cases[:r % max(len(cases), 1)]
+            order = cases[r % max(len(cases), 1) :] + cases[: r % max(len(cases), 1)]
             for loaded in (False, True) if load is not None else (False,):
                 if loaded:
                     load.on()
@@ -119,14 +120,23 @@ def bench_ops(backends, *, repeats, warmup, seed, dtype, baseline, load=None, pr
                 rec = rec.get("loaded", {}) if which == "loaded" else rec
                 if "seconds" in rec and "seconds" in base:
                     rec["ratio_to_baseline"] = {k: v / base["seconds"][k] for k, v in rec["seconds"].items()}
-        records.append({"name": label, "op": op, "params": params, "shapes": {k: list(v) for k, v in shapes.items()},
-                        "results": results})
+        records.append(
+            {
+                "name": label,
+                "op": op,
+                "params": params,
+                "shapes": {k: list(v) for k, v in shapes.items()},
+                "results": results,
+            }
+        )
         if progress:
             progress(None, records[-1])
     summary = {}
     for bk in backends:
         ratios = [r["results"].get(bk.name, {}).get("ratio_to_baseline") for r in records]
         loaded = [(r["results"].get(bk.name, {}).get("loaded") or {}).get("ratio_to_baseline") for r in records]
-        summary[bk.name] = {"geomean_ratio_total": _geomean(x["total"] for x in ratios if x),
-                            "loaded_geomean_ratio_total": _geomean(x["total"] for x in loaded if x)}
+        summary[bk.name] = {
+            "geomean_ratio_total": _geomean(x["total"] for x in ratios if x),
+            "loaded_geomean_ratio_total": _geomean(x["total"] for x in loaded if x),
+        }
     return {"batch": BATCH, "baseline": baseline, "layers": records, "summary": summary}

@@ -11,6 +11,7 @@ peak_extra_bytes?, gemm_fraction, ratio_to_baseline, loaded?}}`` or ``{batch, ti
 baseline's loaded one) for the rounds run beside `--load busy`'s competing load. With --load the result also
 holds ``competing_load`` (the workload and its measured rate), with --ops ``ops`` (ops.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,13 @@ def timing_record(batch: int, timer: str, times: dict, flops: dict, peak: dict |
     totals = [a + b for a, b in zip(times["forward"], times["backward"])]
     phases = (("forward", times["forward"]), ("backward", times["backward"]), ("total", totals))
     spread = {k: [min(v), statistics.median(v), max(v)] for k, v in phases}
-    rec = {"batch": batch, "timer": timer, "seconds": {"forward": fwd, "backward": bwd, "total": total},
-           "samples": times, "spread": spread}
+    rec = {
+        "batch": batch,
+        "timer": timer,
+        "seconds": {"forward": fwd, "backward": bwd, "total": total},
+        "samples": times,
+        "spread": spread,
+    }
     rec["gflops"] = {k: flops[k] / v / 1e9 for k, v in rec["seconds"].items()}
     if peak is not None:
         rec["peak_extra_bytes"] = peak
@@ -46,10 +52,19 @@ def error_record(batch: int, timer: str, error: str) -> dict:
 def layer_record(layer, results: dict) -> dict:
     """The layer's JSON record (a suites.Layer), with `results` {backend: timing or error record}."""
     return {
-        "name": layer.name, "c_in": layer.c_in, "c_out": layer.c_out, "size": list(layer.size),
-        "kernel": list(layer.kernel), "out_size": list(layer.out_sizes()), "stride": layer.stride,
-        "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups, "count": layer.count,
-        "flops_per_sample": {k: v for k, v in layer.flops(1).items()}, "results": results,
+        "name": layer.name,
+        "c_in": layer.c_in,
+        "c_out": layer.c_out,
+        "size": list(layer.size),
+        "kernel": list(layer.kernel),
+        "out_size": list(layer.out_sizes()),
+        "stride": layer.stride,
+        "padding": layer.padding,
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+        "count": layer.count,
+        "flops_per_sample": {k: v for k, v in layer.flops(1).items()},
+        "results": results,
     }
 
 
@@ -71,7 +86,8 @@ def add_ratios(layer_rec: dict, machine_gflops: float, baseline: str = BASELINE)
         loaded_base = layer_rec["results"].get(baseline, {}).get("loaded", {}).get("gflops")
         if "gflops" in rec.get("loaded", {}):
             rec["loaded"]["ratio_to_baseline"] = (
-                {k: loaded_base[k] / v for k, v in rec["loaded"]["gflops"].items()} if loaded_base else None)
+                {k: loaded_base[k] / v for k, v in rec["loaded"]["gflops"].items()} if loaded_base else None
+            )
 
 
 def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
@@ -93,17 +109,23 @@ def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
             flops = sum(lr["count"] * lr["flops_per_sample"]["total"] * r["batch"] for lr, r in ok)
             secs = sum(lr["count"] * r["seconds"]["total"] for lr, r in ok)
             entry["network_gflops_total"] = flops / secs / 1e9
-            peaks = [max(r["peak_extra_bytes"]["forward"], r["peak_extra_bytes"]["backward"])
-                     for _, r in ok if "peak_extra_bytes" in r]
+            peaks = [
+                max(r["peak_extra_bytes"]["forward"], r["peak_extra_bytes"]["backward"])
+                for _, r in ok
+                if "peak_extra_bytes" in r
+            ]
             if peaks:
                 entry["max_peak_extra_bytes"] = max(peaks)
         loaded = [(r.get("loaded") or {}).get("ratio_to_baseline") for r in recs]
         if loaded and all(loaded):
             worst = max(range(len(recs)), key=lambda i: loaded[i]["total"])
-            entry["loaded"] = {f"geomean_ratio_{k}": _geomean(r[k] for r in loaded)
-                               for k in ("forward", "backward", "total")}
-            entry["loaded"]["worst_layer"] = {"name": suite_rec["layers"][worst]["name"],
-                                              "ratio_total": loaded[worst]["total"]}
+            entry["loaded"] = {
+                f"geomean_ratio_{k}": _geomean(r[k] for r in loaded) for k in ("forward", "backward", "total")
+            }
+            entry["loaded"]["worst_layer"] = {
+                "name": suite_rec["layers"][worst]["name"],
+                "ratio_total": loaded[worst]["total"],
+            }
         errors = [lr["name"] for lr, r in zip(suite_rec["layers"], recs) if "error" in r]
         if errors:
             entry["errors"] = errors

@@ -7,6 +7,7 @@ after warm-up calls, and each figure is the median over the rounds, so slow drif
 load hit every backend alike. GPU backends run at the suite's larger GPU batch. One GEMM sample is taken
 per layer round (timing.Gemm).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ import numpy as np
 from convspec import SpecError
 
 from ..environment import environment
-from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .load import Load
+from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .suites import Layer, Suite, layer_inputs
 from .timing import Gemm, is_gpu, peak_extra, set_threads, timer_for
 
@@ -55,9 +56,22 @@ class _Case:
         self.x = self.w = self.b = self.g = None
 
 
-def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, warmup: int, seed: int, dtype: str,
-                gemm: Gemm, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True,
-                load=None, gemm_loaded: Gemm | None = None) -> dict:
+def bench_layer(
+    backends: list,
+    layer: Layer,
+    suite: Suite,
+    *,
+    repeats: int,
+    warmup: int,
+    seed: int,
+    dtype: str,
+    gemm: Gemm,
+    batch: int | None = None,
+    gpu_batch: int | None = None,
+    memory: bool = True,
+    load=None,
+    gemm_loaded: Gemm | None = None,
+) -> dict:
     """Time one layer on every backend, interleaved. -> the layer's JSON record (without ratios). With a
     `load` (load.Load), every quiet round is followed by the same round with the competing load on."""
     cases = []
@@ -73,7 +87,7 @@ def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, war
                 except Exception as exc:  # a backend failing one layer must not stop the others
                     errors[c.backend.name] = f"{type(exc).__name__}: {exc}"
     for r in range(repeats):
-        order = cases[r % len(cases):] + cases[:r % len(cases)]
+        order = cases[r % len(cases) :] + cases[: r % len(cases)]
         for loaded in (False, True) if load is not None else (False,):
             if loaded:
                 load.on()
@@ -97,8 +111,11 @@ def bench_layer(backends: list, layer: Layer, suite: Suite, *, repeats: int, war
         else:
             peak = None
             if memory and c.numpy_arrays:
-                peak = {"forward": peak_extra(c.forward, c.backend), "backward": peak_extra(c.backward, c.backend),
-                        "input": c.input_bytes}
+                peak = {
+                    "forward": peak_extra(c.forward, c.backend),
+                    "backward": peak_extra(c.backward, c.backend),
+                    "input": c.input_bytes,
+                }
             results[name] = timing_record(c.batch, c.timer.kind, c.times, layer.flops(c.batch), peak)
             if load is not None:
                 results[name]["loaded"] = timing_record(c.batch, c.timer.kind, c.loaded_times, layer.flops(c.batch))
@@ -113,10 +130,24 @@ def _load() -> list | None:
         return None
 
 
-def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed: int = 0, dtype: str = "float32",
-        threads: int = 2, batch: int | None = None, gpu_batch: int | None = None, memory: bool = True,
-        baseline: str = BASELINE, progress=None, command: str | None = None, load: str | None = None,
-        ops: bool = False) -> dict:
+def run(
+    backends: list,
+    suites: list,
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    seed: int = 0,
+    dtype: str = "float32",
+    threads: int = 2,
+    batch: int | None = None,
+    gpu_batch: int | None = None,
+    memory: bool = True,
+    baseline: str = BASELINE,
+    progress=None,
+    command: str | None = None,
+    load: str | None = None,
+    ops: bool = False,
+) -> dict:
     """Benchmark `backends` (contract objects) on `suites`; -> the JSON-serialisable result. load="busy":
     every round also runs with a fixed competing load on the last CPU (load.Load), recorded beside the
     quiet figures as each result's "loaded" record; ops=True: also time LeNet-5's other ops (ops.py)."""
@@ -135,33 +166,67 @@ def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed
     load_start = _load()
     suite_recs = []
     gemm_loaded = Gemm(seed=seed) if load else None
-    with (Load() if load else contextlib.nullcontext()) as competing:
+    with Load() if load else contextlib.nullcontext() as competing:
         for suite in suites:
             load_before = _load()
             layers = []
             for layer in suite.layers:
-                rec = bench_layer(backends, layer, suite, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype,
-                                  gemm=gemm, batch=batch, gpu_batch=gpu_batch, memory=memory, load=competing,
-                                  gemm_loaded=gemm_loaded)
+                rec = bench_layer(
+                    backends,
+                    layer,
+                    suite,
+                    repeats=repeats,
+                    warmup=warmup,
+                    seed=seed,
+                    dtype=dtype,
+                    gemm=gemm,
+                    batch=batch,
+                    gpu_batch=gpu_batch,
+                    memory=memory,
+                    load=competing,
+                    gemm_loaded=gemm_loaded,
+                )
                 layers.append(rec)
                 if progress:
                     progress(suite, rec)
-            suite_recs.append({"name": suite.name, "description": suite.description, "batch": batch or suite.batch,
-                               "gpu_batch": gpu_batch or suite.gpu_batch, "load_before": load_before,
-                               "load_after": _load(), "layers": layers})
+            suite_recs.append(
+                {
+                    "name": suite.name,
+                    "description": suite.description,
+                    "batch": batch or suite.batch,
+                    "gpu_batch": gpu_batch or suite.gpu_batch,
+                    "load_before": load_before,
+                    "load_after": _load(),
+                    "layers": layers,
+                }
+            )
         op_recs = None
         if ops:
             from .ops import bench_ops
 
-            op_recs = bench_ops(backends, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, baseline=baseline,
-                                load=competing, progress=progress)
+            op_recs = bench_ops(
+                backends,
+                repeats=repeats,
+                warmup=warmup,
+                seed=seed,
+                dtype=dtype,
+                baseline=baseline,
+                load=competing,
+                progress=progress,
+            )
     gemm_summary = gemm.summary()
     for s in suite_recs:
         for lr in s["layers"]:
             add_ratios(lr, gemm_summary["machine_gflops"], baseline)
         s["summary"] = summarize(s, baseline)
-    settings = {"repeats": repeats, "warmup": warmup, "seed": seed, "dtype": dtype, "threads": threads,
-                "baseline": baseline}
+    settings = {
+        "repeats": repeats,
+        "warmup": warmup,
+        "seed": seed,
+        "dtype": dtype,
+        "threads": threads,
+        "baseline": baseline,
+    }
     extra = {}
     if load:
         settings["load"] = load
@@ -176,9 +241,15 @@ def run(backends: list, suites: list, *, repeats: int = 5, warmup: int = 1, seed
         "settings": settings,
         "environment": environment(threads_info),
         "load_average": {"start": load_start, "end": _load()},
-        "backends": [{"name": b.name, "device": str(getattr(b, "device", "")),
-                      "version": str(getattr(b, "version", "")),
-                      "timer": timer_for(b).kind if not is_gpu(b) else "cuda-events"} for b in backends],
+        "backends": [
+            {
+                "name": b.name,
+                "device": str(getattr(b, "device", "")),
+                "version": str(getattr(b, "version", "")),
+                "timer": timer_for(b).kind if not is_gpu(b) else "cuda-events",
+            }
+            for b in backends
+        ],
         "gemm": gemm_summary,
         "suites": suite_recs,
         **extra,

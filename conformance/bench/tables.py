@@ -2,6 +2,7 @@
 [min, median, max] of the rounds quiet and loaded (so a stall shows as a max far above the median) beside
 the peak extra memory; per suite the geometric means quiet and loaded; per LeNet op the times and ratios.
 Each function takes the result of bench.run and returns (header, rows); ``extra_markdown`` joins them."""
+
 from __future__ import annotations
 
 
@@ -22,8 +23,16 @@ def _spread(rec, key="total") -> str:
     return "-" if not s else f"{_ms(s[0])} / {_ms(s[1])} / {_ms(s[2])}"
 
 
-SPREAD_HEADER = ["suite", "layer", "backend", "f+b ms min / med / max", "f+b x", "loaded f+b ms min / med / max",
-                 "loaded f+b x", "extra MiB fwd / bwd"]
+SPREAD_HEADER = [
+    "suite",
+    "layer",
+    "backend",
+    "f+b ms min / med / max",
+    "f+b x",
+    "loaded f+b ms min / med / max",
+    "loaded f+b x",
+    "extra MiB fwd / bwd",
+]
 
 
 def spread_rows(result: dict) -> tuple:
@@ -38,16 +47,30 @@ def spread_rows(result: dict) -> tuple:
                     continue
                 loaded = r.get("loaded") or {}
                 peak = r.get("peak_extra_bytes")
-                rows.append([
-                    s["name"], lr["name"], name, _spread(r), _x((r.get("ratio_to_baseline") or {}).get("total")),
-                    _spread(loaded), _x((loaded.get("ratio_to_baseline") or {}).get("total")),
-                    "-" if peak is None else f"{_mib(peak['forward'])} / {_mib(peak['backward'])}",
-                ])
+                rows.append(
+                    [
+                        s["name"],
+                        lr["name"],
+                        name,
+                        _spread(r),
+                        _x((r.get("ratio_to_baseline") or {}).get("total")),
+                        _spread(loaded),
+                        _x((loaded.get("ratio_to_baseline") or {}).get("total")),
+                        "-" if peak is None else f"{_mib(peak['forward'])} / {_mib(peak['backward'])}",
+                    ]
+                )
     return SPREAD_HEADER, rows
 
 
-LOADED_HEADER = ["suite", "backend", "f+b x quiet", "f+b x loaded", "worst layer quiet", "worst layer loaded",
-                 "max stall (max / median, loaded)"]
+LOADED_HEADER = [
+    "suite",
+    "backend",
+    "f+b x quiet",
+    "f+b x loaded",
+    "worst layer quiet",
+    "worst layer loaded",
+    "max stall (max / median, loaded)",
+]
 
 
 def loaded_summary_rows(result: dict) -> tuple:
@@ -57,23 +80,39 @@ def loaded_summary_rows(result: dict) -> tuple:
     for s in result["suites"]:
         for name, e in s["summary"].items():
             lo = e.get("loaded") or {}
-            stalls = [(r["loaded"]["spread"]["total"][2] / r["loaded"]["spread"]["total"][1], lr["name"])
-                      for lr in s["layers"] for n, r in lr["results"].items()
-                      if n == name and "spread" in (r.get("loaded") or {}) and r["loaded"]["spread"]["total"][1] > 0]
+            stalls = [
+                (r["loaded"]["spread"]["total"][2] / r["loaded"]["spread"]["total"][1], lr["name"])
+                for lr in s["layers"]
+                for n, r in lr["results"].items()
+                if n == name and "spread" in (r.get("loaded") or {}) and r["loaded"]["spread"]["total"][1] > 0
+            ]
             worst = e.get("worst_layer") or {}
             lworst = lo.get("worst_layer") or {}
             stall = max(stalls) if stalls else None
-            rows.append([
-                s["name"], name, _x(e.get("geomean_ratio_total")), _x(lo.get("geomean_ratio_total")),
-                f"{worst['name']} ({worst['ratio_total']:.2f})" if worst else "-",
-                f"{lworst['name']} ({lworst['ratio_total']:.2f})" if lworst else "-",
-                "-" if stall is None else f"{stall[0]:.2f} ({stall[1]})",
-            ])
+            rows.append(
+                [
+                    s["name"],
+                    name,
+                    _x(e.get("geomean_ratio_total")),
+                    _x(lo.get("geomean_ratio_total")),
+                    f"{worst['name']} ({worst['ratio_total']:.2f})" if worst else "-",
+                    f"{lworst['name']} ({lworst['ratio_total']:.2f})" if lworst else "-",
+                    "-" if stall is None else f"{stall[0]:.2f} ({stall[1]})",
+                ]
+            )
     return LOADED_HEADER, rows
 
 
-OPS_HEADER = ["op", "backend", "fwd ms", "bwd ms", "f+b ms min / med / max", "f+b x", "loaded f+b ms min / med / max",
-              "loaded f+b x"]
+OPS_HEADER = [
+    "op",
+    "backend",
+    "fwd ms",
+    "bwd ms",
+    "f+b ms min / med / max",
+    "f+b x",
+    "loaded f+b ms min / med / max",
+    "loaded f+b x",
+]
 
 
 def ops_rows(result: dict) -> tuple:
@@ -85,12 +124,31 @@ def ops_rows(result: dict) -> tuple:
                 rows.append([lr["name"], name, "error: " + r["error"][:50], "", "", "", "", ""])
                 continue
             loaded = r.get("loaded") or {}
-            rows.append([lr["name"], name, _ms(r["seconds"]["forward"]), _ms(r["seconds"]["backward"]), _spread(r),
-                         _x((r.get("ratio_to_baseline") or {}).get("total")), _spread(loaded),
-                         _x((loaded.get("ratio_to_baseline") or {}).get("total"))])
+            rows.append(
+                [
+                    lr["name"],
+                    name,
+                    _ms(r["seconds"]["forward"]),
+                    _ms(r["seconds"]["backward"]),
+                    _spread(r),
+                    _x((r.get("ratio_to_baseline") or {}).get("total")),
+                    _spread(loaded),
+                    _x((loaded.get("ratio_to_baseline") or {}).get("total")),
+                ]
+            )
     for name, e in ops.get("summary", {}).items():
-        rows.append(["geometric mean", name, "", "", "", _x(e.get("geomean_ratio_total")), "",
-                     _x(e.get("loaded_geomean_ratio_total"))])
+        rows.append(
+            [
+                "geometric mean",
+                name,
+                "",
+                "",
+                "",
+                _x(e.get("geomean_ratio_total")),
+                "",
+                _x(e.get("loaded_geomean_ratio_total")),
+            ]
+        )
     return OPS_HEADER, rows
 
 
@@ -100,9 +158,11 @@ def load_line(result: dict) -> str | None:
         return None
     rate = cl.get("iterations_per_second")
     g = (cl.get("gemm") or {}).get("machine_gflops")
-    return (f"competing load (--load {cl['kind']}): {cl['workload']} (CPU {cl['cpu']}), on for "
-            f"{cl['seconds_on']:.1f} s at {'-' if rate is None else f'{rate:.0f}'} iterations/s; "
-            f"float32 GEMM rate with it on: {'-' if g is None else f'{g:.1f}'} GFLOP/s")
+    return (
+        f"competing load (--load {cl['kind']}): {cl['workload']} (CPU {cl['cpu']}), on for "
+        f"{cl['seconds_on']:.1f} s at {'-' if rate is None else f'{rate:.0f}'} iterations/s; "
+        f"float32 GEMM rate with it on: {'-' if g is None else f'{g:.1f}'} GFLOP/s"
+    )
 
 
 def _md(header, rows) -> str:
@@ -117,11 +177,20 @@ def extra_markdown(result: dict) -> str:
     parts = []
     line = load_line(result)
     if line:
-        parts += ["### Quiet and loaded (geometric mean over each suite's layers)", "", f"- {line}", "",
-                  _md(*loaded_summary_rows(result))]
+        parts += [
+            "### Quiet and loaded (geometric mean over each suite's layers)",
+            "",
+            f"- {line}",
+            "",
+            _md(*loaded_summary_rows(result)),
+        ]
     if result.get("suites"):
         parts += ["", "### Per layer: rounds' min / median / max and peak extra memory", "", _md(*spread_rows(result))]
     if result.get("ops"):
-        parts += ["", f"### LeNet-5's other ops (batch {result['ops']['batch']}, x = time / "
-                      f"{result['ops']['baseline']}'s)", "", _md(*ops_rows(result))]
+        parts += [
+            "",
+            f"### LeNet-5's other ops (batch {result['ops']['batch']}, x = time / {result['ops']['baseline']}'s)",
+            "",
+            _md(*ops_rows(result)),
+        ]
     return ("\n".join(parts) + "\n") if parts else ""

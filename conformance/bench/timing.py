@@ -13,6 +13,7 @@ For NumPy-array backends the peak extra memory of one call (:func:`peak_extra`) 
 tracemalloc (NumPy reports its buffers to it) in a separate, untimed call: the peak minus the result
 arrays, i.e. the column matrices and other temporaries.
 """
+
 from __future__ import annotations
 
 import gc
@@ -39,11 +40,15 @@ def set_threads(n: int) -> dict:
         from threadpoolctl import threadpool_info, threadpool_limits
 
         threadpool_limits(n, user_api="blas")
-        info["blas"] = [{"library": p.get("internal_api"), "threads": p.get("num_threads")}
-                        for p in threadpool_info() if p.get("user_api") == "blas"]
+        info["blas"] = [
+            {"library": p.get("internal_api"), "threads": p.get("num_threads")}
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
     except ImportError:
-        info["blas"] = ("threadpoolctl not installed: BLAS threads not set "
-                        "(OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide)")
+        info["blas"] = (
+            "threadpoolctl not installed: BLAS threads not set (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide)"
+        )
     return info
 
 
@@ -111,7 +116,7 @@ class Gemm:
     def __init__(self, size: int = GEMM_SIZE, seed: int = 0):
         rng = np.random.default_rng(seed)
         self.size = size
-        self.flops = 2 * size ** 3
+        self.flops = 2 * size**3
         self.a = rng.standard_normal((size, size), dtype=np.float32)
         self.b = rng.standard_normal((size, size), dtype=np.float32)
         self.out = np.empty((size, size), dtype=np.float32)
@@ -136,8 +141,11 @@ class Gemm:
             self.samples["torch"].append(time.perf_counter() - t0)
 
     def summary(self) -> dict:
-        libs = {lib: {"gflops": self.flops / statistics.median(s) / 1e9, "samples": len(s)}
-                for lib, s in self.samples.items() if s}
+        libs = {
+            lib: {"gflops": self.flops / statistics.median(s) / 1e9, "samples": len(s)}
+            for lib, s in self.samples.items()
+            if s
+        }
         rate = max((v["gflops"] for v in libs.values()), default=float("nan"))
         return {"size": self.size, "libraries": libs, "machine_gflops": rate}
 

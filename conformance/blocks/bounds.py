@@ -20,6 +20,7 @@ max-pool window's winner ahead of every other element by more than their errors,
 the others by more than their errors (or the values involved exact). A case where this fails raises
 IllConditioned (a SpecError: the case is invalid); the block strategies do not draw such cases.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,6 +52,7 @@ def _any(e) -> bool:
 
 # ------------------------------------------------------------------------------------- op own bounds
 
+
 def _own(n, ins, kw, extra, g, dtype, pr):
     """(forward bound, [bound of each input's gradient, in the order of n["in"]]) of node n's own rounding:
     tolerance.bounds of its op at the reference's inputs and incoming gradient."""
@@ -62,7 +64,7 @@ def _own(n, ins, kw, extra, g, dtype, pr):
     else:
         args = list(ins) + list(extra)
     fwd, grads = tolerance.bounds(op, args, kw, g, dtype, pr)
-    return fwd, list(grads)[:len(ins)]
+    return fwd, list(grads)[: len(ins)]
 
 
 def _bn_parts(x, gamma, eps):
@@ -80,8 +82,8 @@ def _wsum(v, before, after):
     """out[:, c] = sum of v[:, j] for c - before <= j <= c + after (clipped to the channels)."""
     C = v.shape[1]
     pad = np.zeros((v.shape[0], C + before + after) + v.shape[2:])
-    pad[:, before:before + C] = v
-    return sum(pad[:, o:o + C] for o in range(before + after + 1))
+    pad[:, before : before + C] = v
+    return sum(pad[:, o : o + C] for o in range(before + after + 1))
 
 
 def _lrn_parts(x, kw):
@@ -98,6 +100,7 @@ def _lrn_parts(x, kw):
 
 
 # ------------------------------------------------------------------------------------- propagation
+
 
 def _prop_forward(n, ins, E, kw, extra, y):
     """The error of node n's output from its inputs' errors E (first order)."""
@@ -136,7 +139,7 @@ def _prop_forward(n, ins, E, kw, extra, y):
         return ag * h + np.abs(xh) * E[1].reshape(shape) + E[2].reshape(shape)
     if op == "local_response_norm":
         alpha, beta, D, fw, _ = _lrn_parts(ins[0], kw)
-        return E[0] * D ** -beta + 2 * alpha * abs(beta) * np.abs(ins[0]) * D ** (-beta - 1) * fw(np.abs(ins[0]) * E[0])
+        return E[0] * D**-beta + 2 * alpha * abs(beta) * np.abs(ins[0]) * D ** (-beta - 1) * fw(np.abs(ins[0]) * E[0])
     raise NotImplementedError(f"no propagation rule for op {op!r} in a block")
 
 
@@ -156,7 +159,7 @@ def _prop_backward(n, ins, E, g, G, kw, extra):
         bwd = getattr(R, op + "_backward")
         x, w = ins[0], ins[1]
         b = np.abs(ins[2]) if len(ins) > 2 else None
-        out = list(bwd(G, np.abs(x), np.abs(w), b, **kw))[:len(ins)]
+        out = list(bwd(G, np.abs(x), np.abs(w), b, **kw))[: len(ins)]
         if _any(E[0]):
             out[1] = out[1] + bwd(np.abs(g), E[0], np.abs(w), None, **kw)[1]
         if _any(E[1]):
@@ -199,24 +202,34 @@ def _prop_backward(n, ins, E, g, G, kw, extra):
             e_dgamma = e_dgamma + gh
             e_dx = e_dx + np.abs(dx) * rs + ag / s * (h * np.abs(dgamma).reshape(shape) / m + ax * gh / m)
         if _any(E[1]):
-            e_dx = e_dx + E[1].reshape(shape) / s * np.abs(g - g.mean(axis=axes, keepdims=True)
-                                                       - xh * (g * xh).mean(axis=axes, keepdims=True))
+            e_dx = e_dx + E[1].reshape(shape) / s * np.abs(
+                g - g.mean(axis=axes, keepdims=True) - xh * (g * xh).mean(axis=axes, keepdims=True)
+            )
         return [e_dx, e_dgamma.reshape(-1), e_dbeta.reshape(-1)]
     if op == "local_response_norm":
         x = ins[0]
         alpha, beta, D, fw, bw = _lrn_parts(x, kw)
         ab, ax, ag = abs(beta), np.abs(x), np.abs(g)
-        out = G * D ** -beta + 2 * alpha * ab * ax * bw(G * ax * D ** (-beta - 1))
+        out = G * D**-beta + 2 * alpha * ab * ax * bw(G * ax * D ** (-beta - 1))
         if _any(E[0]):
             dD = 2 * alpha * fw(ax * E[0])
-            out = out + ag * ab * D ** (-beta - 1) * dD + 2 * alpha * ab * (
-                E[0] * bw(ag * ax * D ** (-beta - 1))
-                + ax * bw(ag * E[0] * D ** (-beta - 1) + ag * ax * abs(beta + 1) * D ** (-beta - 2) * dD))
+            out = (
+                out
+                + ag * ab * D ** (-beta - 1) * dD
+                + 2
+                * alpha
+                * ab
+                * (
+                    E[0] * bw(ag * ax * D ** (-beta - 1))
+                    + ax * bw(ag * E[0] * D ** (-beta - 1) + ag * ax * abs(beta + 1) * D ** (-beta - 2) * dD)
+                )
+            )
         return [out]
     raise NotImplementedError(f"no propagation rule for op {op!r} in a block")
 
 
 # ------------------------------------------------------------------------------------- conditioning
+
 
 def _pool_windows(a, kw, fill):
     """The max-pool windows of a (N, C, *spatial) as (..., window) with the padding filled with `fill`."""
@@ -229,7 +242,7 @@ def _pool_windows(a, kw, fill):
     a = np.pad(a, [(0, 0), (0, 0)] + [(int(q), int(q)) for q in p], constant_values=fill)
     w = sliding_window_view(a, tuple(int(q) for q in k), axis=tuple(range(2, a.ndim)))
     w = w[(slice(None), slice(None)) + tuple(slice(None, None, int(q)) for q in s)]
-    return w.reshape(w.shape[:a.ndim] + (-1,))
+    return w.reshape(w.shape[: a.ndim] + (-1,))
 
 
 def _check(n, ins, E, kw):
@@ -237,8 +250,11 @@ def _check(n, ins, E, kw):
     if op == "relu":
         bad = (E[0] > 0) & (np.abs(ins[0]) <= E[0])
         if bad.any():
-            raise IllConditioned(n["in"][0], f"relu input: {int(bad.sum())} value(s) within their error bound of 0 "
-                                             "(the sign, hence relu's output and gradient routing, is not determined)")
+            raise IllConditioned(
+                n["in"][0],
+                f"relu input: {int(bad.sum())} value(s) within their error bound of 0 "
+                "(the sign, hence relu's output and gradient routing, is not determined)",
+            )
     elif op == "max_pool":
         v, e = _pool_windows(ins[0], kw, -np.inf), _pool_windows(E[0], kw, 0.0)
         w = np.argmax(v, axis=-1)[..., None]
@@ -246,8 +262,11 @@ def _check(n, ins, E, kw):
         other = np.arange(v.shape[-1]) != w
         close = other & (vw - v <= ew + e) & ((ew > 0) | (e > 0))
         if close.any():
-            raise IllConditioned(n["in"][0], "max_pool input: a window's maximum is within the error bound of another "
-                                             "element (the winner, hence the gradient routing, is not determined)")
+            raise IllConditioned(
+                n["in"][0],
+                "max_pool input: a window's maximum is within the error bound of another "
+                "element (the winner, hence the gradient routing, is not determined)",
+            )
     elif op == "kmax_pool":
         x, e, k = ins[0], E[0], kw["k"]
         if k < x.shape[-1]:
@@ -258,11 +277,15 @@ def _check(n, ins, E, kw):
             high = np.where(kept, -np.inf, x + e).max(axis=-1)
             inexact = (e > 0).any(axis=-1)
             if (inexact & (low <= high)).any():
-                raise IllConditioned(n["in"][0], "kmax_pool input: a kept value is within the error bounds of a "
-                                                 "dropped one (the kept set is not determined)")
+                raise IllConditioned(
+                    n["in"][0],
+                    "kmax_pool input: a kept value is within the error bounds of a "
+                    "dropped one (the kept set is not determined)",
+                )
 
 
 # ------------------------------------------------------------------------------------- the block bound
+
 
 def block_bounds(block: M.Block, inputs: list, params: dict, g, dtype: str, pr: float = 0.0):
     """(forward bound, [bound of each array's gradient]) of `block` for float64 inputs and grad_out g."""
@@ -281,8 +304,9 @@ def block_bounds(block: M.Block, inputs: list, params: dict, g, dtype: str, pr: 
         own_grads.append(gb)
     G = {block.output: _z(g)}
     partial = {}  # the reference's running sum of each value's gradient, as the composer adds them
-    for n, kw, extra, gb in zip(reversed(block.nodes), reversed(trace.kws), reversed(trace.extras),
-                                reversed(own_grads)):
+    for n, kw, extra, gb in zip(
+        reversed(block.nodes), reversed(trace.kws), reversed(trace.extras), reversed(own_grads)
+    ):
         ins = [vals[i] for i in n["in"]]
         prop = _prop_backward(n, ins, [E[i] for i in n["in"]], grads[n["out"]], G[n["out"]], kw, extra)
         parts = M._apply_backward(M.REFERENCE, n, grads[n["out"]], ins, kw, extra)

@@ -20,6 +20,7 @@ connection, Inception's four branches) its gradients are summed with the object'
 composition is the same composer over convspec.reference (`REFERENCE`). A backend's arrays cross
 `from_numpy` / `to_numpy` only for the block's inputs, outputs and the dropout mask.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ def reference(block: Block):
 
 # ----------------------------------------------------------------------------------------- shapes
 
+
 def param_shapes(block: Block, x_shape, params: dict | None = None) -> dict:
     """{parameter name: shape} for an input of shape x_shape, found by running the reference on zeros."""
     vals = {block.input: np.zeros(tuple(x_shape))}
@@ -224,13 +226,15 @@ def param_shapes(block: Block, x_shape, params: dict | None = None) -> dict:
 
 # ----------------------------------------------------------------------------------------- the blocks
 
+
 def _conv(x, w, b, out, c, k, **kw):
     ins = (x, w) if b is None else (x, w, b)
     return node("conv", *ins, out=out, out_channels=c, kernel_size=k, **kw)
 
 
 VGG = Block(
-    name="block_vgg", title="VGG block: conv3x3-relu-conv3x3-relu-maxpool2",
+    name="block_vgg",
+    title="VGG block: conv3x3-relu-conv3x3-relu-maxpool2",
     source="seed 001 'VGGNet (2014)'; Simonyan & Zisserman 2015, Table 1 (3x3 convs, pad 1, then 2x2/2 max-pool)",
     params=("w1", "b1", "w2", "b2"),
     nodes=(
@@ -258,8 +262,10 @@ def _basic(prefix: str, x: str, out: str, c: int, stride: int, projection: bool)
     ]
     skip = x
     if projection:
-        nodes += [_conv(x, p + "ws", None, p + "cs", c, 1, stride=stride),
-                  node("batch_norm", p + "cs", p + "gs", p + "bes", out=p + "ns")]
+        nodes += [
+            _conv(x, p + "ws", None, p + "cs", c, 1, stride=stride),
+            node("batch_norm", p + "cs", p + "gs", p + "bes", out=p + "ns"),
+        ]
         skip = p + "ns"
     nodes += [node("add", p + "n2", skip, out=p + "s"), node("relu", p + "s", out=out)]
     return tuple(nodes)
@@ -268,23 +274,30 @@ def _basic(prefix: str, x: str, out: str, c: int, stride: int, projection: bool)
 _BASIC_PARAMS = ("w1", "g1", "be1", "w2", "g2", "be2")
 
 RESNET = Block(
-    name="block_resnet", title="ResNet basic block, identity shortcut, batch norm (training mode)",
+    name="block_resnet",
+    title="ResNet basic block, identity shortcut, batch norm (training mode)",
     source="seeds 001 'ResNet', 003 'ResNet (2015)'; He et al. 2016, Fig. 2 (basic block), Ioffe & Szegedy 2015 "
-           "(BN after each conv)",
-    params=_BASIC_PARAMS, nodes=_basic("", "x", "y", 4, 1, False), output="y",
+    "(BN after each conv)",
+    params=_BASIC_PARAMS,
+    nodes=_basic("", "x", "y", 4, 1, False),
+    output="y",
 )
 
 RESNET_PROJ = Block(
-    name="block_resnet_proj", title="ResNet basic block, stride 2 with a 1x1 projection shortcut",
+    name="block_resnet_proj",
+    title="ResNet basic block, stride 2 with a 1x1 projection shortcut",
     source="seed 001 'Residual Learning with Dimension Reduction'; He et al. 2016, section 3.3 option B "
-           "(1x1 projection shortcut, stride 2, more channels)",
-    params=_BASIC_PARAMS + ("ws", "gs", "bes"), nodes=_basic("", "x", "y", 6, 2, True), output="y",
+    "(1x1 projection shortcut, stride 2, more channels)",
+    params=_BASIC_PARAMS + ("ws", "gs", "bes"),
+    nodes=_basic("", "x", "y", 6, 2, True),
+    output="y",
 )
 
 INCEPTION = Block(
-    name="block_inception", title="Inception module: 1x1, 1x1-3x3, 1x1-5x5, 3x3 maxpool-1x1, concatenated",
+    name="block_inception",
+    title="Inception module: 1x1, 1x1-3x3, 1x1-5x5, 3x3 maxpool-1x1, concatenated",
     source="seed 001 'Inception Module with Dimension Reduction'; Szegedy et al. 2015, Fig. 2(b) (every conv, "
-           "reductions included, has a relu)",
+    "reductions included, has a relu)",
     params=("w1", "b1", "w2r", "b2r", "w2", "b2", "w3r", "b3r", "w3", "b3", "w4", "b4"),
     nodes=(
         _conv("x", "w1", "b1", "c1", 2, 1),
@@ -306,9 +319,10 @@ INCEPTION = Block(
 )
 
 ALEXNET = Block(
-    name="block_alexnet", title="AlexNet stage: conv-relu-LRN-maxpool 3/2, flatten, dropout (explicit mask), dense",
+    name="block_alexnet",
+    title="AlexNet stage: conv-relu-LRN-maxpool 3/2, flatten, dropout (explicit mask), dense",
     source="seed 001 'AlexNet (2012)'; Krizhevsky et al. 2012, sections 3.3 (LRN n=5, k=2, alpha=1e-4, "
-           "beta=0.75), 3.4 (overlapping pooling z=3, s=2), 4.2 (dropout 0.5 before the dense layers)",
+    "beta=0.75), 3.4 (overlapping pooling z=3, s=2), 4.2 (dropout 0.5 before the dense layers)",
     params=("w1", "b1", "w2", "b2"),
     nodes=(
         _conv("x", "w1", "b1", "c1", 6, 3, padding=1),
@@ -324,9 +338,10 @@ ALEXNET = Block(
 )
 
 SENTENCE = Block(
-    name="block_sentence_cnn", title="Sentence CNN: wide 1-D convs, dynamic k-max pooling, tanh, dense, softmax",
+    name="block_sentence_cnn",
+    title="Sentence CNN: wide 1-D convs, dynamic k-max pooling, tanh, dense, softmax",
     source="seed 001 'Wide Convolution', 'Dynamic k-max Pooling'; Kalchbrenner, Grefenstette & Blunsom 2014 "
-           "(DCNN; k_l = max(k_top, ceil((L-l)/L s)); folding and row-wise kernels left out)",
+    "(DCNN; k_l = max(k_top, ceil((L-l)/L s)); folding and row-wise kernels left out)",
     params=("w1", "b1", "w2", "b2", "w3", "b3"),
     nodes=(
         _conv("x", "w1", "b1", "c1", 3, 3, padding="full"),

@@ -17,6 +17,7 @@ its weights and its batch, the same on every backend. The loop is lenet.train's:
 the seed, cast to the run's dtype), same minibatches, same learning rate, the update `p - lr * g` with the
 arrays' operators; forward and backward are model.forward / model.backward (the backend's ops only).
 """
+
 from __future__ import annotations
 
 import time
@@ -32,7 +33,8 @@ INPUT_SHAPE = (1, 32, 32)
 EVAL_CHUNK = 256
 
 RESNET_SMALL = M.Block(
-    name="resnet_small", title="small ResNet: stem, two basic blocks (identity, projection), avg-pool, dense",
+    name="resnet_small",
+    title="small ResNet: stem, two basic blocks (identity, projection), avg-pool, dense",
     source="seeds 001 and 003 'ResNet'; He et al. 2016 (basic blocks, option B projection), BN in training mode",
     params=("stem.w", "stem.g", "stem.be")
     + tuple("b1." + p for p in ("w1", "g1", "be1", "w2", "g2", "be2"))
@@ -42,7 +44,10 @@ RESNET_SMALL = M.Block(
         M.node("conv", "x", "stem.w", out="stem.c", out_channels=8, kernel_size=3, stride=2, padding=1),
         M.node("batch_norm", "stem.c", "stem.g", "stem.be", out="stem.n"),
         M.node("relu", "stem.n", out="a0"),
-    ) + M._basic("b1.", "a0", "r1", 8, 1, False) + M._basic("b2.", "r1", "r2", 16, 2, True) + (
+    )
+    + M._basic("b1.", "a0", "r1", 8, 1, False)
+    + M._basic("b2.", "r1", "r2", 16, 2, True)
+    + (
         M.node("avg_pool", "r2", out="pool", kernel_size=2, stride=2),
         M.node("flatten", "pool", out="features"),
         M.node("linear", "features", "fc.w", "fc.b", out="logits", out_features=N_CLASSES),
@@ -87,13 +92,25 @@ def logits(backend, params: dict, x):
 def accuracy(backend, params: dict, x: np.ndarray, y: np.ndarray, dtype: str) -> float:
     if not len(y):
         return float("nan")
-    pred = [np.argmax(backend.to_numpy(logits(backend, params, backend.from_numpy(x[s:s + EVAL_CHUNK].astype(dtype)))),
-                      axis=1) for s in range(0, len(x), EVAL_CHUNK)]
+    pred = [
+        np.argmax(
+            backend.to_numpy(logits(backend, params, backend.from_numpy(x[s : s + EVAL_CHUNK].astype(dtype)))), axis=1
+        )
+        for s in range(0, len(x), EVAL_CHUNK)
+    ]
     return float(np.mean(np.concatenate(pred) == y))
 
 
-def train(backend, data, config: T.TrainConfig, *, dtype: str = "float32", init: dict | None = None,
-          on_step=None, evaluate_epochs: bool = True) -> T.TrainResult:
+def train(
+    backend,
+    data,
+    config: T.TrainConfig,
+    *,
+    dtype: str = "float32",
+    init: dict | None = None,
+    on_step=None,
+    evaluate_epochs: bool = True,
+) -> T.TrainResult:
     """Train the small ResNet on `backend` in `dtype` (lenet.train.train's signature and result);
     on_step(step, loss) is called after every update."""
     init = init if init is not None else init_params(config.seed, data.x_train.shape[1:])
@@ -154,17 +171,31 @@ class ResnetCase:
         return f"resnet:resnet_small[digits,steps={self.steps},batch={self.batch_size},seed={self.seed},{self.dtype}]"
 
     def spec(self) -> dict:
-        return {"op": "resnet", "steps": self.steps, "batch_size": self.batch_size, "seed": self.seed,
-                "dtype": self.dtype}
+        return {
+            "op": "resnet",
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "dtype": self.dtype,
+        }
 
     def repro_command(self, backend: str, plugins=()) -> str:
         opts = "".join(f" -p {p}" for p in plugins)
-        return (f"convspec train --model resnet{opts} --backend {backend} --steps {self.steps} "
-                f"--batch-size {self.batch_size} --lr {CHECK['lr']} --seed {self.seed} --dtype {self.dtype}")
+        return (
+            f"convspec train --model resnet{opts} --backend {backend} --steps {self.steps} "
+            f"--batch-size {self.batch_size} --lr {CHECK['lr']} --seed {self.seed} --dtype {self.dtype}"
+        )
 
 
-def equivalence_check(backend, *, steps: int = CHECK["steps"], seed: int = 0, batch_size: int = CHECK["batch_size"],
-                      dtype: str | None = None, dataset=None) -> dict:
+def equivalence_check(
+    backend,
+    *,
+    steps: int = CHECK["steps"],
+    seed: int = 0,
+    batch_size: int = CHECK["batch_size"],
+    dtype: str | None = None,
+    dataset=None,
+) -> dict:
     """The small ResNet's counterpart of lenet.check.equivalence_check: `steps` SGD steps on `backend` (float32
     when supported) and on the float64 reference, one case record (op "resnet"), pass when every step's loss
     and the final weights agree within lenet.equivalence's tolerances."""
@@ -177,13 +208,23 @@ def equivalence_check(backend, *, steps: int = CHECK["steps"], seed: int = 0, ba
     case = ResnetCase(steps, seed, batch_size, dtype)
 
     def done(status, message="", checks=(), **extra):
-        return CaseResult(case, status, backend=backend.name, checks=list(checks), message=message,
-                          seconds=time.perf_counter() - t0, extra=extra).to_dict()
+        return CaseResult(
+            case,
+            status,
+            backend=backend.name,
+            checks=list(checks),
+            message=message,
+            seconds=time.perf_counter() - t0,
+            extra=extra,
+        ).to_dict()
 
     if dtype not in E.LOSS_RTOL:
         return done("unsupported", f"no training tolerance for dtype {dtype}")
-    missing = [m for m in RESNET_SMALL.requires() + ("cross_entropy", "cross_entropy_backward")
-               if not callable(getattr(backend, m, None))]
+    missing = [
+        m
+        for m in RESNET_SMALL.requires() + ("cross_entropy", "cross_entropy_backward")
+        if not callable(getattr(backend, m, None))
+    ]
     if missing:
         return done("unsupported", f"the small ResNet needs {', '.join(missing)}")
     try:
@@ -197,12 +238,22 @@ def equivalence_check(backend, *, steps: int = CHECK["steps"], seed: int = 0, ba
         return done("error", format_exception(exc))
     eq = E.compare(run, _REFERENCE_CACHE[key])
     loss_ok = eq["first_exceed_step"] is None or eq["first_exceed_step"] > eq["track_steps"]
-    checks = [{"what": f"loss per step (first {eq['track_steps']})", "status": "pass" if loss_ok else "fail",
-               "bound_ratio": eq["max_loss_rel_diff_tracked"] / eq["loss_rtol"]}]
+    checks = [
+        {
+            "what": f"loss per step (first {eq['track_steps']})",
+            "status": "pass" if loss_ok else "fail",
+            "bound_ratio": eq["max_loss_rel_diff_tracked"] / eq["loss_rtol"],
+        }
+    ]
     if eq["weight_checked"]:
         ok = eq["final_weight_rel_diff"] <= eq["weight_rtol"]
-        checks.append({"what": "final weights", "status": "pass" if ok else "fail",
-                       "bound_ratio": eq["final_weight_rel_diff"] / eq["weight_rtol"]})
+        checks.append(
+            {
+                "what": "final weights",
+                "status": "pass" if ok else "fail",
+                "bound_ratio": eq["final_weight_rel_diff"] / eq["weight_rtol"],
+            }
+        )
     status = "pass" if eq["equivalent"] else "fail"
     message = "" if status == "pass" else "the small ResNet leaves the reference: " + "; ".join(eq["failures"])
     return done(status, message, checks, resnet=eq)

@@ -1,6 +1,7 @@
 """The "blocks" case source: a few cases per block (two drawn configurations, each in float32 and float64),
 in the full profile only. Registered as a plugin (its register_case_sources hook) like the built-in sources;
 failures shrink through the block's strategy like property cases."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 fast), float32 or float64, standard-normal data and weights. A drawn case whose selections are not
 determined within the error bound (bounds.IllConditioned: a relu input, a max-pool runner-up or a k-max
 boundary within its error) is discarded, for float32, the coarser dtype, so float64 keeps it too."""
+
 from __future__ import annotations
 
 from hypothesis import assume

@@ -1,5 +1,6 @@
 """Sub-commands beyond `backends` and `run`, one module each; every module defines a click command
 named like the module's `COMMAND` attribute and is added to the `convspec` group here."""
+
 from __future__ import annotations
 
 import importlib

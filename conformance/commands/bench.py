@@ -1,6 +1,7 @@
 """`convspec bench [--backend NAME ...] [--suite lenet|resnet50|vgg|alphago|text1d|all] [--out FILE]`:
 time conv forward and backward of every backend side by side on real networks' layer shapes (see
 convspec.conformance.bench; the tables, Markdown and plot come from convspec.conformance.report)."""
+
 from __future__ import annotations
 
 import shlex
@@ -74,44 +75,107 @@ def _check_memory(suites, batch, dtype) -> None:
             need = layer_bytes(layer, b, itemsize)
             if need > 0.8 * free:
                 hint = "--batch" if batch else f"--batch (suite {s.name}'s default batch is {s.batch})"
-                raise click.BadParameter(f"batch {b}: layer {s.name}/{layer.name} needs about {need / 2**30:.1f} GiB, "
-                                         f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller {hint}",
-                                         param_hint="--batch")
+                raise click.BadParameter(
+                    f"batch {b}: layer {s.name}/{layer.name} needs about {need / 2**30:.1f} GiB, "
+                    f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller {hint}",
+                    param_hint="--batch",
+                )
 
 
 @click.command("bench")
-@click.option("-b", "--backend", "names", multiple=True, metavar="NAME", help="Backend to time (repeatable; default: every available one).")
-@click.option("--suite", "suites", multiple=True, type=click.Choice(SUITE_CHOICES), default=("all",), show_default=True, help="Layer suite (repeatable).")
-@click.option("--out", type=click.Path(dir_okay=False), default="bench.json", show_default=True, help="JSON results file.")
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Also write the tables as Markdown to this file.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Also write the GFLOP/s plot (SVG) to this file.")
-@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Interleaved timed rounds per layer (the median is reported).")
+@click.option(
+    "-b",
+    "--backend",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Backend to time (repeatable; default: every available one).",
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    type=click.Choice(SUITE_CHOICES),
+    default=("all",),
+    show_default=True,
+    help="Layer suite (repeatable).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default="bench.json", show_default=True, help="JSON results file."
+)
+@click.option(
+    "--markdown", "md_path", type=click.Path(dir_okay=False), help="Also write the tables as Markdown to this file."
+)
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Also write the GFLOP/s plot (SVG) to this file."
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Interleaved timed rounds per layer (the median is reported).",
+)
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed rounds per layer first.")
-@click.option("--threads", type=click.IntRange(1), default=2, show_default=True, help="Threads for torch and for NumPy's BLAS.")
+@click.option(
+    "--threads", type=click.IntRange(1), default=2, show_default=True, help="Threads for torch and for NumPy's BLAS."
+)
 @click.option("--batch", type=click.IntRange(1), help="Override every suite's CPU batch.")
 @click.option("--gpu-batch", type=click.IntRange(1), help="Override every suite's GPU batch.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-memory", is_flag=True, help="Skip the tracemalloc peak-memory pass.")
-@click.option("--baseline", help="Backend the ratios are relative to (default: torch-cpu when it is timed, else the first backend).")
-@click.option("--load", "load", type=click.Choice(["none", "busy"]), default="none", show_default=True,
-              help="busy: also time every round with a fixed competing load (1-thread matmul + streaming add) pinned "
-                   "to the last CPU, and report quiet and loaded figures side by side.")
-@click.option("--ops", "with_ops", is_flag=True, help="Also time LeNet-5's other ops (relu, max_pool, flatten, linear, "
-                                                       "cross_entropy), forward and backward, per backend.")
-@click.option("-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable).")
-def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, batch, gpu_batch, dtype, seed, no_memory, baseline,
-            load, with_ops, plugin):
+@click.option(
+    "--baseline",
+    help="Backend the ratios are relative to (default: torch-cpu when it is timed, else the first backend).",
+)
+@click.option(
+    "--load",
+    "load",
+    type=click.Choice(["none", "busy"]),
+    default="none",
+    show_default=True,
+    help="busy: also time every round with a fixed competing load (1-thread matmul + streaming add) pinned "
+    "to the last CPU, and report quiet and loaded figures side by side.",
+)
+@click.option(
+    "--ops",
+    "with_ops",
+    is_flag=True,
+    help="Also time LeNet-5's other ops (relu, max_pool, flatten, linear, "
+    "cross_entropy), forward and backward, per backend.",
+)
+@click.option(
+    "-p", "--plugin", multiple=True, metavar="MODULE", help="Load a plugin module that is not installed (repeatable)."
+)
+def COMMAND(
+    names,
+    suites,
+    out,
+    md_path,
+    plot_path,
+    repeats,
+    warmup,
+    threads,
+    batch,
+    gpu_batch,
+    dtype,
+    seed,
+    no_memory,
+    baseline,
+    load,
+    with_ops,
+    plugin,
+):
     """Time conv forward and backward per backend on network layer shapes, interleaved, and print
     GFLOP/s, the time ratio to the baseline (torch-cpu) and the fraction of the machine's GEMM rate."""
-    from rich.console import Console
-    from rich.table import Table
-
     from pathlib import Path
 
     from convspec.conformance import bench
     from convspec.conformance.report import perf, plots
     from convspec.conformance.report.markdown import bench_markdown
+    from rich.console import Console
+    from rich.table import Table
 
     for hint, path in (("--out", out), ("--markdown", md_path), ("--plot", plot_path)):
         if path and not Path(path).resolve().parent.is_dir():  # fail now, not after the whole run
@@ -121,7 +185,10 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     if baseline is None:
         baseline = "torch-cpu" if "torch-cpu" in timed else timed[0]
     if baseline not in timed:
-        raise click.BadParameter(f"{baseline!r} is not among the backends being timed ({', '.join(b.name for b in backends)})", param_hint="--baseline")
+        raise click.BadParameter(
+            f"{baseline!r} is not among the backends being timed ({', '.join(b.name for b in backends)})",
+            param_hint="--baseline",
+        )
     try:
         chosen = bench.resolve_suites(suites)
     except SpecError as exc:
@@ -142,12 +209,26 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
         console.print(f"  {suite.name if suite else 'ops':9s} {rec['name']:28s} " + "  ".join(parts))
 
     argv = sys.argv[1:]
-    args = argv[argv.index("bench") + 1:] if "bench" in argv else argv
+    args = argv[argv.index("bench") + 1 :] if "bench" in argv else argv
     command = " ".join(["convspec", "bench"] + [shlex.quote(a) for a in args])
     try:
-        result = bench.run(backends, chosen, repeats=repeats, warmup=warmup, seed=seed, dtype=dtype, threads=threads, batch=batch,
-                           gpu_batch=gpu_batch, memory=not no_memory, baseline=baseline, progress=progress, command=command,
-                           load=load, ops=with_ops)
+        result = bench.run(
+            backends,
+            chosen,
+            repeats=repeats,
+            warmup=warmup,
+            seed=seed,
+            dtype=dtype,
+            threads=threads,
+            batch=batch,
+            gpu_batch=gpu_batch,
+            memory=not no_memory,
+            baseline=baseline,
+            progress=progress,
+            command=command,
+            load=load,
+            ops=with_ops,
+        )
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     bench.dump(result, out)
@@ -156,13 +237,19 @@ def COMMAND(names, suites, out, md_path, plot_path, repeats, warmup, threads, ba
     for line in perf.result_header_lines(result):
         out_console.print(line, highlight=False)
     for s in result["suites"]:
-        t = Table(*perf.LAYER_HEADER, title=f"{s['name']}: {s['description']} (CPU batch {s['batch']}, load {s['load_before']})",
-                  title_justify="left")
+        t = Table(
+            *perf.LAYER_HEADER,
+            title=f"{s['name']}: {s['description']} (CPU batch {s['batch']}, load {s['load_before']})",
+            title_justify="left",
+        )
         for row in perf.layer_rows(s, baseline):
             t.add_row(*row)
         out_console.print(t)
-    t = Table(*perf.BENCH_SUMMARY_HEADER, title="geometric means over each suite's layers (x = time / " + baseline + ")",
-              title_justify="left")
+    t = Table(
+        *perf.BENCH_SUMMARY_HEADER,
+        title="geometric means over each suite's layers (x = time / " + baseline + ")",
+        title_justify="left",
+    )
     for row in perf.bench_summary_rows(result):
         t.add_row(*row)
     out_console.print(t)

@@ -1,4 +1,5 @@
 """`convspec new-backend NAME [--dir PATH]`: write a complete, installable backend plugin package."""
+
 from __future__ import annotations
 
 import click
@@ -8,8 +9,14 @@ from ..scaffold import ScaffoldError, check_name, generate, module_name
 
 @click.command("new-backend")
 @click.argument("name")
-@click.option("--dir", "directory", type=click.Path(file_okay=True, dir_okay=True), default=None, metavar="PATH",
-              help="Where to write the package (must not exist or be empty)  [default: ./convspec-NAME]")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=True, dir_okay=True),
+    default=None,
+    metavar="PATH",
+    help="Where to write the package (must not exist or be empty)  [default: ./convspec-NAME]",
+)
 def COMMAND(name, directory):
     """Write a backend plugin package NAME: pyproject with the `convspec` entry point, a backend with
     every op stubbed "unsupported", a README and a conformance test."""
@@ -21,7 +28,10 @@ def COMMAND(name, directory):
 
     reg = plugins.load()
     if name in reg.backends:
-        raise click.BadParameter(f"a backend named {name!r} is already registered (by plugin {reg.origins[name]!r}); choose another name", param_hint="NAME")
+        raise click.BadParameter(
+            f"a backend named {name!r} is already registered (by plugin {reg.origins[name]!r}); choose another name",
+            param_hint="NAME",
+        )
     try:
         root = generate(name, directory)
     except ScaffoldError as exc:

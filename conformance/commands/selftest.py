@@ -6,6 +6,7 @@ mutants each case kills, and optionally writes it all as Markdown (reports/mutat
 Exit status 1 when the suite falls short: a real mutant survives the full profile, the quick profile kills
 fewer than 95% of them, or an equivalent mutant (a correct backend written differently) is flagged.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -18,18 +19,30 @@ QUICK_MIN = 0.95
 
 
 @click.command("selftest")
-@click.option("--profile", "profiles", multiple=True, type=click.Choice(["quick", "full"]),
-              help="Profile to score (repeatable; default quick).")
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    type=click.Choice(["quick", "full"]),
+    help="Profile to score (repeatable; default quick).",
+)
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, help="Parallel processes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the property-based cases.")
 @click.option("--op", "ops", multiple=True, metavar="OP", help="Only the mutants and cases of these ops (repeatable).")
 @click.option("--mutant", "names", multiple=True, metavar="NAME", help="Only these mutants (repeatable).")
-@click.option("--first-kill", is_flag=True,
-              help="Stop running a mutant at its first kill (faster; the per-case kill list is then partial).")
-@click.option("--in-process", is_flag=True,
-              help="Evaluate each mutant in one process of a pool instead of the engine's per-case workers (faster).")
-@click.option("--cases/--no-cases", "show_cases", default=True, show_default=True,
-              help="Print which mutants each case kills.")
+@click.option(
+    "--first-kill",
+    is_flag=True,
+    help="Stop running a mutant at its first kill (faster; the per-case kill list is then partial).",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Evaluate each mutant in one process of a pool instead of the engine's per-case workers (faster).",
+)
+@click.option(
+    "--cases/--no-cases", "show_cases", default=True, show_default=True, help="Print which mutants each case kills."
+)
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Also write the report as Markdown.")
 def COMMAND(profiles, jobs, seed, ops, names, first_kill, in_process, show_cases, markdown):
     """Run the mutant catalogue and print the suite's mutation score."""
@@ -56,8 +69,15 @@ def COMMAND(profiles, jobs, seed, ops, names, first_kill, in_process, show_cases
     console = Console()
     scores = []
     for profile in profiles:
-        s = S.mutation_score(profile, jobs=jobs, seed=seed, mutants=chosen, ops=ops or None, first_kill=first_kill,
-                               isolate=not in_process)
+        s = S.mutation_score(
+            profile,
+            jobs=jobs,
+            seed=seed,
+            mutants=chosen,
+            ops=ops or None,
+            first_kill=first_kill,
+            isolate=not in_process,
+        )
         scores.append(s)
         for line in S.summary_lines(s):
             console.print(line, soft_wrap=True)
@@ -88,8 +108,10 @@ def COMMAND(profiles, jobs, seed, ops, names, first_kill, in_process, show_cases
         need = 1.0 if s.profile == "full" else QUICK_MIN
         if s.ratio() < need:
             left = ", ".join(m.name for m in s.survivors())
-            problems.append(f"{s.profile} profile kills {100 * s.ratio():.1f}% of the real mutants "
-                            f"(needs {100 * need:.0f}%); surviving: {left}")
+            problems.append(
+                f"{s.profile} profile kills {100 * s.ratio():.1f}% of the real mutants "
+                f"(needs {100 * need:.0f}%); surviving: {left}"
+            )
     if markdown:
         command = "convspec selftest " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
         with open(markdown, "w", encoding="utf-8") as f:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import click
 
-from .common import availabilities, console, load_registry
 from ..worker import run_isolated
+from .common import availabilities, console, load_registry
 
 
 class UsageFail(click.ClickException):
@@ -93,16 +93,14 @@ def COMMAND(
     names, epochs, steps, batch_size, lr, seed, dtype, mnist_dir, min_accuracy, out, timeout, no_progress, plugin
 ):
     """Train LeNet-5 on each backend and compare it with the float64 reference."""
+    import math
+
     from convspec import SpecError
 
     from ..lenet import data as D
     from ..lenet import equivalence as E
     from ..lenet import train as T
-    from ..results import ResultWriter, run_record
-
-    import math
-
-    from ..results import check_out
+    from ..results import ResultWriter, check_out, run_record
 
     if dtype not in E.LOSS_RTOL:
         raise click.BadParameter(f"unknown dtype {dtype!r}; valid: {', '.join(E.LOSS_RTOL)}", param_hint="--dtype")

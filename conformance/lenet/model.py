@@ -15,6 +15,7 @@ A layer is a dict: "op" names the spec op, "name" labels a layer with parameters
 op as a keyword parameter (stride, padding, ...). `forward` and `backward` call only the backend
 contract's ops (conv, relu, max_pool, flatten, linear, cross_entropy and their _backward).
 """
+
 from __future__ import annotations
 
 import numpy as np

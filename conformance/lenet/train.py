@@ -9,6 +9,7 @@ different backends differ only by what their ops compute.
 The update `p - lr * g` uses the backend arrays' arithmetic operators (NumPy, PyTorch and CuPy arrays
 all have them); everything else goes through the backend contract's ops.
 """
+
 from __future__ import annotations
 
 import time
@@ -72,9 +73,17 @@ class TrainResult:
 
     def record(self) -> dict:
         """JSON-ready summary (no weights)."""
-        return {"backend": self.backend, "dtype": self.dtype, "config": self.config, "steps": self.steps, "losses": self.losses,
-                "epoch_accuracy": self.epoch_accuracy, "test_accuracy": self.test_accuracy, "seconds": round(self.seconds, 3),
-                "images_per_second": round(self.images / self.seconds, 1) if self.seconds else None}
+        return {
+            "backend": self.backend,
+            "dtype": self.dtype,
+            "config": self.config,
+            "steps": self.steps,
+            "losses": self.losses,
+            "epoch_accuracy": self.epoch_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images / self.seconds, 1) if self.seconds else None,
+        }
 
 
 def batches(n: int, config: TrainConfig):
@@ -85,7 +94,7 @@ def batches(n: int, config: TrainConfig):
         for start in range(0, n, config.batch_size):
             if config.max_steps is not None and step >= config.max_steps:
                 return
-            yield epoch, perm[start:start + config.batch_size]
+            yield epoch, perm[start : start + config.batch_size]
             step += 1
 
 
@@ -96,17 +105,21 @@ def n_steps(n: int, config: TrainConfig) -> int:
 
 
 def to_backend(backend, params: dict, dtype: str) -> dict:
-    return {name: {k: backend.from_numpy(np.asarray(v, dtype=dtype)) for k, v in p.items()} for name, p in params.items()}
+    return {
+        name: {k: backend.from_numpy(np.asarray(v, dtype=dtype)) for k, v in p.items()} for name, p in params.items()
+    }
 
 
 def to_numpy(backend, params: dict) -> dict:
-    return {name: {k: np.asarray(backend.to_numpy(v), dtype=np.float64) for k, v in p.items()} for name, p in params.items()}
+    return {
+        name: {k: np.asarray(backend.to_numpy(v), dtype=np.float64) for k, v in p.items()} for name, p in params.items()
+    }
 
 
 def predict(backend, layers, params, x: np.ndarray, dtype: str, chunk: int = 256) -> np.ndarray:
     out = []
     for start in range(0, len(x), chunk):
-        logits, _ = M.forward(backend, layers, params, backend.from_numpy(x[start:start + chunk].astype(dtype)))
+        logits, _ = M.forward(backend, layers, params, backend.from_numpy(x[start : start + chunk].astype(dtype)))
         out.append(np.argmax(backend.to_numpy(logits), axis=1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
@@ -115,8 +128,17 @@ def accuracy(backend, layers, params, x, y, dtype) -> float:
     return float(np.mean(predict(backend, layers, params, x, dtype) == y)) if len(y) else float("nan")
 
 
-def train(backend, data, config: TrainConfig, *, dtype: str = "float32", layers=M.LENET5, init: dict | None = None,
-          on_step=None, evaluate_epochs: bool = True) -> TrainResult:
+def train(
+    backend,
+    data,
+    config: TrainConfig,
+    *,
+    dtype: str = "float32",
+    layers=M.LENET5,
+    init: dict | None = None,
+    on_step=None,
+    evaluate_epochs: bool = True,
+) -> TrainResult:
     """Train LeNet-5 on `backend` in `dtype`; on_step(step, loss) is called after every update."""
     init = init if init is not None else M.init_params(config.seed, layers, data.x_train.shape[1:])
     params = to_backend(backend, init, dtype)
@@ -151,4 +173,3 @@ def train(backend, data, config: TrainConfig, *, dtype: str = "float32", layers=
         res.epoch_accuracy.append(res.test_accuracy)
     res.params = to_numpy(backend, params)
     return res
-

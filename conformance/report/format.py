@@ -4,6 +4,7 @@ and symbols, numbers, the training table, the environment and backend rows of a 
 :func:`failure_lines` is the one place that renders an individual failure (what went wrong, the repro
 command, the smallest failing case); its markup comes from the caller, plain text by default.
 """
+
 from __future__ import annotations
 
 from ..records import PARTS
@@ -65,8 +66,18 @@ def last_line(text) -> str:
     return lines[-1][:300] if lines else ""
 
 
-SYMBOL = {"pass": "✅", "fail": "❌", "deviation": "⚠️", "unsupported": "➖", "skipped": "↷", "unavailable": "⛔",
-          "invalid": "🚫", NOT_RUN: "·", NO_PART: "", "ran": "ℹ️"}
+SYMBOL = {
+    "pass": "✅",
+    "fail": "❌",
+    "deviation": "⚠️",
+    "unsupported": "➖",
+    "skipped": "↷",
+    "unavailable": "⛔",
+    "invalid": "🚫",
+    NOT_RUN: "·",
+    NO_PART: "",
+    "ran": "ℹ️",
+}
 KIND_WORDS = {
     "pass": "every case within its error bound (or bit-exact where required)",
     "fail": "at least one case failed, raised, timed out or crashed",
@@ -149,12 +160,17 @@ def train_table(report: Report) -> tuple:
     rows = []
     for c in report.trains:
         ref = c.reference[-1][1] if c.reference else ref_final
-        rows.append([
-            c.backend, str(len(c.losses)) if c.losses else "–",
-            f"{c.losses[0][1]:.4g}" if c.losses else "–", f"{c.losses[-1][1]:.4g}" if c.losses else "–",
-            f"{ref:.4g}" if ref is not None else "–",
-            f"{max(y for _, y in c.weight_diff):.3g}" if c.weight_diff else "–",
-        ] + [_plain(c.scalars.get(k, "–")) for k in extra])
+        rows.append(
+            [
+                c.backend,
+                str(len(c.losses)) if c.losses else "–",
+                f"{c.losses[0][1]:.4g}" if c.losses else "–",
+                f"{c.losses[-1][1]:.4g}" if c.losses else "–",
+                f"{ref:.4g}" if ref is not None else "–",
+                f"{max(y for _, y in c.weight_diff):.3g}" if c.weight_diff else "–",
+            ]
+            + [_plain(c.scalars.get(k, "–")) for k in extra]
+        )
     return header, rows
 
 
@@ -172,8 +188,12 @@ def environment_rows(run) -> list:
     rows = [("file", run.path.name), ("host", env.get("host", "?"))]
     rows += [(k, str(v)) for k, v in env.items() if k != "host"]
     rows += [
-        ("spec version", h["spec_version"]), ("profile", h["profile"]), ("seed", str(h["seed"])), ("shard", f"{i}/{n}"),
-        ("started", h["started"]), ("finished", "yes" if run.finished else "no (interrupted: partial results)"),
+        ("spec version", h["spec_version"]),
+        ("profile", h["profile"]),
+        ("seed", str(h["seed"])),
+        ("shard", f"{i}/{n}"),
+        ("started", h["started"]),
+        ("finished", "yes" if run.finished else "no (interrupted: partial results)"),
         ("command", "convspec " + " ".join(h.get("argv", []))),
     ]
     return rows

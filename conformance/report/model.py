@@ -1,6 +1,7 @@
 """Aggregating merged results into what a report shows: the op x backend matrix, per-feature detail,
 bound ratios, declared deviations, failures, LeNet training curves and the runs. It computes, it does not
 format: format.py turns what it computes into text, markdown.py and html.py into documents."""
+
 from __future__ import annotations
 
 import statistics
@@ -131,8 +132,20 @@ def padding_form(p) -> str:
 
 
 FEATURE_ORDER = (
-    "padding: int", "padding: per-dim", "padding: (begin, end) pairs", "padding: 'valid'", "padding: 'same'", "padding: 'full'",
-    "stride > 1", "dilation > 1", "groups > 1", "output_padding > 0", "ceil_mode", "1-d", "2-d", "3-d",
+    "padding: int",
+    "padding: per-dim",
+    "padding: (begin, end) pairs",
+    "padding: 'valid'",
+    "padding: 'same'",
+    "padding: 'full'",
+    "stride > 1",
+    "dilation > 1",
+    "groups > 1",
+    "output_padding > 0",
+    "ceil_mode",
+    "1-d",
+    "2-d",
+    "3-d",
 )
 
 
@@ -243,7 +256,9 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
     for name in merged.backends:
         if name not in columns and name != "reference":
             columns.append(name)
-    unavailable = {n: "; ".join(info["reasons"]) or "unavailable" for n, info in merged.backends.items() if not info["available"]}
+    unavailable = {
+        n: "; ".join(info["reasons"]) or "unavailable" for n, info in merged.backends.items() if not info["available"]
+    }
 
     cells: dict = defaultdict(lambda: defaultdict(Cell))
     feats: dict = defaultdict(lambda: defaultdict(Cell))
@@ -288,7 +303,10 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
     for b in unavailable:
         totals[b] = Cell(unavailable=unavailable[b])
 
-    features_rows = [(f, {b: feats[f].get(b, Cell(unavailable=unavailable.get(b))) for b in columns}) for f in sorted(feats, key=_feature_key)]
+    features_rows = [
+        (f, {b: feats[f].get(b, Cell(unavailable=unavailable.get(b))) for b in columns})
+        for f in sorted(feats, key=_feature_key)
+    ]
 
     dev = {}
     for c in merged.cases:
@@ -297,24 +315,39 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
             d = dev.setdefault(key, {"backend": key[0], "op": key[1], "reason": key[2], "count": 0, "cases": []})
             d["count"] += 1
             d["cases"].append(c)
-    deviations = sorted(dev.values(), key=lambda d: (columns.index(d["backend"]) if d["backend"] in columns else 99, d["op"], d["reason"]))
+    deviations = sorted(
+        dev.values(),
+        key=lambda d: (columns.index(d["backend"]) if d["backend"] in columns else 99, d["op"], d["reason"]),
+    )
 
     order = list(OPS)
     failures = sorted(
         (c for c in merged.cases if c["status"] in BAD or c["status"] == "invalid"),
-        key=lambda c: (columns.index(c["backend"]) if c["backend"] in columns else 99, order.index(c["op"]) if c["op"] in order else 99, c["case_id"]),
+        key=lambda c: (
+            columns.index(c["backend"]) if c["backend"] in columns else 99,
+            order.index(c["op"]) if c["op"] in order else 99,
+            c["case_id"],
+        ),
     )
 
     kinds = sig.KINDS
 
     def sig_key(s):
         b, op, check, kind = s
-        return (columns.index(b) if b in columns else 99, order.index(op) if op in order else 99, op,
-                check != "forward", check, kinds.index(kind.split(":")[0]) if kind.split(":")[0] in kinds else 99, kind)
+        return (
+            columns.index(b) if b in columns else 99,
+            order.index(op) if op in order else 99,
+            op,
+            check != "forward",
+            check,
+            kinds.index(kind.split(":")[0]) if kind.split(":")[0] in kinds else 99,
+            kind,
+        )
 
     # each group's example (its first record) is one whose shrunk minimal case fails the same way, if any
-    failure_groups = [(k, sorted(recs, key=lambda r: not sig.reproduces(r)))
-                      for k, recs in sig.group(failures, order=sig_key)]
+    failure_groups = [
+        (k, sorted(recs, key=lambda r: not sig.reproduces(r))) for k, recs in sig.group(failures, order=sig_key)
+    ]
 
     curves = [train_curve(t) for t in merged.trains]
     reference = next((c.losses for c in curves if c.backend == "reference"), [])
@@ -323,10 +356,22 @@ def build(merged: Merged, title: str = "convspec compatibility report") -> Repor
     curves = [c for c in curves if c.backend != "reference"]
 
     return Report(
-        title=title, spec_version=merged.spec_version, columns=columns, backends=merged.backends, matrix=matrix, totals=totals,
-        features=features_rows, ratios={op: dict(v) for op, v in ratios.items()}, deviations=deviations, failures=failures,
+        title=title,
+        spec_version=merged.spec_version,
+        columns=columns,
+        backends=merged.backends,
+        matrix=matrix,
+        totals=totals,
+        features=features_rows,
+        ratios={op: dict(v) for op, v in ratios.items()},
+        deviations=deviations,
+        failures=failures,
         failure_groups=failure_groups,
-        trains=curves, reference_train=reference, runs=merged.runs, notes=merged.notes, conflicts=merged.conflicts,
+        trains=curves,
+        reference_train=reference,
+        runs=merged.runs,
+        notes=merged.notes,
+        conflicts=merged.conflicts,
         plugin_errors=merged.plugin_errors,
     )
 

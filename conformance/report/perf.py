@@ -8,6 +8,7 @@ GFLOP/s; and, for every backend other than the baseline, forward+backward agains
 backward alone (the contract's backward of an autograd backend such as torch-cpu runs the forward
 again, so its backward time is a whole training step).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,9 @@ class BenchRun:
 
     @property
     def label(self) -> str:
-        return f"{self.path.name} ({self.result['environment'].get('processor', '?')}, {self.result.get('started', '?')})"
+        return (
+            f"{self.path.name} ({self.result['environment'].get('processor', '?')}, {self.result.get('started', '?')})"
+        )
 
     @property
     def baseline(self) -> str:
@@ -64,10 +67,14 @@ def load_bench(path) -> BenchRun:
     try:
         result = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BenchFileError(path, f"is not JSON (line {exc.lineno}: {exc.msg}): not a `convspec bench --out` file") from None
+        raise BenchFileError(
+            path, f"is not JSON (line {exc.lineno}: {exc.msg}): not a `convspec bench --out` file"
+        ) from None
     if not isinstance(result, dict) or result.get("schema") != SCHEMA:
         got = result.get("schema") if isinstance(result, dict) else type(result).__name__
-        raise BenchFileError(path, f"must be a bench result of schema {SCHEMA!r} (from `convspec bench --out`), got schema {got!r}")
+        raise BenchFileError(
+            path, f"must be a bench result of schema {SCHEMA!r} (from `convspec bench --out`), got schema {got!r}"
+        )
     settings = _need(path, result, "settings", dict, "the file")
     _need(path, settings, "baseline", str, "settings")
     _need(path, result, "environment", dict, "the file")
@@ -91,7 +98,10 @@ def _summary_head(suite: dict, name: str, entry: dict, baseline: str) -> list:
     worst = entry.get("worst_layer")
     strict = None if name == baseline else vs_baseline_backward(suite, name, baseline)
     return [
-        suite["name"], name, fmt_num(entry.get("geomean_ratio_forward")), fmt_num(entry.get("geomean_ratio_backward")),
+        suite["name"],
+        name,
+        fmt_num(entry.get("geomean_ratio_forward")),
+        fmt_num(entry.get("geomean_ratio_backward")),
         fmt_num(entry.get("geomean_ratio_total")),
         "-" if strict is None else f"{strict[0]:.2f} (worst {strict[1]} {strict[2]:.2f})",
         "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
@@ -111,9 +121,13 @@ def summary_rows(run: BenchRun) -> list:
     for s in run.result["suites"]:
         for name, e in s["summary"].items():
             net = e.get("network_gflops_total")
-            rows.append(_summary_head(s, name, e, run.baseline) + [
-                fmt_num(net, ".1f"), "-" if net is None or not rate or rate != rate else f"{100 * net / rate:.0f}",
-            ])
+            rows.append(
+                _summary_head(s, name, e, run.baseline)
+                + [
+                    fmt_num(net, ".1f"),
+                    "-" if net is None or not rate or rate != rate else f"{100 * net / rate:.0f}",
+                ]
+            )
     return rows
 
 
@@ -126,15 +140,30 @@ def bench_summary_rows(result: dict) -> list:
     rows = []
     for s in result["suites"]:
         for name, e in s["summary"].items():
-            rows.append(_summary_head(s, name, e, baseline) + [
-                fmt_num(e.get("network_gflops_total"), ".1f"),
-                "-" if "max_peak_extra_bytes" not in e else mib(e["max_peak_extra_bytes"]),
-            ])
+            rows.append(
+                _summary_head(s, name, e, baseline)
+                + [
+                    fmt_num(e.get("network_gflops_total"), ".1f"),
+                    "-" if "max_peak_extra_bytes" not in e else mib(e["max_peak_extra_bytes"]),
+                ]
+            )
     return rows
 
 
-LAYER_HEADER = ["layer", "backend", "batch", "fwd ms", "bwd ms", "fwd GF/s", "f+b GF/s", "fwd x", "bwd x", "f+b x",
-                "GEMM %", "extra MiB f/b"]
+LAYER_HEADER = [
+    "layer",
+    "backend",
+    "batch",
+    "fwd ms",
+    "bwd ms",
+    "fwd GF/s",
+    "f+b GF/s",
+    "fwd x",
+    "bwd x",
+    "f+b x",
+    "GEMM %",
+    "extra MiB f/b",
+]
 
 
 def layer_rows(suite_rec: dict, baseline: str | None = None) -> list:
@@ -150,13 +179,22 @@ def layer_rows(suite_rec: dict, baseline: str | None = None) -> list:
             ratio = r.get("ratio_to_baseline") or {}
             frac = r.get("gemm_fraction") or {}
             peak = r.get("peak_extra_bytes")
-            rows.append([
-                lr["name"], name, str(r["batch"]), f"{r['seconds']['forward'] * 1e3:.2f}",
-                f"{r['seconds']['backward'] * 1e3:.2f}", f"{r['gflops']['forward']:.1f}", f"{r['gflops']['total']:.1f}",
-                fmt_num(ratio.get("forward")), fmt_num(ratio.get("backward")), fmt_num(ratio.get("total")),
-                fmt_num(None if frac.get("total") is None else 100 * frac["total"], ".0f"),
-                "-" if peak is None else f"{mib(peak['forward'])}/{mib(peak['backward'])}",
-            ])
+            rows.append(
+                [
+                    lr["name"],
+                    name,
+                    str(r["batch"]),
+                    f"{r['seconds']['forward'] * 1e3:.2f}",
+                    f"{r['seconds']['backward'] * 1e3:.2f}",
+                    f"{r['gflops']['forward']:.1f}",
+                    f"{r['gflops']['total']:.1f}",
+                    fmt_num(ratio.get("forward")),
+                    fmt_num(ratio.get("backward")),
+                    fmt_num(ratio.get("total")),
+                    fmt_num(None if frac.get("total") is None else 100 * frac["total"], ".0f"),
+                    "-" if peak is None else f"{mib(peak['forward'])}/{mib(peak['backward'])}",
+                ]
+            )
     return rows
 
 
@@ -185,15 +223,19 @@ def header_lines(run: BenchRun) -> list:
         lines = result_header_lines(run.result)
     except (KeyError, TypeError, AttributeError):  # an older or trimmed file: say what there is
         env = run.result["environment"]
-        lines = [f"machine: {env.get('processor', '?')}",
-                 f"machine GEMM rate {run.result['gemm']['machine_gflops']:.1f} GFLOP/s",
-                 f"load average: {run.result['load_average']}"]
+        lines = [
+            f"machine: {env.get('processor', '?')}",
+            f"machine GEMM rate {run.result['gemm']['machine_gflops']:.1f} GFLOP/s",
+            f"load average: {run.result['load_average']}",
+        ]
     if run.result.get("command"):
         lines.append(f"command: {run.result['command']}")
     return lines
 
 
-HINT = ("x = time per FLOP relative to the baseline backend (> 1: slower), geometric mean over each suite's layers; "
-        "'f+b / baseline bwd' compares forward+backward with the baseline's backward alone, which for an autograd "
-        "backend (torch) re-runs the forward; GEMM % = the network's GFLOP/s as a share of the machine's float32 GEMM "
-        "rate.")
+HINT = (
+    "x = time per FLOP relative to the baseline backend (> 1: slower), geometric mean over each suite's layers; "
+    "'f+b / baseline bwd' compares forward+backward with the baseline's backward alone, which for an autograd "
+    "backend (torch) re-runs the forward; GEMM % = the network's GFLOP/s as a share of the machine's float32 GEMM "
+    "rate."
+)

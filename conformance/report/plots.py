@@ -3,6 +3,7 @@ display: a Figure rendered to SVG by the Agg-free SVG canvas). Each function ret
 when there is nothing to draw. Text is drawn as paths, so the SVG needs no fonts; the hash salt and the
 absent date make the output byte-for-byte reproducible. PALETTE and style() are the one plot style of
 the reports and of `convspec bench --plot` (:func:`bench_gflops`)."""
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,13 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#1
 def style(font_size: float = 9) -> dict:
     """matplotlib rc settings of every convspec plot: text as paths, a fixed SVG hash salt, no top or right
     spine."""
-    return {"svg.hashsalt": "convspec", "svg.fonttype": "path", "font.size": font_size, "axes.spines.top": False,
-            "axes.spines.right": False}
+    return {
+        "svg.hashsalt": "convspec",
+        "svg.fonttype": "path",
+        "font.size": font_size,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
 
 
 def _horizontal() -> dict:
@@ -28,7 +34,11 @@ def _horizontal() -> dict:
 
     from matplotlib.axes import Axes
 
-    return {"orientation": "horizontal"} if "orientation" in inspect.signature(Axes.boxplot).parameters else {"vert": False}
+    return (
+        {"orientation": "horizontal"}
+        if "orientation" in inspect.signature(Axes.boxplot).parameters
+        else {"vert": False}
+    )
 
 
 def _mpl():
@@ -74,9 +84,18 @@ def bound_ratios(report: Report) -> str | None:
                     pos.append(i + (k - (n - 1) / 2) * height)
             c = color(report, b)
             ax.boxplot(
-                data, positions=pos, widths=height * 0.85, **horizontal, whis=(0, 100), patch_artist=True, manage_ticks=False,
-                boxprops={"facecolor": c, "alpha": 0.55, "edgecolor": c}, medianprops={"color": "black"},
-                whiskerprops={"color": c}, capprops={"color": c}, flierprops={"marker": ""},
+                data,
+                positions=pos,
+                widths=height * 0.85,
+                **horizontal,
+                whis=(0, 100),
+                patch_artist=True,
+                manage_ticks=False,
+                boxprops={"facecolor": c, "alpha": 0.55, "edgecolor": c},
+                medianprops={"color": "black"},
+                whiskerprops={"color": c},
+                capprops={"color": c},
+                flierprops={"marker": ""},
             )
             ax.plot([], [], color=c, linewidth=6, alpha=0.55, label=b)
         ax.axvline(1.0, color="#d62728", linestyle="--", linewidth=1.2, label="error bound")
@@ -84,7 +103,9 @@ def bound_ratios(report: Report) -> str | None:
         ax.set_xlim(FLOOR / 2, None)
         ax.set_yticks(range(len(ops)), ops)
         ax.invert_yaxis()
-        ax.set_xlabel(f"bound ratio: max |backend - reference| / bound per case (log; below {FLOOR:g} drawn at {FLOOR:g})")
+        ax.set_xlabel(
+            f"bound ratio: max |backend - reference| / bound per case (log; below {FLOOR:g} drawn at {FLOOR:g})"
+        )
         ax.set_title("How close each backend runs to its error bound")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
@@ -125,7 +146,14 @@ def weight_diffs(report: Report) -> str | None:
         ax = fig.add_subplot()
         for c in curves:
             xs, ys = zip(*c.weight_diff)
-            ax.plot(xs, ys, color=color(report, c.backend), linewidth=1.2, marker="." if len(xs) < 40 else None, label=c.backend)
+            ax.plot(
+                xs,
+                ys,
+                color=color(report, c.backend),
+                linewidth=1.2,
+                marker="." if len(xs) < 40 else None,
+                label=c.backend,
+            )
         if all(y > 0 for c in curves for _, y in c.weight_diff):
             ax.set_yscale("log")
         ax.set_xlabel("training step")
@@ -141,7 +169,11 @@ def all_plots(report: Report) -> list:
     out = []
     for anchor, caption, fn in (
         ("plot-loss", "LeNet-5 loss curves of every backend over the reference's", loss_curves),
-        ("plot-bound-ratio", "Bound ratio per op and backend: how close each runs to its error bound (1 = at the bound)", bound_ratios),
+        (
+            "plot-bound-ratio",
+            "Bound ratio per op and backend: how close each runs to its error bound (1 = at the bound)",
+            bound_ratios,
+        ),
         ("plot-weight-diff", "Weight difference from the reference over training steps", weight_diffs),
     ):
         svg = fn(report)
@@ -150,8 +182,9 @@ def all_plots(report: Report) -> list:
     for i, run in enumerate(report.benches):
         svg = bench_gflops(run.result)
         if svg:
-            caption = (f"Conv forward + backward GFLOP/s per layer and backend ({run.path.name}), "
-                       "with the machine's GEMM rate")
+            caption = (
+                f"Conv forward + backward GFLOP/s per layer and backend ({run.path.name}), with the machine's GEMM rate"
+            )
             out.append((f"plot-perf-{i + 1}", caption, svg))
     return out
 

@@ -8,6 +8,7 @@ check is the first check that did not pass ("forward", "indices", "grad x", "bac
 whole case stopped at ("forward" when the backend raised before any check, "case" for a timeout or a
 crash); kind is one of KINDS, an error's kind naming its exception type ("error: ValueError").
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,21 @@ from collections import defaultdict
 
 #: the kinds of mismatch, in the order a summary lists them
 KINDS = (
-    "shape", "dtype", "not an array", "gradient count", "index mismatch", "NaN", "missing NaN", "infinity",
-    "not exact", "outside bound", "fail", "error", "timeout", "crashed", "invalid",
+    "shape",
+    "dtype",
+    "not an array",
+    "gradient count",
+    "index mismatch",
+    "NaN",
+    "missing NaN",
+    "infinity",
+    "not exact",
+    "outside bound",
+    "fail",
+    "error",
+    "timeout",
+    "crashed",
+    "invalid",
 )
 _BAD = ("fail", "error", "timeout", "crashed", "invalid")
 
@@ -62,8 +76,12 @@ def check_kind(check: dict) -> str:
             return "not exact"
         return "outside bound"
     msg = str(check.get("message", ""))
-    for prefix, kind in (("shape ", "shape"), ("dtype ", "dtype"), ("output is not an array", "not an array"),
-                         ("returned ", "gradient count")):
+    for prefix, kind in (
+        ("shape ", "shape"),
+        ("dtype ", "dtype"),
+        ("output is not an array", "not an array"),
+        ("returned ", "gradient count"),
+    ):
         if msg.startswith(prefix):
             return kind
     return "fail"
@@ -118,5 +136,4 @@ def group(records, order=None) -> list:
     return [(k, groups[k]) for k in keys]
 
 
-__all__ = ["KINDS", "check_kind", "first_bad_check", "group", "minimal_signature", "reproduces",
-           "signature"]
+__all__ = ["KINDS", "check_kind", "first_bad_check", "group", "minimal_signature", "reproduces", "signature"]

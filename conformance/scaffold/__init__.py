@@ -6,6 +6,7 @@ itself: one stub per op of convspec.reference.OPS (forward, ``_backward`` and in
 the reference's signature, each raising :class:`~convspec.conformance.backend.Unsupported` so a fresh
 package installs, runs, and honestly reports every case "unsupported".
 """
+
 from __future__ import annotations
 
 import inspect
@@ -113,7 +114,9 @@ def stubs() -> str:
     for group in registry.groups():
         members = [f for f in funcs if registry.get(f[3]).group == group]
         if members:
-            blocks.append(f"    # -- {group} " + "-" * (94 - len(group)) + "\n\n" + "\n".join(_stub(*m) for m in members))
+            blocks.append(
+                f"    # -- {group} " + "-" * (94 - len(group)) + "\n\n" + "\n".join(_stub(*m) for m in members)
+            )
     return "\n".join(blocks)
 
 

@@ -8,6 +8,7 @@ Each mutant is a NumpyBackend subclass registered with @mutant(name, *ops, kind=
   accepts what the spec rejects: killable only where rejected cases are given to the backend);
 - its docstring: one line naming the change.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,22 +42,51 @@ def mutant(name, *ops, kind=REAL):
 
 #: the classes of holes of issue 12 (cases that were never generated) and the mutants that need them
 HOLE_CLASSES = {
-    "1 strided/dilated 'same' padding": ("mut-same-split-ignores-stride", "mut-same-extra-at-start",
-                                         "mut-convT-same-ignores-stride"),
-    "2 magnitudes around exp's thresholds": ("mut-sigmoid-textbook-backward", "mut-tanh-textbook",
-                                             "mut-softmax-unshifted", "mut-xent-log-of-softmax"),
-    "3 shapes (ndim, N*C and sizes beyond 8/16/32)": ("mut-softmax-channel-axis", "mut-maxpool-planes-blocked-by-8",
-                                                      "mut-relu-tail-of-16", "mut-linear-features-blocked-by-8",
-                                                      "mut-xent-softmax-over-batch"),
-    "4 error behaviour (rejected cases)": ("mut-add-broadcasts", "mut-conv-ignores-strict", "mut-kmax-clamps-k",
-                                           "mut-pool-accepts-padding-mode"),
-    "5 degenerate draws": ("mut-xent-grad-unscaled", "mut-softmax-grad-diagonal", "mut-kmax-sorted-by-value",
-                           "mut-global-avg-last-dim-only"),
-    "6 corner cases naming their alternative": ("mut-kmax-ties-last", "mut-kmax-sorted-by-value",
-                                                "mut-kmax-signed-zeros", "mut-maxpool-ties-last"),
-    "7 non-finite data": ("mut-relu-nan-to-zero", "mut-relu-as-product", "mut-maxpool-ignores-nan",
-                          "mut-maxpool-last-nan", "mut-avgpool-nan-as-zero", "mut-global-max-ignores-nan",
-                          "mut-kmax-nan-last"),
+    "1 strided/dilated 'same' padding": (
+        "mut-same-split-ignores-stride",
+        "mut-same-extra-at-start",
+        "mut-convT-same-ignores-stride",
+    ),
+    "2 magnitudes around exp's thresholds": (
+        "mut-sigmoid-textbook-backward",
+        "mut-tanh-textbook",
+        "mut-softmax-unshifted",
+        "mut-xent-log-of-softmax",
+    ),
+    "3 shapes (ndim, N*C and sizes beyond 8/16/32)": (
+        "mut-softmax-channel-axis",
+        "mut-maxpool-planes-blocked-by-8",
+        "mut-relu-tail-of-16",
+        "mut-linear-features-blocked-by-8",
+        "mut-xent-softmax-over-batch",
+    ),
+    "4 error behaviour (rejected cases)": (
+        "mut-add-broadcasts",
+        "mut-conv-ignores-strict",
+        "mut-kmax-clamps-k",
+        "mut-pool-accepts-padding-mode",
+    ),
+    "5 degenerate draws": (
+        "mut-xent-grad-unscaled",
+        "mut-softmax-grad-diagonal",
+        "mut-kmax-sorted-by-value",
+        "mut-global-avg-last-dim-only",
+    ),
+    "6 corner cases naming their alternative": (
+        "mut-kmax-ties-last",
+        "mut-kmax-sorted-by-value",
+        "mut-kmax-signed-zeros",
+        "mut-maxpool-ties-last",
+    ),
+    "7 non-finite data": (
+        "mut-relu-nan-to-zero",
+        "mut-relu-as-product",
+        "mut-maxpool-ignores-nan",
+        "mut-maxpool-last-nan",
+        "mut-avgpool-nan-as-zero",
+        "mut-global-max-ignores-nan",
+        "mut-kmax-nan-last",
+    ),
 }
 
 
@@ -154,8 +184,9 @@ class _Pads(Mutant):
 
     def conv_backward(self, grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         p = self.pads(x, w, stride, padding, dilation, groups)
-        return super().conv_backward(grad_out, x, w, b, stride=stride, padding=p, dilation=dilation, groups=groups,
-                                     strict=strict)
+        return super().conv_backward(
+            grad_out, x, w, b, stride=stride, padding=p, dilation=dilation, groups=groups, strict=strict
+        )
 
 
 def _same_pairs(x, w, stride, dilation, split):
@@ -212,8 +243,10 @@ class CeilSizing(_Pads):
 
     def pads(self, x, w, stride, padding, dilation, groups):
         geo = _conv_geo(x, w, stride, padding, dilation, groups)
-        return tuple((b, e + (-(n + b + e - d * (k - 1) - 1)) % s)
-                     for (b, e), n, k, s, d in zip(geo.pads, geo.in_sizes, geo.kernel, geo.stride, geo.dilation))
+        return tuple(
+            (b, e + (-(n + b + e - d * (k - 1) - 1)) % s)
+            for (b, e), n, k, s, d in zip(geo.pads, geo.in_sizes, geo.kernel, geo.stride, geo.dilation)
+        )
 
 
 class _Params(Mutant):
@@ -228,8 +261,9 @@ class _Params(Mutant):
 
     def conv_backward(self, grad_out, x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, strict=False):
         s, d = self.params(x, stride, dilation)
-        return super().conv_backward(grad_out, x, w, b, stride=s, padding=padding, dilation=d, groups=groups,
-                                     strict=strict)
+        return super().conv_backward(
+            grad_out, x, w, b, stride=s, padding=padding, dilation=d, groups=groups, strict=strict
+        )
 
 
 @mutant("stride-dims-reversed", "conv", "convolve")
@@ -388,14 +422,17 @@ class ConvTransposeSameIgnoresStride(Mutant):
 
     def conv_transpose(self, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         p, op = self._explicit(y, w, stride, padding, dilation, output_padding)
-        return super().conv_transpose(y, w, b, stride=stride, padding=p, output_padding=op, dilation=dilation,
-                                      groups=groups)
+        return super().conv_transpose(
+            y, w, b, stride=stride, padding=p, output_padding=op, dilation=dilation, groups=groups
+        )
 
-    def conv_transpose_backward(self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1,
-                                groups=1):
+    def conv_transpose_backward(
+        self, grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1
+    ):
         p, op = self._explicit(y, w, stride, padding, dilation, output_padding)
-        return super().conv_transpose_backward(grad_out, y, w, b, stride=stride, padding=p, output_padding=op,
-                                               dilation=dilation, groups=groups)
+        return super().conv_transpose_backward(
+            grad_out, y, w, b, stride=stride, padding=p, output_padding=op, dilation=dilation, groups=groups
+        )
 
 
 @mutant("convT-output-padding-at-start", "conv_transpose")
@@ -540,11 +577,17 @@ class CeilKeepsPaddingWindow(Mutant):
         p, c = self._explicit(x, kernel_size, stride, padding, dilation, ceil_mode)
         return super().max_pool(x, kernel_size, stride=stride, padding=p, dilation=dilation, ceil_mode=c)
 
-    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 count_include_pad=False):
+    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
         p, c = self._explicit(x, kernel_size, stride, padding, dilation, ceil_mode)
-        return super().avg_pool(x, kernel_size, stride=stride, padding=p, dilation=dilation, ceil_mode=c,
-                                count_include_pad=count_include_pad)
+        return super().avg_pool(
+            x,
+            kernel_size,
+            stride=stride,
+            padding=p,
+            dilation=dilation,
+            ceil_mode=c,
+            count_include_pad=count_include_pad,
+        )
 
 
 @mutant("pool-ignores-ceil-mode", "max_pool", "avg_pool")
@@ -569,7 +612,7 @@ class MaxPoolPlanesBlocked(Mutant):
         y = super().max_pool(x, kernel_size, **params).copy()
         flat = y.reshape((-1,) + y.shape[2:])
         if flat.shape[0] > 8:
-            flat[flat.shape[0] // 8 * 8:] = 0
+            flat[flat.shape[0] // 8 * 8 :] = 0
         return flat.reshape(y.shape)
 
 
@@ -580,19 +623,26 @@ class _AvgPoolRule(Mutant):
         return (inpad if include_pad else valid).sum(axis=-1)
 
     def _parts(self, x, kernel_size, stride, padding, dilation, ceil_mode, cip):
-        super().avg_pool(x, kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
-                         count_include_pad=cip)  # the NumPy backend's argument checks
+        super().avg_pool(
+            x,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            ceil_mode=ceil_mode,
+            count_include_pad=cip,
+        )  # the NumPy backend's argument checks
         geo = _pool_geo(x, kernel_size, stride, padding, dilation, ceil_mode)
         vals, flat, valid, inpad = _windows(x, geo, 0)
         return vals, flat, valid, self.divisor(valid, inpad, bool(cip))
 
-    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 count_include_pad=False):
+    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
         vals, _, _, div = self._parts(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
         return vals.sum(axis=-1) / div.astype(vals.dtype)
 
-    def avg_pool_backward(self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                          count_include_pad=False):
+    def avg_pool_backward(
+        self, grad_out, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False
+    ):
         vals, flat, valid, div = self._parts(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
         g = np.asarray(grad_out).astype(vals.dtype) / div.astype(vals.dtype)
         n, c = np.shape(x)[:2]
@@ -645,8 +695,9 @@ class AvgPoolNanAsZero(Mutant):
     """avg-pool sums with NaN treated as 0 (a nan-skipping sum)."""
 
     def avg_pool(self, x, kernel_size, **params):
-        return super().avg_pool(np.nan_to_num(np.asarray(x), nan=0.0, posinf=np.inf, neginf=-np.inf), kernel_size,
-                                **params)
+        return super().avg_pool(
+            np.nan_to_num(np.asarray(x), nan=0.0, posinf=np.inf, neginf=-np.inf), kernel_size, **params
+        )
 
 
 @mutant("global-max-ignores-nan", "global_max_pool")
@@ -813,7 +864,7 @@ class ReluTail(Mutant):
         x = np.asarray(x)
         y = super().relu(x).reshape(-1).copy()
         if y.size > 16 and y.size % 16:
-            y[y.size // 16 * 16:] = x.reshape(-1)[y.size // 16 * 16:]
+            y[y.size // 16 * 16 :] = x.reshape(-1)[y.size // 16 * 16 :]
         return y.reshape(x.shape)
 
 
@@ -1165,7 +1216,7 @@ class ConcatGradFirstAxis(Mutant):
         flat = np.asarray(grad_out).reshape(-1)
         out, start = [], 0
         for a in xs:
-            out.append(flat[start:start + a.size].reshape(a.shape).copy())
+            out.append(flat[start : start + a.size].reshape(a.shape).copy())
             start += a.size
         return tuple(out)
 
@@ -1216,8 +1267,7 @@ class SigmoidFlushesSubnormals(Mutant):
 class AvgPoolDivideFirst(_AvgPoolRule):
     """avg-pool sums x / D instead of dividing the sum by D (one rounding more per tap)."""
 
-    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 count_include_pad=False):
+    def avg_pool(self, x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=False):
         vals, _, _, div = self._parts(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
         return (vals / div.astype(vals.dtype)[..., None]).sum(axis=-1)
 
@@ -1306,8 +1356,9 @@ class PoolAcceptsPaddingMode(Mutant):
         return super().max_pool(x, kernel_size, padding=0 if isinstance(padding, str) else padding, **params)
 
     def max_pool_backward(self, grad_out, x, kernel_size, *, padding=0, **params):
-        return super().max_pool_backward(grad_out, x, kernel_size, padding=0 if isinstance(padding, str) else padding,
-                                         **params)
+        return super().max_pool_backward(
+            grad_out, x, kernel_size, padding=0 if isinstance(padding, str) else padding, **params
+        )
 
     def max_pool_indices(self, x, kernel_size, *, padding=0, **params):
         return super().max_pool_indices(x, kernel_size, padding=0 if isinstance(padding, str) else padding, **params)

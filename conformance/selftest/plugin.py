@@ -1,5 +1,6 @@
 """The mutant catalogue as backends, for `convspec run -p convspec.conformance.selftest.plugin -b mut-...`
 (the repro command of a kill)."""
+
 from __future__ import annotations
 
 from convspec.api.hookspecs import hookimpl

@@ -8,6 +8,7 @@ an EQUIVALENT mutant that is killed is a false alarm (a correct backend failing)
 reported apart: they accept what the spec rejects, so only cases the spec rejects, given to the backend,
 can kill them.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -88,8 +89,18 @@ def _in_process(mutant_cls, cases, first_kill):
     return out
 
 
-def mutation_score(profile="quick", *, jobs=1, seed=0, mutants=None, ops=None, timeout=60.0,
-                   first_kill=False, isolate=True, sources=None) -> Score:
+def mutation_score(
+    profile="quick",
+    *,
+    jobs=1,
+    seed=0,
+    mutants=None,
+    ops=None,
+    timeout=60.0,
+    first_kill=False,
+    isolate=True,
+    sources=None,
+) -> Score:
     """Run `mutants` (default: the whole catalogue) on the profile's cases of their ops (and of `ops`, when
     given, only those). first_kill: stop running a mutant once a case kills it (enough for the score, not for
     the full list of which case kills which mutant). isolate: through the engine's worker processes
@@ -105,8 +116,16 @@ def mutation_score(profile="quick", *, jobs=1, seed=0, mutants=None, ops=None, t
     run_ops = tuple(op for op in registry.names() if op in mutant_ops and (wanted is None or op in wanted))
     only = sources
     sources = plugins.load((), autoload=False).case_sources
-    plan = Plan(profile=profile, seed=seed, ops=run_ops, timeout=timeout, jobs=jobs, sources=sources,
-                shrink_seconds=0, plugins=(PLUGIN,))
+    plan = Plan(
+        profile=profile,
+        seed=seed,
+        ops=run_ops,
+        timeout=timeout,
+        jobs=jobs,
+        sources=sources,
+        shrink_seconds=0,
+        plugins=(PLUGIN,),
+    )
     cases = plancache.plan_cases(plan)  # drawn once per code version, then read from the user cache
     if only is not None:  # filtered here, so that the plan (and its cache entry) stays the whole profile's
         cases = [c for c in cases if c.source in only]
@@ -163,46 +182,73 @@ GENERATED = ("property", "exact", "half")
 def summary_lines(score: Score) -> list:
     real, eq, err = (score.of_kind(k) for k in (REAL, EQUIVALENT, ERROR))
     generated = sum(bool(score.generated_kills(m.name)) for m in real)
-    lines = [f"profile {score.profile}: {len(score.killed())}/{len(real)} real mutants killed "
-             f"({100 * score.ratio():.1f}%; {generated} by generated cases alone); "
-             f"equivalent mutants flagged: {len(score.killed(EQUIVALENT))}/{len(eq)}; "
-             f"error-behaviour mutants killed: {len(score.killed(ERROR))}/{len(err)} "
-             f"(only rejected cases given to the backend can kill them); {score.cases} case runs"]
+    lines = [
+        f"profile {score.profile}: {len(score.killed())}/{len(real)} real mutants killed "
+        f"({100 * score.ratio():.1f}%; {generated} by generated cases alone); "
+        f"equivalent mutants flagged: {len(score.killed(EQUIVALENT))}/{len(eq)}; "
+        f"error-behaviour mutants killed: {len(score.killed(ERROR))}/{len(err)} "
+        f"(only rejected cases given to the backend can kill them); {score.cases} case runs"
+    ]
     return lines
 
 
 def markdown(scores: list, command: str, *, case_list: bool = True) -> str:
     """reports/mutation.md: the score per profile and per op, every mutant with what kills it, and (case_list)
     which mutants each case kills."""
-    out = ["# Mutation score of the conformance suite", "",
-           f"Produced by `{command}`.", "",
-           "Each mutant is the NumPy backend with one realistic semantic change "
-           "(`conformance/selftest/mutants.py`); a mutant is killed when one of its ops' cases fails, "
-           "errors, times out or crashes on it.", ""]
-    out += ["## Score per profile", "",
-            "| profile | real killed | score | killed by generated cases alone | equivalent flagged | "
-            "error-behaviour killed |", "|---|---|---|---|---|---|"]
+    out = [
+        "# Mutation score of the conformance suite",
+        "",
+        f"Produced by `{command}`.",
+        "",
+        "Each mutant is the NumPy backend with one realistic semantic change "
+        "(`conformance/selftest/mutants.py`); a mutant is killed when one of its ops' cases fails, "
+        "errors, times out or crashes on it.",
+        "",
+    ]
+    out += [
+        "## Score per profile",
+        "",
+        "| profile | real killed | score | killed by generated cases alone | equivalent flagged | "
+        "error-behaviour killed |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in scores:
         generated = sum(bool(s.generated_kills(m.name)) for m in s.of_kind(REAL))
-        out.append(f"| {s.profile} | {len(s.killed())}/{len(s.of_kind(REAL))} | {100 * s.ratio():.1f}% | "
-                   f"{generated}/{len(s.of_kind(REAL))} | "
-                   f"{len(s.killed(EQUIVALENT))}/{len(s.of_kind(EQUIVALENT))} | "
-                   f"{len(s.killed(ERROR))}/{len(s.of_kind(ERROR))} |")
-    out += ["", "Error-behaviour mutants accept what the spec rejects; only rejected cases given to the backend "
-            "(the `errors` source) can kill them.", "",
-            "## The classes of holes of issue 12", "",
-            "Mutants that need the cases each class of holes lacked; killed: by any case / by generated "
-            "(property, exact, half) cases alone, without the crafted corner and golden cases.", "",
-            "| class | mutants | " + " | ".join(s.profile for s in scores) + " |", "|---|---|" + "---|" * len(scores)]
+        out.append(
+            f"| {s.profile} | {len(s.killed())}/{len(s.of_kind(REAL))} | {100 * s.ratio():.1f}% | "
+            f"{generated}/{len(s.of_kind(REAL))} | "
+            f"{len(s.killed(EQUIVALENT))}/{len(s.of_kind(EQUIVALENT))} | "
+            f"{len(s.killed(ERROR))}/{len(s.of_kind(ERROR))} |"
+        )
+    out += [
+        "",
+        "Error-behaviour mutants accept what the spec rejects; only rejected cases given to the backend "
+        "(the `errors` source) can kill them.",
+        "",
+        "## The classes of holes of issue 12",
+        "",
+        "Mutants that need the cases each class of holes lacked; killed: by any case / by generated "
+        "(property, exact, half) cases alone, without the crafted corner and golden cases.",
+        "",
+        "| class | mutants | " + " | ".join(s.profile for s in scores) + " |",
+        "|---|---|" + "---|" * len(scores),
+    ]
     for title, names in HOLE_CLASSES.items():
         cells = []
         for s in scores:
             ran = [n for n in names if any(m.name == n for m in s.mutants)]
-            cells.append(f"{sum(bool(s.kills.get(n)) for n in ran)}/{len(ran)} / "
-                         f"{sum(bool(s.generated_kills(n)) for n in ran)}/{len(ran)}")
+            cells.append(
+                f"{sum(bool(s.kills.get(n)) for n in ran)}/{len(ran)} / "
+                f"{sum(bool(s.generated_kills(n)) for n in ran)}/{len(ran)}"
+            )
         out.append(f"| {title} | {', '.join(n[4:] for n in names)} | " + " | ".join(cells) + " |")
-    out += ["", "## Score per op (real mutants killed)", "",
-            "| op | " + " | ".join(s.profile for s in scores) + " |", "|---|" + "---|" * len(scores)]
+    out += [
+        "",
+        "## Score per op (real mutants killed)",
+        "",
+        "| op | " + " | ".join(s.profile for s in scores) + " |",
+        "|---|" + "---|" * len(scores),
+    ]
     ops = list(dict.fromkeys(op for s in scores for op in s.per_op()))
     for op in ops:
         cells = []
@@ -211,8 +257,13 @@ def markdown(scores: list, command: str, *, case_list: bool = True) -> str:
             cells.append(f"{k}/{n}")
         out.append(f"| {op} | " + " | ".join(cells) + " |")
     heads = " | ".join(f"{s.profile}: cases killing" for s in scores)
-    out += ["", "## Mutants", "", f"| mutant | kind | ops | change | {heads} |",
-            "|---|---|---|---|" + "---|" * len(scores)]
+    out += [
+        "",
+        "## Mutants",
+        "",
+        f"| mutant | kind | ops | change | {heads} |",
+        "|---|---|---|---|" + "---|" * len(scores),
+    ]
     for m in scores[0].mutants:
         cells = []
         for s in scores:

@@ -6,6 +6,7 @@ profile ("quick" or "full") for a run seed and the selected ops, deterministical
 ``shrink(op, fails, seed)``, the minimal case for which ``fails(case)`` is true (or None). A plugin may
 register a plain function ``source(profile, seed, ops)`` instead: as_source() wraps it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

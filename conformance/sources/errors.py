@@ -3,6 +3,7 @@ case names the rule it breaks; the engine gives it to the backend and fails the 
 backend returns a result (a backend that silently broadcasts `add`, or accepts an illegal stride under
 `strict`, is caught here). The reference rejecting every one of them is checked by tests/test_errors_source.py.
 """
+
 from __future__ import annotations
 
 from .. import registry
@@ -11,8 +12,12 @@ from ..cases import Case
 #: (name: the rule broken, op, shapes, params)
 REJECTED = (
     # convolution: the lecture's "illegal stride for input & filter size" (7x7 input, 3x3 filter, stride 3)
-    ("strict-stride-does-not-fit", "conv", {"x": [1, 1, 7, 7], "w": [1, 1, 3, 3], "b": None},
-     {"stride": 3, "strict": True}),
+    (
+        "strict-stride-does-not-fit",
+        "conv",
+        {"x": [1, 1, 7, 7], "w": [1, 1, 3, 3], "b": None},
+        {"stride": 3, "strict": True},
+    ),
     ("stride-zero", "conv", {"x": [1, 2, 6], "w": [3, 2, 3], "b": None}, {"stride": 0}),
     ("dilation-zero", "conv", {"x": [1, 2, 6], "w": [3, 2, 3], "b": None}, {"dilation": 0}),
     ("negative-padding", "conv", {"x": [1, 2, 6], "w": [3, 2, 3], "b": None}, {"padding": -1}),
@@ -21,11 +26,19 @@ REJECTED = (
     ("kernel-larger-than-input", "conv", {"x": [1, 1, 3], "w": [1, 1, 5], "b": None}, {}),
     ("bias-size-mismatch", "conv", {"x": [1, 2, 6], "w": [3, 2, 3], "b": [2]}, {}),
     ("unknown-padding-mode", "conv", {"x": [1, 2, 6], "w": [3, 2, 3], "b": None}, {"padding": "half"}),
-    ("strict-stride-does-not-fit", "convolve", {"x": [1, 1, 7], "w": [1, 1, 3], "b": None},
-     {"stride": 3, "strict": True}),
+    (
+        "strict-stride-does-not-fit",
+        "convolve",
+        {"x": [1, 1, 7], "w": [1, 1, 3], "b": None},
+        {"stride": 3, "strict": True},
+    ),
     ("kernel-larger-than-input", "convolve", {"x": [1, 1, 2, 2], "w": [1, 1, 3, 3], "b": None}, {}),
-    ("output-padding-not-below-stride", "conv_transpose", {"y": [1, 2, 4], "w": [2, 3, 3], "b": None},
-     {"stride": 2, "output_padding": 2}),
+    (
+        "output-padding-not-below-stride",
+        "conv_transpose",
+        {"y": [1, 2, 4], "w": [2, 3, 3], "b": None},
+        {"stride": 2, "output_padding": 2},
+    ),
     ("channel-mismatch", "conv_transpose", {"y": [1, 3, 4], "w": [2, 3, 3], "b": None}, {}),
     # pooling
     ("kernel-zero", "max_pool", {"x": [1, 1, 4, 4]}, {"kernel_size": 0}),

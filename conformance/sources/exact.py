@@ -1,6 +1,7 @@
 """Exact cases: small-integer data (values in [-3, 3]) on which every partial sum is exactly
 representable in float32 and float64, so forward and backward must equal the reference bit for bit,
 whatever the summation order."""
+
 from __future__ import annotations
 
 import dataclasses

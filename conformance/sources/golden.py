@@ -1,5 +1,6 @@
 """The lecture golden cases (convspec.reference.lectures) that are op evaluations, as conformance
 cases: the lecture's own numbers as inputs, in float32 and float64."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,22 @@ def cases() -> list:
                 continue
             a = np.asarray(value, dtype=object).astype(np.float64)
             shapes[name], values[name] = list(a.shape), a.tolist()
-        for name in info.arrays[len(g.inputs):]:
+        for name in info.arrays[len(g.inputs) :]:
             shapes[name] = None
         params = dict(g.params)  # strict included: it reaches the backend
         for dt in ("float32", "float64"):
-            out.append(Case(op=g.op, shapes=shapes, params=params, dtype=dt, data="explicit", values=values, source="golden", name=g.id))
+            out.append(
+                Case(
+                    op=g.op,
+                    shapes=shapes,
+                    params=params,
+                    dtype=dt,
+                    data="explicit",
+                    values=values,
+                    source="golden",
+                    name=g.id,
+                )
+            )
     return out
 
 

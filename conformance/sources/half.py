@@ -3,12 +3,13 @@ float16 (e.g. torch-cuda). They are run only on such backends: half precision is
 so a backend without it is not reported "unsupported" for each of them. The bounds are the same
 Higham bounds with float16's unit roundoff (2**-11). bfloat16 has no NumPy dtype, so no bfloat16
 cases exist yet."""
+
 from __future__ import annotations
 
 import dataclasses
 
-from ..cases import EXP_LIMIT
 from .. import registry
+from ..cases import EXP_LIMIT
 from . import properties
 
 HALF_DTYPES = ("float16",)

@@ -1,5 +1,6 @@
 """Property-based cases: the registry's hypothesis strategy of each op, drawn deterministically from the
 run seed; failing configurations are minimised by shrink()."""
+
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, seed, settings
@@ -11,8 +12,9 @@ __all__ = ["source", "shrink", "draw_cases", "profile_cases", "strategy", "is_va
 
 
 def _settings(n, derandomize=False):
-    return settings(max_examples=n, database=None, deadline=None, derandomize=derandomize,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=n, database=None, deadline=None, derandomize=derandomize, suppress_health_check=list(HealthCheck)
+    )
 
 
 def draw_cases(op: str, n: int, run_seed: int, derandomize: bool = False) -> list:
@@ -75,5 +77,3 @@ def source(profile: str, run_seed: int, ops, *, max_examples: int | None = None,
 
 #: the run options (convspec.conformance.run.Plan fields) this source takes
 source.options = ("max_examples", "derandomize")
-
-

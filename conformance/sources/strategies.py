@@ -2,6 +2,7 @@
 padding form, dilations, groups, dtypes and data recipes. A drawn configuration the spec rejects is
 discarded (the reference itself is the validity oracle, via the op's registry entry), so the strategies
 stay simple. Each op's registry entry (convspec.conformance.ops) names its strategy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -184,8 +185,9 @@ def _valid(draw, op, shapes, params, *, data="normal", scale=1.0) -> Case:
     dtype = draw(DTYPES)
     if data == "large":  # around exp's overflow and underflow thresholds of the case dtype
         scale = EXP_LIMIT[dtype]
-    case = Case(op=op, shapes=shapes, params=params, dtype=dtype, data=data, seed=draw(st.integers(0, 2**31 - 1)),
-                scale=scale)
+    case = Case(
+        op=op, shapes=shapes, params=params, dtype=dtype, data=data, seed=draw(st.integers(0, 2**31 - 1)), scale=scale
+    )
     assume(is_valid(case))
     return case
 
@@ -193,9 +195,12 @@ def _valid(draw, op, shapes, params, *, data="normal", scale=1.0) -> Case:
 def is_valid(case: Case) -> bool:
     """Does the spec accept this configuration? (Evaluated on zeros: cheap at these sizes.)"""
     info = registry.get(case.op)
-    args = [None if case.shapes.get(n) is None else
-            ([np.zeros(s) for s in case.shapes[n]] if n == info.variadic else np.zeros(case.shapes[n]))
-            for n in info.arrays]
+    args = [
+        None
+        if case.shapes.get(n) is None
+        else ([np.zeros(s) for s in case.shapes[n]] if n == info.variadic else np.zeros(case.shapes[n]))
+        for n in info.arrays
+    ]
     for i, name in enumerate(info.arrays):
         if info.special_inputs.get(name) == "labels" and args[i] is not None:
             args[i] = args[i].astype(np.int64)
@@ -212,6 +217,7 @@ def strategy(op: str):
 
 
 # -- the layers of the lectures' other networks (batch norm, LRN, dropout, concat) -----------------------
+
 
 def _channels_first(draw, *, max_c=4):
     """(N, C, *spatial) with 0-3 spatial dims and at least 2 values per channel (no degenerate stats)."""
@@ -244,8 +250,12 @@ def running_stats_cases(draw):
 def lrn_cases(draw):
     nd = draw(st.integers(0, 2))
     x = [draw(st.integers(1, 2)), draw(st.integers(1, 8))] + [draw(st.integers(1, 4)) for _ in range(nd)]
-    params = {"size": draw(st.integers(1, 6)), "alpha": draw(st.sampled_from([1e-4, 1e-2, 0.5])),
-              "beta": draw(st.sampled_from([0.75, 0.5, 1.0])), "k": draw(st.sampled_from([2.0, 1.0]))}
+    params = {
+        "size": draw(st.integers(1, 6)),
+        "alpha": draw(st.sampled_from([1e-4, 1e-2, 0.5])),
+        "beta": draw(st.sampled_from([0.75, 0.5, 1.0])),
+        "k": draw(st.sampled_from([2.0, 1.0])),
+    }
     return _valid(draw, "local_response_norm", {"x": x}, params, scale=draw(st.sampled_from([1.0, 4.0])))
 
 

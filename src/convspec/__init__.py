@@ -1,4 +1,5 @@
 """convspec: an executable specification of CNN layers and a conformance suite for backends."""
+
 from .api.errors import DTypeError, ParameterError, ShapeError, SpecError
 from .api.hookspecs import hookimpl
 

@@ -11,13 +11,23 @@ Layers (imports only ever point down this list, checked by tests/test_layers.py)
 Plugin authors import from here (``from convspec.api import Backend, Unsupported, hookimpl``). The
 older paths ``convspec.hookimpl`` and ``convspec.conformance.backend`` keep working.
 """
+
 from .backend import Backend, Deviation, Unsupported, as_deviation, product_roundoff
 from .errors import DTypeError, ParameterError, ShapeError, SpecError
 from .hookspecs import hookimpl, hookspec
 from .ops import OpSignature
 
 __all__ = [
-    "Backend", "Deviation", "Unsupported", "as_deviation", "product_roundoff",
-    "SpecError", "ShapeError", "ParameterError", "DTypeError",
-    "hookimpl", "hookspec", "OpSignature",
+    "Backend",
+    "Deviation",
+    "Unsupported",
+    "as_deviation",
+    "product_roundoff",
+    "SpecError",
+    "ShapeError",
+    "ParameterError",
+    "DTypeError",
+    "hookimpl",
+    "hookspec",
+    "OpSignature",
 ]

@@ -26,6 +26,7 @@ A backend is an object with
 
 :class:`Backend` is a convenient base class with these defaults; a backend does not have to inherit it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Built-in backends are registered exactly like third-party ones: through the `convspec` entry-point
 group, implementing these hooks.
 """
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("convspec")

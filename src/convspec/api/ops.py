@@ -6,6 +6,7 @@ that order; None for an absent bias). An op with an ``index_op`` also has that m
 integer array that must match exactly. The facts the conformance engine adds to a signature (the
 reference functions, the case strategy, the error model) are in convspec.conformance.registry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
