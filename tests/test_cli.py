@@ -252,3 +252,24 @@ def test_an_engine_failure_is_not_blamed_on_the_backend(tmp_path, monkeypatch):
     got = cases(records)
     assert got and all(x["status"] == "error" for x in got)
     assert all("convspec engine error (not the backend's fault)" in x["message"] for x in got)
+
+
+def test_train_model_resnet_trains_the_small_resnet(tmp_path):
+    """`convspec train --model resnet`: the small ResNet (batch norm in training mode) on each backend, with
+    LeNet's report."""
+    import json
+
+    from click.testing import CliRunner
+    from convspec.conformance.cli import main
+
+    out = tmp_path / "train.jsonl"
+    res = CliRunner().invoke(
+        main, ["train", "--model", "resnet", "-b", "numpy", "--steps", "3", "--out", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "small ResNet" in res.output and "batch 8" in res.output
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert recs[0]["record"] == "run" and recs[0]["ops"] == ["resnet"]
+    (numpy_run,) = [r for r in recs if r.get("backend") == "numpy"]
+    assert numpy_run["verdict"] == "equivalent" and numpy_run["config"]["model"] == "resnet"
+    assert len(numpy_run["losses"]) == 3
