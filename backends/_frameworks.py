@@ -20,6 +20,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ._xp import checks
 from ._xp.arrays import check_ndim
 from ._xp.errors import DTypeError, ParameterError, ShapeError
 from ._xp.geometry import Conv, Pool, conv_transpose
@@ -195,3 +196,28 @@ def windows_with_ties(case) -> int:
     with np.errstate(invalid="ignore"):
         top = np.max(w, axis=0)
         return int(((w == top[None]).sum(axis=0) >= 2).sum())
+
+
+# -- argument checks every framework backend shares (arrays checked by the backend's own `check(name, a,
+# ndim=...)`, then brought to their common dtype by its `common(*arrays)`) ------------------------------
+
+
+def conv_inputs(check, common, x, w, b, **geometry) -> tuple:
+    """conv/convolve: (x, w, b, geometry), the arrays checked and in their common dtype."""
+    x = check("x", x, ndim=(3, 4, 5))
+    w = check("w", w)
+    b = None if b is None else check("b", b, ndim=1)
+    geo = Conv(tuple(x.shape), tuple(w.shape), None if b is None else tuple(b.shape), **geometry)
+    x, w, b = common(x, w, b)
+    return x, w, b, geo
+
+
+def linear_inputs(check, common, x, w, b) -> tuple:
+    """linear: (x, w, b) checked (x (N, in), w (out, in), b (out,)) and in their common dtype."""
+    x = check("x", x, ndim=2)
+    w = check("w", w, ndim=2)
+    checks.linear_shapes(x.shape, w.shape, None)
+    if b is not None:
+        b = check("b", b, ndim=1)
+        checks.linear_shapes(x.shape, w.shape, b.shape)
+    return common(x, w, b)

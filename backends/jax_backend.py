@@ -127,20 +127,18 @@ class JaxBackend(Backend):
         return ("NC" + sp, "OI" + sp, "NC" + sp)
 
     def _conv_args(self, x, w, b, stride, padding, dilation, groups, strict):
-        x = self._a("x", x, ndim=(3, 4, 5))
-        w = self._a("w", w)
-        b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.Conv(
-            tuple(x.shape),
-            tuple(w.shape),
-            None if b is None else tuple(b.shape),
+        x, w, b, geo = fw.conv_inputs(
+            self._a,
+            self._common,
+            x,
+            w,
+            b,
             stride=stride,
             padding=padding,
             dilation=dilation,
             groups=groups,
             strict=strict,
         )
-        x, w, b = self._common(x, w, b)
         return x, w, b, geo
 
     def _conv_forward(self, x, w, b, geo, flip=False):
@@ -394,19 +392,7 @@ class JaxBackend(Backend):
         return self._vjp(f, g.reshape(()), [z])
 
     def _linear_args(self, x, w, b):
-        x = self._a("x", x, ndim=2)
-        w = self._a("w", w, ndim=2)
-        if x.shape[1] != w.shape[1]:
-            raise ShapeError(
-                "x",
-                f"feature mismatch: x has {x.shape[1]} features but w expects {w.shape[1]} "
-                f"(w is (out, in) = {tuple(w.shape)})",
-            )
-        if b is not None:
-            b = self._a("b", b, ndim=1)
-            if tuple(b.shape) != (w.shape[0],):
-                raise ShapeError("b", f"must have shape (out,) = ({w.shape[0]},), got {tuple(b.shape)}")
-        return self._common(x, w, b)
+        return fw.linear_inputs(self._a, self._common, x, w, b)
 
     @staticmethod
     def _linear(x, w, b):

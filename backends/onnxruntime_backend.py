@@ -149,20 +149,9 @@ class OnnxRuntimeBackend(Backend):
 
     # ------------------------------------------------------------------ convolutions
     def _conv(self, x, w, b, stride, padding, dilation, groups, strict, flip):
-        x = self._a("x", x, ndim=(3, 4, 5))
-        w = self._a("w", w)
-        b = None if b is None else self._a("b", b, ndim=1)
-        geo = fw.Conv(
-            tuple(x.shape),
-            tuple(w.shape),
-            None if b is None else tuple(b.shape),
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            strict=strict,
+        x, w, b, geo = fw.conv_inputs(
+            self._a, fw.common, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups, strict=strict
         )
-        x, w, b = fw.common(x, w, b)
         if flip:  # convolve: conv with the kernel reversed in every spatial axis
             w = np.ascontiguousarray(w[(slice(None), slice(None)) + (slice(None, None, -1),) * geo.nd])
         return self._run(
