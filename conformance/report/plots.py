@@ -46,7 +46,11 @@ def _mpl():
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SpecError("matplotlib", "the report's plots need matplotlib: pip install 'convspec[report]'") from None
+        raise SpecError(
+            "matplotlib",
+            "the report's plots need matplotlib: pip install matplotlib "
+            "(or, in a convspec checkout, pip install '.[report]')",
+        ) from None
     return matplotlib, Figure
 
 

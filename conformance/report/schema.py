@@ -32,7 +32,8 @@ def validator():
         import jsonschema
     except ImportError:  # pragma: no cover - depends on the environment
         raise ResultFileError(
-            "jsonschema", "validating results needs the jsonschema package: pip install 'convspec[report]'"
+            "jsonschema",
+            "validating results needs the jsonschema package: pip install jsonschema (a core dependency of convspec)",
         ) from None
     cls = jsonschema.validators.validator_for(schema())
     cls.check_schema(schema())
