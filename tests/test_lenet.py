@@ -320,3 +320,21 @@ def test_default_training_reaches_95_percent_on_torch_cpu(digits):
     run = T.train(torch_cpu(), digits, T.TrainConfig(), dtype="float32")
     assert run.steps == 270 and len(run.epoch_accuracy) == 6
     assert run.test_accuracy >= 0.95
+
+
+def test_lenet_check_of_a_backend_whose_ops_are_stubs_is_unsupported():
+    """A backend that has the methods but raises Unsupported (a fresh `convspec new-backend` scaffold): the
+    LeNet check is unsupported, not an error, so a full-profile run of such a backend exits 0."""
+    from convspec.backends.numpy_backend import NumpyBackend
+    from convspec.conformance.lenet.check import equivalence_check
+
+    from convspec.api import Unsupported
+
+    class Stubbed(NumpyBackend):
+        name = "stubbed"
+
+        def conv(self, *a, **k):
+            raise Unsupported("conv: not implemented yet")
+
+    r = equivalence_check(Stubbed(), steps=2)
+    assert r["status"] == "unsupported" and "conv: not implemented yet" in r["message"]
