@@ -52,14 +52,22 @@ def flat_weights(params: dict) -> np.ndarray:
     return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for p in params.values() for v in p.values()])
 
 
-def track_steps(dtype: str, n: int) -> int:
+def track_steps(dtype: str, n: int, table: dict | None = None) -> int:
     """How many of the first steps must stay within LOSS_RTOL."""
-    h = TRACK_STEPS[dtype]
+    h = (table or TRACK_STEPS)[dtype]
     return n if h is None else min(h, n)
 
 
-def compare(run, reference) -> dict:
-    """Equivalence figures of `run` (a TrainResult) against the float64 `reference` TrainResult."""
+#: the small ResNet (conformance/blocks/resnet_small.py): batch norm puts relu inputs near 0, so float32
+#: rounding flips a relu every few steps and an accurate float32 run (torch-cpu, numpy) leaves LOSS_RTOL
+#: from step ~30 at batch 8 (measured: numpy 29, torch-cpu 41 over 1080 steps); the first 12 steps stay
+#: at ~1e-7. float32 runs are held to LOSS_RTOL for those 12 steps, then to the final accuracy.
+RESNET_TRACK_STEPS = {"float64": None, "float32": 12, "float16": 4}
+
+
+def compare(run, reference, *, track: dict | None = None) -> dict:
+    """Equivalence figures of `run` (a TrainResult) against the float64 `reference` TrainResult. track: the
+    steps held to LOSS_RTOL per dtype (default TRACK_STEPS, LeNet-5's)."""
     n = min(run.steps, reference.steps)
     dtype = run.dtype
     got = np.asarray(run.losses[:n], dtype=np.float64)
@@ -69,7 +77,7 @@ def compare(run, reference) -> dict:
     rel = np.where(np.isnan(rel) & ~(np.isnan(got) & np.isnan(ref)), np.inf, np.nan_to_num(rel, nan=0.0))
     over = np.flatnonzero(rel > LOSS_RTOL[dtype])
     first = int(over[0]) + 1 if over.size else None
-    h = track_steps(dtype, n)
+    h = track_steps(dtype, n, track)
     w, w_ref = flat_weights(run.params), flat_weights(reference.params)
     weight_diff = float(np.linalg.norm(w - w_ref) / np.linalg.norm(w_ref)) if w.shape == w_ref.shape else float("inf")
     failures = []
