@@ -305,6 +305,12 @@ ORT_POOL_NAN = (
     "(pool_functors.h MaxPool1D/2D/3DTask) keeps the first in-range element and replaces it only when "
     "x > Yh (false for NaN either way), and the MLAS kernel of the one-output MaxPool compares the same way"
 )
+ORT_SIGMOID = (
+    "ONNX Runtime's Sigmoid is MLAS's logistic approximation, not a correctly rounded exp: up to ~41 ulp in "
+    "float32 and ~72 ulp in float64, and 0 for x <= -18 in float32 (exact 1.5e-8, a normal number) and "
+    "x <= -40 in float64 (claim O13 in docs/framework-differences.md); no relative bound holds where it "
+    "returns 0, so this is an accuracy difference, not a rounding property the spec could bound"
+)
 ORT_GLOBAL_NAN = (
     "ONNX Runtime's GlobalMaxPool (MlasPool with MlasMaximumPooling, pool.cc) ignores NaN: the maximum of "
     "a plane holding a NaN is the maximum of its numbers; the spec propagates the NaN"
@@ -317,6 +323,8 @@ def _deviation(case):
             return Deviation(ORT_POOL_NAN, ("forward", "indices"))
         if case.op == "global_max_pool" and fw.windows_with_nan(case):
             return Deviation(ORT_GLOBAL_NAN, ("forward",))
+        if case.op == "sigmoid":
+            return Deviation(ORT_SIGMOID, ("forward",))
     except Exception:  # a case the spec rejects: nothing to declare
         return None
     return None

@@ -77,6 +77,9 @@ class TensorflowBackend(Backend):
     name = "tensorflow"
     device = "cpu"
     dtypes = ("float32", "float64")
+    # TensorFlow's CPU kernels (oneDNN/Eigen) flush subnormal results to zero (claim T10 in
+    # docs/framework-differences.md): a precision property the spec bounds (an absolute tiny), not a deviation
+    flushes_subnormals = True
 
     @property
     def version(self) -> str:

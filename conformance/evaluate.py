@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convspec import SpecError
-from convspec.api.backend import Unsupported, as_deviation, product_roundoff
+from convspec.api.backend import Unsupported, as_deviation, flushes_subnormals, product_roundoff
 
 from . import registry, tolerance
 from .cases import Case
@@ -32,9 +32,9 @@ class Reference:
     grad_bounds: list
 
 
-def reference_result(case: Case, product_roundoff: float = 0.0) -> Reference:
-    """The reference's result for `case`. product_roundoff: see tolerance.bounds (a backend's TF32-like
-    tier)."""
+def reference_result(case: Case, product_roundoff: float = 0.0, flush: bool = False) -> Reference:
+    """The reference's result for `case`. product_roundoff, flush: see tolerance.bounds (a backend's
+    TF32-like tier; a backend that flushes subnormals)."""
     info = registry.get(case.op)
     inputs = case.inputs()
     ref_in = [_float64(a) for a in inputs]
@@ -46,7 +46,7 @@ def reference_result(case: Case, product_roundoff: float = 0.0) -> Reference:
         g = case.grad_output(np.shape(y))
         g64 = g.astype(np.float64)
         grads = tuple(info.backward(g64, *ref_in, **case.params))
-    fb, gb = tolerance.bounds(case.op, ref_in, case.params, g64, case.dtype, product_roundoff)
+    fb, gb = tolerance.bounds(case.op, ref_in, case.params, g64, case.dtype, product_roundoff, flush)
     return Reference(inputs, y, idx, g, grads, fb, gb)
 
 
@@ -111,7 +111,7 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
     try:
         if reference is None:
             t_ref = time.perf_counter()
-            reference = reference_result(case, product_roundoff(backend))
+            reference = reference_result(case, product_roundoff(backend), flushes_subnormals(backend))
             ref_seconds = time.perf_counter() - t_ref
         if isinstance(reference, SpecError):
             raise reference

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convspec import SpecError
-from convspec.api.backend import product_roundoff
+from convspec.api.backend import flushes_subnormals, product_roundoff
 
 from . import registry
 from .cases import Case
@@ -170,14 +170,14 @@ class ReferenceCache:
     def __init__(self, size: int = 4096):
         self.size, self.store = size, {}
 
-    def get(self, case: Case, product_roundoff: float = 0.0):
+    def get(self, case: Case, product_roundoff: float = 0.0, flush: bool = False):
         """-> (reference_result or the SpecError it raised, seconds spent computing it now)."""
-        key = (case.to_json(), product_roundoff)
+        key = (case.to_json(), product_roundoff, flush)
         if key in self.store:
             return self.store[key], 0.0
         t = time.perf_counter()
         try:
-            ref = reference_result(case, product_roundoff)
+            ref = reference_result(case, product_roundoff, flush)
         except SpecError as exc:
             ref = exc
         seconds = time.perf_counter() - t
@@ -228,7 +228,7 @@ def run_unit(plan: Plan, backend, cases, emit, lenet: bool = False) -> None:
                 )
                 continue
             try:
-                reference, ref_seconds = CACHE.get(case, product_roundoff(backend))
+                reference, ref_seconds = CACHE.get(case, product_roundoff(backend), flushes_subnormals(backend))
                 r = worker.run(case, reference)
                 r["reference_seconds"] = round(ref_seconds, 6)
                 if r["status"] in (Status.FAIL, Status.ERROR) and case.source == "property" and plan.shrink_seconds > 0:

@@ -56,7 +56,9 @@ def _abs(a):
     return None if a is None else np.abs(a)
 
 
-def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str, product_roundoff: float = 0.0):
+def bounds(
+    op: str, inputs: list, params: dict, g: np.ndarray, dtype: str, product_roundoff: float = 0.0, flush: bool = False
+):
     """(forward bound, [bound per gradient]) for float64 inputs `inputs` and incoming gradient g, from
     the op's error model in the registry.
 
@@ -67,12 +69,20 @@ def bounds(op: str, inputs: list, params: dict, g: np.ndarray, dtype: str, produ
 
     With gradual underflow every operation may also add an absolute error of half the smallest
     subnormal (Higham eq. 2.8: fl(x op y) = (x op y)(1 + d) + e, |e| <= eta/2); a non-zero bound is
-    charged UNDERFLOW_OPS of those (results far below the subnormal range round to 0 or a subnormal)."""
+    charged UNDERFLOW_OPS of those (results far below the subnormal range round to 0 or a subnormal).
+
+    flush: a backend that flushes subnormal results to zero (FTZ/DAZ): every bound, zero bounds included,
+    also carries the dtype's smallest normal number `tiny`."""
     info = registry.get(op)
     pr = product_roundoff if info.products else 0.0
     fwd, grads = info.error_model(inputs, params, g, dtype, pr)
     eta = UNDERFLOW_OPS * float(np.finfo(np.dtype(dtype)).smallest_subnormal)
-    return _with_underflow(fwd, eta), [_with_underflow(b, eta) for b in grads]
+    fwd, grads = _with_underflow(fwd, eta), [_with_underflow(b, eta) for b in grads]
+    if flush:
+        flushed = tiny(dtype)
+        fwd = [np.asarray(b) + flushed for b in fwd] if isinstance(fwd, list) else np.asarray(fwd) + flushed
+        grads = [np.asarray(b) + flushed for b in grads]
+    return fwd, grads
 
 
 UNDERFLOW_OPS = 64

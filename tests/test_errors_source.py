@@ -79,3 +79,34 @@ def test_strict_reaches_the_backend():
     evaluate(Spy(), case)
     assert seen.get("strict") is True and seen.get("stride") == 3
     assert np.shape(case.inputs()[0]) == (1, 1, 7, 7)  # the lecture's 7x7 input with a 3x3 filter
+
+
+def test_flush_to_zero_is_a_declared_precision_property():
+    """A backend whose arithmetic flushes subnormal results to zero (XLA and TensorFlow on the CPU) fails
+    a case whose exact gradient is subnormal, unless it declares `flushes_subnormals`; then every bound
+    carries the smallest normal number, and the same backend passes."""
+    from convspec.conformance.cases import Case
+
+    class Flushing(NumpyBackend):
+        name = "flushing"
+
+        def sigmoid_backward(self, grad_out, x):
+            (dx,) = super().sigmoid_backward(grad_out, x)
+            tiny = np.finfo(dx.dtype).tiny
+            return (np.where(np.abs(dx) < tiny, np.zeros((), dx.dtype), dx),)
+
+    class DeclaredFlushing(Flushing):
+        flushes_subnormals = True
+
+    # sigmoid(-87) = 1.6e-38 is normal, but 0.5 * sigmoid'(-87) = 8.2e-39 is a float32 subnormal
+    case = Case(
+        op="sigmoid",
+        shapes={"x": [1, 2]},
+        params={},
+        dtype="float32",
+        data="explicit",
+        values={"x": [[-87.0, 1.0]], "grad_out": [[0.5, 1.0]]},
+    )
+    plain, declared = evaluate(Flushing(), case), evaluate(DeclaredFlushing(), case)
+    assert plain["status"] == "fail" and plain["verdicts"]["backward"] == "fail"
+    assert declared["status"] == "pass"

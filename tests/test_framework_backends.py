@@ -308,6 +308,38 @@ def test_onnxruntime_global_max_pool_ignores_nan():
     _declared(b, _explicit("global_max_pool", [[[np.nan, 1.0, 3.0]]], "float32"), ("forward",))  # no float64 kernel
 
 
+def test_onnxruntime_sigmoid_is_an_approximation():
+    """ORT's Sigmoid (MLAS logistic) returns 0 at x <= -18 in float32, where the exact value 1.5e-8 is a normal
+    number: declared for the forward (the op has no backward there)."""
+    b = backend("onnxruntime")
+    bare = _declared(b, _explicit("sigmoid", [[-20.0, -18.0, 0.5]], "float32"), ("forward",))
+    assert {c["what"] for c in bare["checks"] if c["status"] == "fail"} == {"forward"}
+
+
+@pytest.mark.parametrize("name", ["jax", "tensorflow"])
+def test_flush_to_zero_is_declared_as_a_precision_property(name):
+    """XLA and TensorFlow flush subnormal results on the CPU: 0.5 * sigmoid'(-87) = 8.2e-39 (a float32
+    subnormal) comes back 0. Declared with `flushes_subnormals` (every bound carries the smallest normal),
+    the case passes; without the declaration it fails."""
+    b = backend(name)
+    assert b.flushes_subnormals is True
+    case = Case(
+        op="sigmoid",
+        shapes={"x": [1, 2]},
+        params={},
+        data="explicit",
+        dtype="float32",
+        values={"x": [[-87.0, 1.0]], "grad_out": [[0.5, 1.0]]},
+        source="corner",
+        name="ftz-test",
+    )
+    assert evaluate(b, case)["status"] == "pass"
+    bare = _Undeclared(b)
+    bare.flushes_subnormals = False
+    r = evaluate(bare, case)
+    assert r["status"] == "fail" and r["verdicts"]["backward"] == "fail", r
+
+
 def test_tensorflow_global_max_pool_gradient_splits_ties_and_nan():
     b = backend("tensorflow")
     _declared(b, _explicit("global_max_pool", TIES), ("grad x",))

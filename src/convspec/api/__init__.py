@@ -12,7 +12,7 @@ Plugin authors import from here (``from convspec.api import Backend, Unsupported
 older paths ``convspec.hookimpl`` and ``convspec.conformance.backend`` keep working.
 """
 
-from .backend import Backend, Deviation, Unsupported, as_deviation, product_roundoff
+from .backend import Backend, Deviation, Unsupported, as_deviation, flushes_subnormals, product_roundoff
 from .errors import DTypeError, ParameterError, ShapeError, SpecError
 from .hookspecs import hookimpl, hookspec
 from .ops import OpSignature

@@ -20,6 +20,10 @@ A backend is an object with
   (``"forward"``, ``"indices"``, ``"grad x"``, ...). A declared deviation that shows up is reported as a
   deviation, never hidden; a failure of a check the deviation does not name is a failure; a case
   declared deviant that matches the spec is reported as a pass.
+- ``flushes_subnormals`` (optional, default False): a backend whose arithmetic flushes subnormal results
+  (and inputs) to zero (a CPU in FTZ/DAZ mode, as XLA's and TensorFlow's CPU kernels run): every bound of
+  its cases grows by the dtype's smallest normal number. A precision property the spec bounds, not a
+  deviation.
 - ``product_roundoff`` (optional, default 0): for a mixed-precision tier that rounds both factors of
   every product in its convolutions and matrix products to a narrower format (TF32: 2**-11), the
   unit roundoff of that format; the error bounds of those ops grow by (2u + u^2) * (|x| conv |w|).
@@ -53,6 +57,10 @@ def as_deviation(declared) -> Deviation | None:
     return declared if isinstance(declared, Deviation) else Deviation(str(declared))
 
 
+def flushes_subnormals(backend) -> bool:
+    return bool(getattr(backend, "flushes_subnormals", False))
+
+
 def product_roundoff(backend) -> float:
     return float(getattr(backend, "product_roundoff", 0.0) or 0.0)
 
@@ -76,6 +84,7 @@ class Backend:
         pass
 
     product_roundoff: float = 0.0
+    flushes_subnormals: bool = False
 
     def deviation(self, case) -> str | Deviation | None:
         return None
