@@ -770,3 +770,18 @@ def test_signature_kinds():
     assert check_kind(raised) == "error: RuntimeError"
     assert signature(_case("b", "conv", 1, "crashed", [])) == ("b", "conv", "case", "crashed")
     assert signature(_case("b", "conv", 1, "error", [], message="op raised")) == ("b", "conv", "forward", "error")
+
+
+def test_report_without_matplotlib_is_written_without_plots(runs, tmp_path, monkeypatch):
+    """`convspec report` works after the README's first install (no matplotlib): the reports are whole but
+    for their plots, and a note says why."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    res = CliRunner().invoke(main, ["report", str(runs / "mixed.jsonl"), "--out", str(tmp_path), "--name", "np"])
+    assert res.exit_code == 0, res.output
+    assert "written without its plots" in res.output and "pip install matplotlib" in res.output
+    md = (tmp_path / "np.md").read_text()
+    html_text = (tmp_path / "np.html").read_text()
+    assert "numpy" in md and md.count("\n|") > 10  # the matrix and the tables are there
+    assert "data:image/svg+xml" not in html_text

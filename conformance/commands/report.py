@@ -5,6 +5,7 @@ section from `convspec bench --out` files."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import click
 
@@ -45,7 +46,11 @@ def COMMAND(results, out_dir, name, title, bench):
     try:
         from convspec.conformance.report import write_reports
 
-        written = write_reports(results, out_dir, name=name, title=title, bench=bench)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = write_reports(results, out_dir, name=name, title=title, bench=bench)
+        for w in caught:
+            click.echo(f"convspec: note: {w.message}", err=True)
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     for p in written:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
+
+from convspec import SpecError
 
 from . import html, markdown, plots
 from .load import MergeError, load
@@ -27,8 +30,15 @@ __all__ = ["MergeError", "Report", "atomic_write", "build", "load", "render", "w
 
 
 def render(report: Report) -> dict:
-    """{'md': text, 'html': text}: both renderings, complete, before anything is written."""
-    pics = plots.all_plots(report)
+    """{'md': text, 'html': text}: both renderings, complete, before anything is written. Without matplotlib
+    (an optional extra) the reports are complete but for their plots: a warning says so."""
+    try:
+        pics = plots.all_plots(report)
+    except SpecError as exc:
+        if exc.param != "matplotlib":
+            raise
+        warnings.warn(f"the report is written without its plots: {exc.rule}", stacklevel=2)
+        pics = []
     return {"md": markdown.render(report, {a: cap for a, cap, _ in pics}), "html": html.render(report, pics)}
 
 
