@@ -50,7 +50,8 @@ def COMMAND(results, out_dir, name, title, bench):
             warnings.simplefilter("always")
             written = write_reports(results, out_dir, name=name, title=title, bench=bench)
         for w in caught:
-            click.echo(f"convspec: note: {w.message}", err=True)
+            if issubclass(w.category, UserWarning) and not issubclass(w.category, RuntimeWarning):
+                click.echo(f"convspec: note: {w.message}", err=True)  # e.g. the plots left out
     except SpecError as exc:
         raise click.ClickException(str(exc)) from None
     for p in written:
