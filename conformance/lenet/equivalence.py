@@ -60,7 +60,7 @@ def track_steps(dtype: str, n: int, table: dict | None = None) -> int:
 
 #: the small ResNet (conformance/blocks/resnet_small.py): batch norm puts relu inputs near 0, so float32
 #: rounding flips a relu every few steps and an accurate float32 run (torch-cpu, numpy) leaves LOSS_RTOL
-#: from step ~30 at batch 8 (measured: numpy 29, torch-cpu 41 over 1080 steps); the first 12 steps stay
+#: from step ~40 at batch 8 (measured over 1080 steps: torch-cpu 41, numpy 99); the first 12 steps stay
 #: at ~1e-7. float32 runs are held to LOSS_RTOL for those 12 steps, then to the final accuracy.
 RESNET_TRACK_STEPS = {"float64": None, "float32": 12, "float16": 4}
 
