@@ -70,17 +70,7 @@ def conv_transpose_literal(y, w, b=None, *, stride=1, padding=0, output_padding=
         x[n, c, p] = b[c] + sum_{o in group(c)} sum_j  y[n, o, i(p, j)] * w[o, c - g(c)*C_x/G, j]
 
     summing over the taps j for which i(p, j) = (p + p_begin - j*d) / s is an output of the conv."""
-    y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(
-        y.shape,
-        w.shape,
-        None if b is None else b.shape,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-    )
+    y, w, b, geo = _geometry(y, w, b, stride, padding, output_padding, dilation, groups)
     cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups  # channels per group: C_x/G, C_y/G
     x = np.empty((geo.n, geo.c_in) + geo.in_sizes, dtype=np.result_type(*[a for a in (y, w, b) if a is not None]))
     for n, c, p in product(range(geo.n), range(geo.c_in), grid(geo.in_sizes)):
@@ -108,17 +98,7 @@ def conv_transpose_backward_literal(
         db[c]        += g[n, c, p]
 
     -> (dy, dw, db); db is None when b is None."""
-    y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(
-        y.shape,
-        w.shape,
-        None if b is None else b.shape,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-    )
+    y, w, b, geo = _geometry(y, w, b, stride, padding, output_padding, dilation, groups)
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
     cg, og = geo.c_in // geo.groups, geo.c_out // geo.groups
     zero = zero_like(g)
@@ -205,15 +185,8 @@ def transpose_geometry(y_shape, w_shape, b_shape, *, stride, padding, output_pad
     return geo
 
 
-def _inputs(y, w, b):
-    y = spatial_array("y", y)
-    w = as_array("w", w)
-    b = None if b is None else as_array("b", b, ndim=1)
-    return y, w, b
-
-
-# The vectorised form of conv_transpose_literal; tests/test_reference_literal.py proves the two equal.
-def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+def _geometry(y, w, b, stride, padding, output_padding, dilation, groups):
+    """The arrays checked and the geometry, for both forms of the forward and of the backward."""
     y, w, b = _inputs(y, w, b)
     geo = transpose_geometry(
         y.shape,
@@ -225,6 +198,19 @@ def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilat
         dilation=dilation,
         groups=groups,
     )
+    return y, w, b, geo
+
+
+def _inputs(y, w, b):
+    y = spatial_array("y", y)
+    w = as_array("w", w)
+    b = None if b is None else as_array("b", b, ndim=1)
+    return y, w, b
+
+
+# The vectorised form of conv_transpose_literal; tests/test_reference_literal.py proves the two equal.
+def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    y, w, b, geo = _geometry(y, w, b, stride, padding, output_padding, dilation, groups)
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums or an empty output: SPEC.md, "Empty dimensions"
         x = zeros((geo.n, geo.c_in) + geo.in_sizes, y, w, b)
     else:
@@ -236,17 +222,7 @@ def conv_transpose(y, w, b=None, *, stride=1, padding=0, output_padding=0, dilat
 def conv_transpose_backward(grad_out, y, w, b=None, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
     """-> (dy, dw, db). The adjoint of the adjoint is conv: dy = conv(g, w); dw is conv's weight
     gradient with the roles of input and output gradient swapped."""
-    y, w, b = _inputs(y, w, b)
-    geo = transpose_geometry(
-        y.shape,
-        w.shape,
-        None if b is None else b.shape,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-    )
+    y, w, b, geo = _geometry(y, w, b, stride, padding, output_padding, dilation, groups)
     g = check_grad("grad_out", grad_out, (geo.n, geo.c_in) + geo.in_sizes)
     if 0 in (geo.n, geo.c_in, geo.c_out):  # empty sums: SPEC.md, "Empty dimensions"
         dy, dw = zeros(y.shape, g, w), zeros(w.shape, y, g)
