@@ -222,20 +222,29 @@ def _validate(d) -> None:
             shape = shapes.get(name)
             if name not in shapes or (shape is None and name != "grad_out"):
                 raise CaseError(f"values.{name}", f"has no shape in shapes (inputs given: {', '.join(shapes)})")
-            try:
-                a = np.asarray(v, dtype=object)
-                if not all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) or x in ("nan", "inf", "-inf")
-                    for x in a.reshape(-1).tolist()
-                ):
-                    raise ValueError
-                n = a.size
-            except (ValueError, TypeError):
-                raise CaseError(
-                    f"values.{name}", 'must be a nested list of numbers (or "nan", "inf", "-inf")'
-                ) from None
-            if shape is not None and n != int(np.prod(shape)):
-                raise CaseError(f"values.{name}", f"has {n} numbers, but its shape {shape} holds {int(np.prod(shape))}")
+            if name == OPS[op].variadic and isinstance(shape, list) and shape and isinstance(shape[0], list):
+                # a sequence of arrays (concat's xs): one value list per shape
+                if not isinstance(v, list) or len(v) != len(shape):
+                    raise CaseError(f"values.{name}", f"must be a list of {len(shape)} value lists, one per shape")
+                for i, (vi, si) in enumerate(zip(v, shape)):
+                    _check_values(f"values.{name}[{i}]", vi, si)
+            else:
+                _check_values(f"values.{name}", v, shape)
+
+
+def _check_values(where, v, shape):
+    try:
+        a = np.asarray(v, dtype=object)
+        if not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) or x in ("nan", "inf", "-inf")
+            for x in a.reshape(-1).tolist()
+        ):
+            raise ValueError
+        n = a.size
+    except (ValueError, TypeError):
+        raise CaseError(where, 'must be a nested list of numbers (or "nan", "inf", "-inf")') from None
+    if shape is not None and n != int(np.prod(shape)):
+        raise CaseError(where, f"has {n} numbers, but its shape {shape} holds {int(np.prod(shape))}")
 
 
 #: the most input elements a case may have (a --case with a huge shape is refused, not allocated)

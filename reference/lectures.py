@@ -1,6 +1,8 @@
 """Golden cases: every worked example of the lecture notes, as data.
 
-Each GoldenCase names the lecture (LECTURES: author, course, year) and the slide it comes from, the
+Each GoldenCase names the lecture (LECTURES: author, course, year) and the slide it comes from -- or, for
+the layers the lectures name without numbers (LRN, dropout, batch norm, concat), the original paper
+(PAPERS) and its section -- the
 reference op that reproduces it, the op's inputs (channels-first nested lists of ints/Fractions; N=1, C=1
 unless the example has channels), and the value the slides compute -- the right value, where the slide
 text has an error; the text's version is kept in `errata`. The numbers were copied from the seed texts
@@ -9,6 +11,10 @@ into this file: nothing here reads the lecture notes at run time.
 Conventions for `inputs`/`params`:
 - a `list` is an array (evaluate() turns it into an object array of Fractions, so results are exact);
   tuples, ints and strings are passed as they are (kernel sizes, paddings, ...);
+- a `tuple` of lists is a sequence of arrays (concat's `xs`);
+- `arithmetic` "exact" (default) evaluates on Fractions; "float64" on float64 arrays, for ops whose
+  reference is floating point by definition (batch norm's sqrt): such cases use data whose result is
+  exactly representable, so the comparison is still equality;
 - `expected` is nested lists, an int, a tuple of those (for *_backward ops, None for an absent
   gradient), or an exception class the call must raise (e.g. ParameterError for an illegal stride);
 - `note` says what was read how, and marks numbers that are constructed (the slide states a rule
@@ -41,6 +47,7 @@ class GoldenCase:
     expected: object  # nested lists (exact ints/Fractions) or int/tuple for size helpers
     errata: tuple = ()
     note: str = ""
+    arithmetic: str = "exact"  # or "float64" (see the module docstring)
 
 
 F = Fraction
@@ -108,9 +115,61 @@ LECTURES = {
 }
 
 
+@dataclass(frozen=True)
+class Paper:
+    """An original paper a golden case takes its constants or construction from (the lectures name the layer
+    but give no numbers for it)."""
+
+    authors: str
+    title: str
+    venue: str
+    year: int
+    url: str = ""
+    note: str = ""
+
+    def citation(self, *, note: bool = False) -> str:
+        text = f'{self.authors}, "{self.title}", {self.venue}, {self.year}' + (f" <{self.url}>" if self.url else "")
+        return text + (f" ({self.note})" if note and self.note else "")
+
+
+KRIZHEVSKY2012 = "krizhevsky2012"
+IOFFE2015 = "ioffe2015"
+SZEGEDY2015 = "szegedy2015"
+
+#: papers behind the lectures' AlexNet, GoogLeNet and ResNet slides, for the layers those slides only name
+PAPERS = {
+    KRIZHEVSKY2012: Paper(
+        "Alex Krizhevsky, Ilya Sutskever and Geoffrey E. Hinton",
+        "ImageNet Classification with Deep Convolutional Neural Networks",
+        "NeurIPS",
+        2012,
+        note="the AlexNet of the lectures' 'AlexNet (2012)' slides (seed texts 001 and 003)",
+    ),
+    IOFFE2015: Paper(
+        "Sergey Ioffe and Christian Szegedy",
+        "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift",
+        "ICML",
+        2015,
+        url="https://arxiv.org/abs/1502.03167",
+        note="the batch normalization of the ResNet blocks",
+    ),
+    SZEGEDY2015: Paper(
+        "Christian Szegedy et al.",
+        "Going Deeper with Convolutions",
+        "CVPR",
+        2015,
+        url="https://arxiv.org/abs/1409.4842",
+        note="the GoogLeNet of the lectures' 'GoogLeNet (2014)' slide (seed text 001)",
+    ),
+}
+
+#: every source a golden case can name
+SOURCES = {**LECTURES, **PAPERS}
+
+
 def citation(seed: str) -> str:
-    """The lecture a golden case comes from, cited by author, title, course and year."""
-    return LECTURES[seed].citation()
+    """The lecture or paper a golden case comes from, cited by author, title, venue or course, and year."""
+    return SOURCES[seed].citation()
 
 
 def _sig(values):
@@ -186,6 +245,9 @@ CAT_B = [F("1.1"), F("3.2"), F("-1.2")]
 # a ramp with distinct digits: output digits show which inputs each output sums (constructed)
 RAMP = [1, 2, 3, 4, 5]
 DIGITS = [1, 10, 100]
+# AlexNet LRN on channels 1..7 (size 5): sum of squares of channels max(0, c-2) .. min(6, c+2)
+LRN_SUMS = [sum(j * j for j in range(max(1, c - 2), min(7, c + 2) + 1)) for c in range(1, 8)]
+INCEPTION_3A = (64, 128, 32, 32)  # GoogLeNet Table 1, inception (3a): #1x1, #3x3, #5x5, pool proj
 
 
 CASES: tuple[GoldenCase, ...] = (
@@ -1134,6 +1196,93 @@ CASES: tuple[GoldenCase, ...] = (
         note="A 7x7 -> 5x5 valid 3x3 conv, transposed: 5x5 -> 7x7. All-ones data (constructed): each output counts "
         "the windows covering that input pixel.",
     ),
+    # --- the layers the lectures name without numbers: constants and constructions from the papers ---------
+    GoldenCase(
+        id="lrn-alexnet-seven-channels",
+        seed=KRIZHEVSKY2012,
+        slide="Section 3.3, Local Response Normalization, b = a / (k + alpha sum a^2)^beta",
+        op="local_response_norm",
+        inputs=([[[[c]] for c in range(1, 8)]],),
+        params={"size": 5, "alpha": F(1, 10**4), "beta": 1, "k": 2},
+        expected=[[[[F(c) / (2 + F(s, 10**4))]] for c, s in zip(range(1, 8), LRN_SUMS)]],
+        note="AlexNet's k = 2, n = 5, alpha = 1e-4 (not divided by n: the paper's formula), with beta = 1 instead "
+        "of 0.75 so that the value is rational. Channels 1..7 at one position (constructed): channel c sums the "
+        "squares of channels max(0, c-2) .. min(6, c+2), clipped at the edges as the paper's sum bounds are.",
+    ),
+    GoldenCase(
+        id="lrn-even-window",
+        seed=KRIZHEVSKY2012,
+        slide="Section 3.3, Local Response Normalization, b = a / (k + alpha sum a^2)^beta",
+        op="local_response_norm",
+        inputs=([[[[c]] for c in RAMP]],),
+        params={"size": 4, "alpha": 1, "beta": 1, "k": 1},
+        expected=[[[[F(1, 6)]], [[F(2, 15)]], [[F(3, 31)]], [[F(4, 55)]], [[F(5, 51)]]]],
+        note="The paper's n is odd (5); for an even size the spec takes size // 2 channels before c and "
+        "(size - 1) // 2 after (PyTorch's placement; ONNX's is the mirror). Constructed numbers: channel 0 sums "
+        "1 + 4, channel 2 sums channels 0..3 (1 + 4 + 9 + 16), channel 4 sums channels 2..4 (9 + 16 + 25).",
+    ),
+    GoldenCase(
+        id="dropout-alexnet-half",
+        seed=KRIZHEVSKY2012,
+        slide="Section 4.2, Dropout",
+        op="dropout",
+        inputs=([[1, -2, 3, 5]], [[1, 0, 1, 1]]),
+        params={"p": F(1, 2)},
+        expected=[[2, 0, 6, 10]],
+        note="AlexNet drops each hidden unit with probability 0.5 and multiplies the outputs by 0.5 at test time; "
+        "the spec's inverted dropout scales the kept units by 1 / (1 - p) = 2 during training instead (the "
+        "same expectation), with the mask given: units 0, 2, 3 kept (constructed).",
+    ),
+    GoldenCase(
+        id="batch-norm-training-step",
+        seed=IOFFE2015,
+        slide="Algorithm 1, Batch Normalizing Transform, applied to activation x over a mini-batch",
+        op="batch_norm",
+        inputs=([[[1, 2]], [[3, 4]]], [2], [1]),
+        params={"eps": 2.75},
+        expected=[[[-0.5, 0.5]], [[1.5, 2.5]]],
+        arithmetic="float64",
+        note="One channel holding 1, 2, 3, 4 (N = 2, L = 2; constructed): mu_B = 5/2, sigma_B^2 = 5/4 (the biased "
+        "mini-batch variance of Algorithm 1), eps = 11/4 so that sqrt(sigma^2 + eps) = 2 and every value is exact "
+        "in binary: y = gamma (x - 5/2) / 2 + beta = x - 3/2.",
+    ),
+    GoldenCase(
+        id="batch-norm-inference",
+        seed=IOFFE2015,
+        slide="Algorithm 2, Training a Batch-Normalized Network, step 11 (inference)",
+        op="batch_norm_inference",
+        inputs=([[4, 1], [6, 3]], [1, 3], [0, -1], [2, 1], [3, 8]),
+        params={"eps": 1},
+        expected=[[1.0, -1.0], [2.0, 1.0]],
+        arithmetic="float64",
+        note="y = gamma / sqrt(Var[x] + eps) * x + (beta - gamma E[x] / sqrt(Var[x] + eps)) with the population "
+        "statistics given: channel 0 mean 2, var 3; channel 1 mean 1, var 8; eps = 1 makes the roots 2 and 3 "
+        "(constructed numbers, exact in binary).",
+    ),
+    GoldenCase(
+        id="batch-norm-running-variance-unbiased",
+        seed=IOFFE2015,
+        slide="Algorithm 2, Training a Batch-Normalized Network, step 10: Var[x] = m / (m - 1) E_B[sigma_B^2]",
+        op="batch_norm_running_stats",
+        inputs=([0], [1], [[[1, 2]], [[3, 4]]]),
+        params={"momentum": F(1, 10)},
+        expected=([F(1, 4)], [F(16, 15)]),
+        note="The paper's inference statistics use the unbiased variance m/(m-1) sigma_B^2 (5/3 for 1, 2, 3, 4); "
+        "the running estimate moves a fraction momentum = 1/10 towards the batch (constructed numbers): "
+        "mean 0.9 * 0 + 0.1 * 5/2 = 1/4, var 0.9 * 1 + 0.1 * 5/3 = 16/15.",
+    ),
+    GoldenCase(
+        id="concat-inception-3a",
+        seed=SZEGEDY2015,
+        slide="Table 1, inception (3a): #1x1 64, #3x3 128, #5x5 32, pool proj 32 -> 256 channels",
+        op="concat",
+        inputs=(tuple(_const((1, c, 1, 1), i) for i, c in enumerate(INCEPTION_3A, start=1)),),
+        params={"axis": 1},
+        expected=[[[[i]] for i, c in enumerate(INCEPTION_3A, start=1) for _ in range(c)]],
+        note="The four branch outputs of inception (3a) at one position, each filled with its branch number "
+        "(constructed): the filter concatenation stacks them along the channel axis in the order 1x1, 3x3, 5x5, "
+        "pool projection, 64 + 128 + 32 + 32 = 256 channels.",
+    ),
 )
 
 
@@ -1154,6 +1303,19 @@ def exact(value):
     if isinstance(value, list):
         arr = np.array(value, dtype=object)
         return np.vectorize(Fraction, otypes=[object])(arr) if arr.size else arr
+    if isinstance(value, tuple) and value and all(isinstance(v, list) for v in value):
+        return tuple(exact(v) for v in value)  # a sequence of arrays
+    return value
+
+
+def floating(value):
+    """Like exact(), into float64 arrays (for the cases whose `arithmetic` is "float64")."""
+    import numpy as np
+
+    if isinstance(value, list):
+        return np.array(value, dtype=np.float64)
+    if isinstance(value, tuple) and value and all(isinstance(v, list) for v in value):
+        return tuple(floating(v) for v in value)
     return value
 
 
@@ -1176,8 +1338,9 @@ def evaluate(case: GoldenCase):
 
     ref = importlib.import_module(__package__)
     fn = getattr(ref, case.op)
-    args = [exact(v) for v in case.inputs]
-    kwargs = {k: exact(v) for k, v in case.params.items()}
+    convert = floating if case.arithmetic == "float64" else exact
+    args = [convert(v) for v in case.inputs]
+    kwargs = {k: convert(v) for k, v in case.params.items()}
     return plain(fn(*args, **kwargs))
 
 
@@ -1199,7 +1362,8 @@ def plain(value):
 
 
 def is_exact(value) -> bool:
-    """True if no float hides in the value (the comparison then is exact arithmetic)."""
+    """True if no float hides in the value (the comparison then is exact arithmetic). A "float64" case's
+    result is floats by definition: check `case.arithmetic` first."""
     if isinstance(value, (list, tuple)):
         return all(is_exact(v) for v in value)
     return not isinstance(value, float)

@@ -5,6 +5,7 @@ scaffold's contract and the reports follow."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import types
 
@@ -168,3 +169,22 @@ def test_an_entry_without_a_reference_function_says_what_is_missing():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_explicit_values_of_a_sequence_input_one_list_per_array():
+    """concat's xs given as --case JSON: one value list per shape, each checked against its own shape."""
+    from convspec.conformance.cases import CaseError
+
+    good = {"op": "concat", "shapes": {"xs": [[1, 2], [1, 1]]}, "data": "explicit", "values": {"xs": [[[1, 2]], [[3]]]}}
+    case = Case.from_json(json.dumps(good))
+    xs = case.inputs()[0]
+    assert [a.tolist() for a in xs] == [[[1.0, 2.0]], [[3.0]]]
+    for values, where, rule in (
+        ([[[1, 2]]], "values.xs", "list of 2 value lists"),
+        ([[[1, 2]], [[3, 4]]], "values.xs[1]", "has 2 numbers, but its shape [1, 1] holds 1"),
+        ([[[1, 2]], [["x"]]], "values.xs[1]", "nested list of numbers"),
+    ):
+        bad = {**good, "values": {"xs": values}}
+        with pytest.raises(CaseError) as err:
+            Case.from_json(json.dumps(bad))
+        assert where in str(err.value) and rule in str(err.value), str(err.value)

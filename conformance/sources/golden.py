@@ -1,7 +1,10 @@
-"""The lecture golden cases (convspec.reference.lectures) that are op evaluations, as conformance
-cases: the lecture's own numbers as inputs, in float32 and float64."""
+"""The golden cases (convspec.reference.lectures: the lectures' worked examples and the papers' constants) that
+are op evaluations, as conformance cases: their own numbers as inputs, in float32 and float64. Exact
+(Fraction) parameters become the nearest floats; the backend is compared with the reference on those."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 
@@ -21,12 +24,16 @@ def cases() -> list:
         for name, value in zip(info.arrays, g.inputs):
             if value is None:
                 shapes[name] = None
-                continue
-            a = np.asarray(value, dtype=object).astype(np.float64)
-            shapes[name], values[name] = list(a.shape), a.tolist()
+            elif name == info.variadic:  # a sequence of arrays: one shape and one value list per array
+                arrays = [np.asarray(v, dtype=object).astype(np.float64) for v in value]
+                shapes[name], values[name] = [list(a.shape) for a in arrays], [a.tolist() for a in arrays]
+            else:
+                a = np.asarray(value, dtype=object).astype(np.float64)
+                shapes[name], values[name] = list(a.shape), a.tolist()
         for name in info.arrays[len(g.inputs) :]:
             shapes[name] = None
-        params = dict(g.params)  # strict included: it reaches the backend
+        # strict included: it reaches the backend
+        params = {k: float(v) if isinstance(v, Fraction) else v for k, v in g.params.items()}
         for dt in ("float32", "float64"):
             out.append(
                 Case(
