@@ -20,7 +20,8 @@ import convspec
 
 def environment(threads: dict | None = None) -> dict:
     """python, numpy, platform, machine, processor (the CPU model where the OS names it), cpus, cpus_usable
-    (the CPUs this process may run on, where the OS says), host, convspec, torch (when installed), and
+    (the CPUs this process may run on, where the OS says), host, convspec, blas (see blas()), torch (when
+    installed), and
     `threads` (what `convspec bench` set: torch intra-op and BLAS threads) when given."""
     env = {
         "python": sys.version.split()[0],
@@ -36,12 +37,34 @@ def environment(threads: dict | None = None) -> dict:
         env["cpus_usable"] = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every OS
         pass
+    env["blas"] = blas()
     torch = _torch_version()
     if torch is not None:
         env["torch"] = torch
     if threads is not None:
         env["threads"] = threads
     return env
+
+
+def blas() -> dict:
+    """NumPy's BLAS as it runs in this process: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE as the environment sets
+    them ("" when unset: OpenBLAS picks its kernels from the CPU), and, where threadpoolctl is installed (the
+    bench extra), the library and the kernel family in use (e.g. openblas 'Haswell' or 'SkylakeX'). Some
+    machines pin older kernels this way; on an AVX-512 CPU the Haswell (AVX2) kernels halve the GEMM rate,
+    which a speed comparison with a framework using AVX-512 (PyTorch's oneDNN) must state."""
+    info = {
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE", ""),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return info
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            info.update(library=str(lib.get("internal_api", "")), architecture=str(lib.get("architecture", "")))
+            break
+    return info
 
 
 def cpu_model() -> str:
