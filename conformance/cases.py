@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -45,12 +46,18 @@ class Case:
 
     # -- identity -------------------------------------------------------------------------------
     def spec(self) -> dict:
-        """The case as plain JSON data (non-finite values as the strings "nan", "inf", "-inf")."""
-        d = asdict(self)
-        return jsonable({k: v for k, v in d.items() if v not in (None, "", False) or k in ("shapes",)})
+        """The case as plain JSON data (non-finite values as the strings "nan", "inf", "-inf"); a fresh dict."""
+        return json.loads(self._json)
 
     def to_json(self) -> str:
-        return json.dumps(self.spec(), separators=(",", ":"), sort_keys=True, allow_nan=False)
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:
+        # computed once per case (the id, the record and the repro all need it); a case is never mutated
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = jsonable({k: v for k, v in d.items() if v not in (None, "", False) or k in ("shapes",)})
+        return json.dumps(d, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "Case":
@@ -63,7 +70,7 @@ class Case:
         d["params"] = _untuple(d.get("params", {}))
         return cls(**d)
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Readable and unique: op[dims, key params, dtype, data]#hash."""
         p = self.params
