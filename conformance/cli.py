@@ -7,6 +7,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import click
 from rich.console import Console
@@ -404,82 +405,91 @@ def run(
         raise UsageFail(f"{'--out/--resume' if resume else '--out'}: {exc}") from None
     try:
         _run(
-            writer,
-            plan,
-            reg,
-            selected,
-            rows,
-            available,
-            cases,
-            expect,
-            seed,
-            profile,
-            out,
-            names,
-            plugin,
-            patterns,
-            exitfirst,
-            no_progress,
-            err,
-            single,
-            junit_xml,
+            _Job(
+                writer=writer,
+                plan=plan,
+                reg=reg,
+                selected=selected,
+                rows=rows,
+                available=available,
+                cases=cases,
+                expect=expect,
+                seed=seed,
+                profile=profile,
+                out=out,
+                names=names,
+                plugin=plugin,
+                patterns=patterns,
+                exitfirst=exitfirst,
+                no_progress=no_progress,
+                err=err,
+                single=single,
+                junit_xml=junit_xml,
+            )
         )
     finally:
         writer.close()
 
 
-def _run(
-    writer,
-    plan,
-    reg,
-    selected,
-    rows,
-    available,
-    cases,
-    expect,
-    seed,
-    profile,
-    out,
-    names,
-    plugin,
-    patterns,
-    exitfirst,
-    no_progress,
-    err,
-    single,
-    junit_xml=None,
-):
-    if writer.header is None:
-        writer.write(
+@dataclass
+class _Job:
+    """What `run` hands over to `_run`: the opened results file, the plan, the loaded plugins and the options."""
+
+    writer: object
+    plan: object
+    reg: object
+    selected: object
+    rows: object
+    available: object
+    cases: object
+    expect: object
+    seed: object
+    profile: object
+    out: object
+    names: object
+    plugin: object
+    patterns: object
+    exitfirst: object
+    no_progress: object
+    err: object
+    single: object
+    junit_xml: object = None
+
+
+def _run(job: _Job):
+    if job.writer.header is None:
+        job.writer.write(
             run_record(
-                profile=profile,
-                seed=seed,
-                shard=plan.shard,
-                ops=expect["ops"],
-                backends=[b.name for b in selected],
+                profile=job.profile,
+                seed=job.seed,
+                shard=job.plan.shard,
+                ops=job.expect["ops"],
+                backends=[b.name for b in job.selected],
                 argv=sys.argv[1:],
             )
         )
-    for e in reg.load_errors:
-        writer.write({"record": "plugin_error", "plugin": e.plugin, "error": e.error})
-    for row in rows:
-        writer.write({"record": "backend", **row})
+    for e in job.reg.load_errors:
+        job.writer.write({"record": "plugin_error", "plugin": e.plugin, "error": e.error})
+    for row in job.rows:
+        job.writer.write({"record": "backend", **row})
 
-    todo = {b.name: [c for c in cases if (b.name, c.id) not in writer.done and applies(c, b)] for b in available}
-    if plan.lenet_steps:  # on --resume, a recorded LeNet check is not run again
-        plan.lenet_done = {
+    todo = {
+        b.name: [c for c in job.cases if (b.name, c.id) not in job.writer.done and applies(c, b)] for b in job.available
+    }
+    if job.plan.lenet_steps:  # on --resume, a recorded LeNet check is not run again
+        job.plan.lenet_done = {
             b.name
-            for b in available
-            if (b.name, lenet_record(b, steps=plan.lenet_steps, seed=seed)["case_id"]) in writer.done
+            for b in job.available
+            if (b.name, lenet_record(b, steps=job.plan.lenet_steps, seed=job.seed)["case_id"]) in job.writer.done
         }
     counts: dict = defaultdict(Counter)
     failures = []
     xfailed, xpassed = [], []
-    short = "" if single else _short_repro_opts(plan, profile, seed)
+    short = "" if job.single else _short_repro_opts(job.plan, job.profile, job.seed)
 
     def account(rec):
         counts[(rec["backend"], rec["op"])][rec["status"]] += 1
-        hit = next((p for p in patterns if p.matches(rec["case_id"])), None)
+        hit = next((p for p in job.patterns if p.matches(rec["case_id"])), None)
         if rec["status"] in BAD:
             if hit is not None:
                 rec["xfail"] = hit.describe()
@@ -489,8 +499,8 @@ def _run(
         elif hit is not None and rec["status"] == "pass":
             xpassed.append({**rec, "_xfail": hit})
 
-    all_cases = list(writer.previous)  # the JUnit XML covers the whole file too
-    for rec in writer.previous:  # a resumed run's summary and exit status cover the whole file
+    all_cases = list(job.writer.previous)  # the JUnit XML covers the whole file too
+    for rec in job.writer.previous:  # a resumed run's summary and exit status cover the whole file
         account(rec)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -500,11 +510,13 @@ def _run(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        disable=no_progress,
+        console=job.err,
+        disable=job.no_progress,
     )
-    lenet_pending = {b.name for b in available if plan.lenet_steps and b.name not in plan.lenet_done}
-    tasks = {b.name: progress.add_task(b.name, total=len(todo[b.name]) + (b.name in lenet_pending)) for b in available}
+    lenet_pending = {b.name for b in job.available if job.plan.lenet_steps and b.name not in job.plan.lenet_done}
+    tasks = {
+        b.name: progress.add_task(b.name, total=len(todo[b.name]) + (b.name in lenet_pending)) for b in job.available
+    }
     done_count = Counter()
 
     ref_seconds = [0.0]
@@ -521,28 +533,30 @@ def _run(
             result["repro_short"] = f"convspec run{short} -b {result['backend']} --case-id '{result['case_id']}'"
         account(result)
         all_cases.append(result)
-        writer.write(result)
+        job.writer.write(result)
         name = result["backend"]
         progress.advance(tasks[name])
         done_count[name] += 1
         if name in lenet_pending and done_count[name] == len(todo[name]):
             progress.update(tasks[name], description=f"{name}: LeNet-5 check")
-        if exitfirst and result["status"] in BAD and "xfail" not in result:
+        if job.exitfirst and result["status"] in BAD and "xfail" not in result:
             raise StopRun()
 
     stopped = None
     try:
         with progress:
-            execute(plan, available, lambda b: todo[b.name], emit)
+            execute(job.plan, job.available, lambda b: todo[b.name], emit)
     except StopRun:
         stopped = "exitfirst"
     except KeyboardInterrupt:
-        writer.close()
+        job.writer.close()
         n = sum(sum(c.values()) for c in counts.values())
-        again = "convspec run" + "".join(f" -p {p}" for p in plugin) + "".join(f" -b {b}" for b in names)
-        err.print(f"interrupted: the {n} results so far are kept in {out}" if out else "interrupted", highlight=False)
-        if out:
-            err.print(f"continue with: {again} --resume --out {out}", highlight=False, soft_wrap=True)
+        again = "convspec run" + "".join(f" -p {p}" for p in job.plugin) + "".join(f" -b {b}" for b in job.names)
+        job.err.print(
+            f"interrupted: the {n} results so far are kept in {job.out}" if job.out else "interrupted", highlight=False
+        )
+        if job.out:
+            job.err.print(f"continue with: {again} --resume --out {job.out}", highlight=False, soft_wrap=True)
         sys.exit(130)
     total = Counter()
     for c in counts.values():
@@ -557,16 +571,16 @@ def _run(
     }
     if stopped:
         summary["stopped"] = stopped
-    writer.write(summary)
-    if junit_xml:
+    job.writer.write(summary)
+    if job.junit_xml:
         from .junit import write_junit
 
-        write_junit(all_cases, junit_xml)
+        write_junit(all_cases, job.junit_xml)
 
     console = stdout_console()
-    _print_summary(console, available, counts, failures)
-    if single and out is None:  # a --case run: its result, in full, on stdout
-        for rec in writer.records:
+    _print_summary(console, job.available, counts, failures)
+    if job.single and job.out is None:  # a --case run: its result, in full, on stdout
+        for rec in job.writer.records:
             if rec.get("record") == "case":
                 click.echo(
                     failure_text(rec)
@@ -584,7 +598,7 @@ def _run(
         console.print(
             f"XPASS(strict) {r['backend']} {r['case_id']}: passes, but --xfails expects it to fail", highlight=False
         )
-    share = 100 * ref_seconds[0] / wall / max(1, plan.jobs) if wall else 0.0
+    share = 100 * ref_seconds[0] / wall / max(1, job.plan.jobs) if wall else 0.0
     console.print(
         f"{sum(total.values())} results in {wall:.1f} s; reference computations {ref_seconds[0]:.1f} s "
         f"(~{share:.0f}% of the run, "
@@ -593,8 +607,8 @@ def _run(
     )
     if stopped:
         console.print("stopped at the first failure (-x)", highlight=False)
-    if out:
-        click.echo(f"results: {out}")
+    if job.out:
+        click.echo(f"results: {job.out}")
     if failures or strict_xpass:
         sys.exit(1)
 
