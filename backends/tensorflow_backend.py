@@ -25,6 +25,25 @@ TensorFlow's CPU kernels take channels-last data, so arrays are moved to (N, *sp
   first), positions sorted back with ``tf.sort``, values by ``tf.gather``.
 - relu, sigmoid, tanh, softmax: tf.nn / tf.math; linear: ``tf.linalg.matmul(transpose_b=True)`` plus
   ``tf.nn.bias_add``; cross_entropy: ``tf.nn.sparse_softmax_cross_entropy_with_logits``, mean over N.
+- batch_norm: ``tf.nn.moments`` over every axis but 1 (biased variance) and ``tf.nn.batch_normalization``
+  (what Keras 3's BatchNormalization runs on TF); batch_norm_inference: ``tf.nn.batch_normalization`` with
+  the given statistics (mean and var not differentiated).
+- batch_norm_running_stats: float32: ``tf.compat.v1.nn.fused_batch_norm(is_training=True,
+  exponential_avg_factor=momentum)``, TF's own running-average update, which is the spec's: the factor
+  weighs the new batch and the variance is Bessel-corrected (m/(m-1)). ADAPT: its kernel is 4-D NHWC, so
+  x is moved channels-last and viewed as (m, 1, 1, C). float64: the fused kernel has no float64 (attrs
+  T and U), so ``tf.nn.moments`` times m/(m-1) and the update in TF arithmetic. Keras'
+  BatchNormalization differs from both (momentum weighs the old value, biased variance): not used.
+- local_response_norm: ``tf.nn.local_response_normalization`` with ``depth_radius = (size - 1) / 2``,
+  ``bias = k`` and alpha, beta as given (TF does not divide alpha by the window). Its window is symmetric
+  (2 r + 1 channels): even sizes are unsupported. ADAPT: the kernel takes only 4-D channels-last input,
+  so x (any rank) is moved channels-last and viewed as (positions, 1, 1, C) (exact: the op is per
+  position); float64 is refused by TF (no double kernel) and reported unsupported with its message.
+- dropout: ``tf.nn.experimental.general_dropout`` with the keep mask as its ``uniform_sampler`` (kept:
+  the value ``p`` >= rate, dropped: 0 < rate), i.e. TF's own arithmetic ``where(keep, x * (1/(1-p)), 0)``
+  with the given mask (``tf.nn.dropout`` draws its own mask). At ``p = 0`` TF keeps everything, so a
+  dropped element there is unsupported; a dropped inf/NaN gives 0 in TF: a declared deviation.
+- concat: ``tf.concat``; its backward (the tape) splits the gradient, one per array.
 
 A configuration TensorFlow refuses raises ``convspec.api.Unsupported`` with TensorFlow's message.
 TensorFlow is imported lazily, with one intra-op and one inter-op thread (conformance workers run side
@@ -41,6 +60,7 @@ from convspec.api.backend import Backend, Deviation, Unsupported
 from convspec.api.hookspecs import hookimpl
 
 from . import _frameworks as fw
+from ._xp import checks
 from ._xp.errors import DTypeError, ShapeError
 from ._xp.geometry import same_split
 
@@ -61,6 +81,9 @@ TF = fw.Framework(
 
 def _tf():
     return TF.module()
+
+
+BN_X = (2, 3, 4, 5)  # batch norm and LRN: (N, C, *spatial) with 0 to 3 spatial dims
 
 
 class _Refused(Exception):
@@ -519,6 +542,227 @@ class TensorflowBackend(Backend):
     def add_backward(self, grad_out, x, y):
         return self._grad(_tf().add, grad_out, self._add_args(x, y))
 
+    # ------------------------------------------------------------------ normalization, dropout, concat
+    # The argument checks are NormOps' (convspec.backends._xp.norm), in its order, through _xp.checks.
+    @staticmethod
+    def _kind(a) -> str:
+        """The NumPy dtype kind of an argument ("O" for a Fraction array, "b", "i", "f", "c"...)."""
+        tf = _tf()
+        if isinstance(a, tf.Tensor):
+            d = a.dtype
+            return "b" if d.is_bool else "c" if d.is_complex else "f" if d.is_floating else "i" if d.is_integer else "S"
+        return np.asarray(a).dtype.kind
+
+    def _floating(self, name, a, reason, **kw):
+        """An input of an op evaluated in floating point only: a Fraction array is NormOps' DTypeError."""
+        checks.floating_only(name, self._kind(a), reason)
+        return self._a(name, a, **kw)
+
+    @staticmethod
+    def _channel(v, x):
+        """A per-channel (C,) vector shaped (1, C, 1, ...) to broadcast against x (N, C, *spatial)."""
+        return _tf().reshape(v, [1, -1] + [1] * (len(x.shape) - 2))
+
+    @staticmethod
+    def _rows(x):
+        """ADAPT: x (N, C, *s) channels-last as the 4-D NHWC tensor (m, 1, 1, C), m = N * prod(s): TF's fused
+        batch norm and LRN kernels take only 4-D input, and both act per channel vector / per position."""
+        nd = len(x.shape) - 2
+        xl = _tf().transpose(x, (0,) + tuple(range(2, 2 + nd)) + (1,))
+        return _tf().reshape(xl, [prod(xl.shape[:-1]), 1, 1, int(x.shape[1])])
+
+    @staticmethod
+    def _unrows(r, x):
+        """Inverse of _rows, to x's shape."""
+        tf = _tf()
+        nd = len(x.shape) - 2
+        xl = tf.reshape(r, [int(x.shape[0]), *[int(n) for n in x.shape[2:]], int(x.shape[1])])
+        return tf.transpose(xl, (0, nd + 1) + tuple(range(1, 1 + nd)))
+
+    def _bn_inputs(self, x, gamma, beta, eps, *extra):
+        x = self._floating("x", x, checks.BN_FRACTION, ndim=BN_X)
+        checks.bn_nonempty(tuple(x.shape))
+        vecs = []
+        for name, a in (("gamma", gamma), ("beta", beta)) + extra:
+            v = self._floating(name, a, checks.BN_FRACTION, ndim=1)
+            checks.bn_channels(name, tuple(v.shape), int(x.shape[1]))
+            vecs.append(v)
+        eps = checks.real("eps", eps, lo=0, lo_open=True)
+        return self._common(x, *vecs), eps
+
+    def _bn_forward(self, x, gamma, beta, eps):
+        tf = _tf()
+        # MAP: batch statistics over every axis but the channels (tf.nn.moments: the biased variance, as the
+        # spec), then y = x * (gamma * rsqrt(var + eps)) + (beta - mean * gamma * rsqrt(var + eps))
+        axes = [0] + list(range(2, len(x.shape)))
+        mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+        return tf.nn.batch_normalization(x, mean, var, self._channel(beta, x), self._channel(gamma, x), eps)
+
+    def batch_norm(self, x, gamma, beta, *, eps=1e-5):
+        arrays, eps = self._bn_inputs(x, gamma, beta, eps)
+        return self._call(self._bn_forward, *arrays, eps)
+
+    def batch_norm_backward(self, grad_out, x, gamma, beta, *, eps=1e-5):
+        arrays, eps = self._bn_inputs(x, gamma, beta, eps)
+        return self._grad(lambda x, gamma, beta: self._bn_forward(x, gamma, beta, eps), grad_out, arrays)
+
+    def _bn_inference_inputs(self, x, gamma, beta, mean, var, eps):
+        arrays, eps = self._bn_inputs(x, gamma, beta, eps, ("mean", mean), ("var", var))
+        checks.nonnegative("var", bool(_tf().reduce_any(arrays[4] < 0)))
+        return arrays, eps
+
+    def _bn_inference_forward(self, x, gamma, beta, mean, var, eps):
+        c = self._channel
+        # MAP: tf.nn.batch_normalization with the given (running) statistics
+        return _tf().nn.batch_normalization(x, c(mean, x), c(var, x), c(beta, x), c(gamma, x), eps)
+
+    def batch_norm_inference(self, x, gamma, beta, mean, var, *, eps=1e-5):
+        arrays, eps = self._bn_inference_inputs(x, gamma, beta, mean, var, eps)
+        return self._call(self._bn_inference_forward, *arrays, eps)
+
+    def batch_norm_inference_backward(self, grad_out, x, gamma, beta, mean, var, *, eps=1e-5):
+        """-> (dx, dgamma, dbeta): mean and var are statistics, not differentiated (as the spec)."""
+        (x, gamma, beta, mean, var), eps = self._bn_inference_inputs(x, gamma, beta, mean, var, eps)
+
+        def forward(x, gamma, beta):
+            return self._bn_inference_forward(x, gamma, beta, mean, var, eps)
+
+        return self._grad(forward, grad_out, [x, gamma, beta])
+
+    def _running_stats_inputs(self, running_mean, running_var, x, momentum):
+        x = self._a("x", x, ndim=BN_X)
+        checks.bn_nonempty(tuple(x.shape))
+        c = int(x.shape[1])
+        rm = self._a("running_mean", running_mean, ndim=1)
+        checks.bn_channels("running_mean", tuple(rm.shape), c)
+        rv = self._a("running_var", running_var, ndim=1)
+        checks.bn_channels("running_var", tuple(rv.shape), c)
+        checks.nonnegative("running_var", bool(_tf().reduce_any(rv < 0)))
+        momentum = checks.real("momentum", momentum, lo=0, hi=1)
+        checks.running_stats_m(tuple(x.shape))
+        return self._common(rm, rv, x), momentum
+
+    def _running_stats(self, rm, rv, x, momentum):
+        tf = _tf()
+        rows = self._rows(x)
+        c = int(x.shape[1])
+        if x.dtype == tf.float32:
+            # MAP: TF's own running-average update, FusedBatchNormV3 in training mode (fused_batch_norm_op.cc:
+            # new_variance = (1 - factor) * old_variance + (factor * rest_size_adjust) * batch_variance, with
+            # rest_size_adjust = m / (m - 1), "for Bessel's correction"): the spec's update with factor = momentum.
+            # gamma = 1, beta = 0 and eps enter only the normalised output, which is discarded.
+            _, mean, var = tf.compat.v1.nn.fused_batch_norm(
+                rows,
+                tf.ones([c], x.dtype),
+                tf.zeros([c], x.dtype),
+                mean=rm,
+                variance=rv,
+                is_training=True,
+                exponential_avg_factor=momentum,
+            )
+            return mean, var
+        # ADAPT (float64): FusedBatchNormV3 has no float64 kernel (its attrs T: half, bfloat16, float and U:
+        # bfloat16, float; "Value for attr 'T' of double is not in the list of allowed values"): tf.nn.moments'
+        # biased variance times m / (m - 1), then the spec's update (momentum weighs the new batch) in TF arithmetic
+        m = int(rows.shape[0])
+        mean, var = tf.nn.moments(rows, axes=[0, 1, 2])
+        a, b = tf.constant(1 - momentum, x.dtype), tf.constant(momentum, x.dtype)
+        return a * rm + b * mean, a * rv + b * (var * tf.constant(m / (m - 1), x.dtype))
+
+    def batch_norm_running_stats(self, running_mean, running_var, x, *, momentum=0.1):
+        """-> (new_mean, new_var); a state update, without a backward (as the spec)."""
+        arrays, momentum = self._running_stats_inputs(running_mean, running_var, x, momentum)
+        return self._call(self._running_stats, *arrays, momentum)
+
+    def _lrn_inputs(self, x, size, alpha, beta, k):
+        x = self._floating("x", x, checks.LRN_FRACTION, ndim=BN_X)
+        size = checks.lrn_size(size)
+        alpha = checks.real("alpha", alpha, lo=0)
+        beta = checks.real("beta", beta)
+        k = checks.real("k", k, lo=0, lo_open=True)
+        if size % 2 == 0:
+            raise Unsupported(
+                "tf.nn.local_response_normalization sums a symmetric window of 2 * depth_radius + 1 channels; the "
+                f"spec's even window (size // 2 = {size // 2} channels before c, (size - 1) // 2 = "
+                f"{(size - 1) // 2} after) cannot be expressed"
+            )
+        return x, (size, alpha, beta, k)
+
+    def _lrn_forward(self, x, plan):
+        size, alpha, beta, k = plan
+        # MAP: sqr_sum = sum(x[c - r : c + r + 1] ** 2) with r = (size - 1) / 2 (odd size), clipped at the edges;
+        # y = x / (bias + alpha * sqr_sum) ** beta: bias = k, alpha NOT divided by the window (the spec's).
+        y = _tf().nn.local_response_normalization(
+            self._rows(x), depth_radius=(size - 1) // 2, bias=k, alpha=alpha, beta=beta
+        )
+        return self._unrows(y, x)
+
+    def local_response_norm(self, x, size, *, alpha=1e-4, beta=0.75, k=2.0):
+        x, plan = self._lrn_inputs(x, size, alpha, beta, k)
+        return self._call(self._lrn_forward, x, plan)
+
+    def local_response_norm_backward(self, grad_out, x, size, *, alpha=1e-4, beta=0.75, k=2.0):
+        x, plan = self._lrn_inputs(x, size, alpha, beta, k)
+        return self._grad(lambda x: self._lrn_forward(x, plan), grad_out, [x])
+
+    def _dropout_inputs(self, x, keep, p):
+        tf = _tf()
+        x = self._a("x", x)
+        kind = self._kind(keep)
+        if isinstance(keep, tf.Tensor):
+            checks.keep_mask(kind, keep.dtype.name, tuple(keep.shape), tuple(x.shape))
+        else:
+            a = np.asarray(keep)
+            checks.keep_mask(kind, a.dtype, a.shape, tuple(x.shape))
+            keep = tf.constant(a)
+        if keep.dtype != tf.bool:
+            checks.keep_values(bool(tf.reduce_any(tf.logical_and(keep != 0, keep != 1))))
+            keep = tf.math.not_equal(keep, 0)
+        p = checks.real("p", p, lo=0, hi=1, hi_open=True)
+        if p == 0 and not bool(tf.reduce_all(keep)):
+            raise Unsupported(
+                "TensorFlow's dropout keeps every element at rate 0 (tf.nn.dropout returns x, and its keep mask is "
+                "uniform >= rate, always true): a mask that drops an element at p = 0 cannot be expressed"
+            )
+        return x, keep, p
+
+    @staticmethod
+    def _dropout_forward(x, keep, p):
+        tf = _tf()
+
+        def given_mask(shape, dtype):
+            # the keep mask as TF's uniform draw in [0, 1): kept -> p (>= rate), dropped -> 0 (< rate, p > 0)
+            return tf.where(keep, tf.constant(p, dtype), tf.constant(0, dtype))
+
+        # MAP: TF's dropout with the given mask: where(uniform >= rate, x * (1 / (1 - rate)), 0) (nn_ops._dropout);
+        # tf.nn.dropout itself draws its own mask, so it cannot be checked against the spec's
+        return tf.nn.experimental.general_dropout(x, p, given_mask)
+
+    def dropout(self, x, keep, *, p):
+        x, keep, p = self._dropout_inputs(x, keep, p)
+        return self._call(self._dropout_forward, x, keep, p)
+
+    def dropout_backward(self, grad_out, x, keep, *, p):
+        """-> (dx,): keep and p are not differentiable."""
+        x, keep, p = self._dropout_inputs(x, keep, p)
+        return self._grad(lambda x: self._dropout_forward(x, keep, p), grad_out, [x])
+
+    def _concat_inputs(self, xs, axis):
+        checks.concat_sequence(xs)
+        arrays = [self._a(f"xs[{i}]", a, min_ndim=1) for i, a in enumerate(xs)]
+        axis = checks.concat_axis(axis, len(arrays[0].shape))
+        checks.concat_shapes([tuple(a.shape) for a in arrays], axis)
+        return self._common(*arrays), axis
+
+    def concat(self, xs, *, axis=1):
+        arrays, axis = self._concat_inputs(xs, axis)
+        return self._call(lambda *a: _tf().concat(list(a), axis), *arrays)  # MAP: tf.concat
+
+    def concat_backward(self, grad_out, xs, *, axis=1):
+        """-> one gradient per array of xs (the tape's split of grad_out)."""
+        arrays, axis = self._concat_inputs(xs, axis)
+        return self._grad(lambda *a: _tf().concat(list(a), axis), grad_out, arrays)
+
 
 TF_MAX_GRAD = (
     "TensorFlow's gradient of tf.reduce_max (math_grad._MaxGrad) divides the gradient equally among all "
@@ -529,6 +773,10 @@ TF_POOL_NAN = (
     "TensorFlow's CPU max-pool does not propagate NaN: tf.nn.max_pool (Eigen/oneDNN) and "
     "tf.nn.max_pool_with_argmax return a number for a window holding a NaN (TF#125965), so value, index and "
     "gradient routing differ from the spec's first-NaN rule"
+)
+TF_DROPOUT_WHERE = (
+    "TensorFlow's dropout selects instead of multiplying: where(keep_mask, x * scale, 0) (nn_ops._dropout), so a "
+    "dropped inf or NaN gives 0; the spec's x * keep / (1 - p) gives NaN there (0 * inf, 0 * NaN, IEEE)"
 )
 TF_TOPK_NAN = (
     "tf.math.top_k does not rank NaN above every number (it sorts with x > y, false for NaN), so k-max "
@@ -544,6 +792,10 @@ def _deviation(case):
             return Deviation(TF_POOL_NAN, ("forward", "indices", "grad x"))
         if case.op == "kmax_pool" and np.isnan(case.inputs()[0]).any():
             return Deviation(TF_TOPK_NAN, ("forward", "indices", "grad x"))
+        if case.op == "dropout":
+            x, keep = case.inputs()
+            if (~np.isfinite(x) & (keep == 0)).any():
+                return Deviation(TF_DROPOUT_WHERE, ("forward",))
     except Exception:  # a case the spec rejects: nothing to declare
         return None
     return None
