@@ -67,7 +67,7 @@ def _call(backend, info, part, args, params):
     fn = info.backend_call(backend, part)
     if fn is None:
         what = {"forward": info.name, "backward": info.backward_name, "indices": info.index_op}[part]
-        needs = f" (it composes {', '.join(info.requires)})" if info.compose else ""
+        needs = f" (it composes {', '.join(info.requires_for(part))})" if info.compose else ""
         raise Unsupported(f"backend has no {what}{needs}")
     out = fn(*args, **params)
     backend.synchronize()
@@ -106,7 +106,7 @@ def evaluate(backend, case: Case, reference=None, *, plugins=()) -> dict:
             f"dtype {case.dtype} not supported by {backend.name} (supports {', '.join(backend.dtypes)})",
         )
     if info.backend_call(backend, "forward") is None:
-        needs = f" (it composes {', '.join(info.requires)})" if info.compose else ""
+        needs = f" (it composes {', '.join(info.requires_for('forward'))})" if info.compose else ""
         return done(Status.UNSUPPORTED, f"op {case.op} not implemented{needs}")
     try:
         if reference is None:

@@ -57,7 +57,8 @@ class OpInfo(OpSignature):
     outputs: tuple = ()
     #: a composite op (a network block) is not a backend method: it is computed by composing the
     #: backend's ops. compose(backend, *arrays, **params) -> output and compose_backward(backend,
-    #: grad_out, *arrays, **params) -> gradients; `requires` names the backend ops it uses.
+    #: grad_out, *arrays, **params) -> gradients; `requires` names the backend ops it uses (its forward
+    #: needs only those not ending in "_backward": a forward-only backend runs a block's forward).
     compose: Callable | None = None
     compose_backward: Callable | None = None
     requires: tuple = ()
@@ -66,13 +67,19 @@ class OpInfo(OpSignature):
         """The callable that computes `part` ("forward", "backward", "indices") of this op on `backend`,
         or None when the backend lacks it."""
         if self.compose is not None:
-            if any(not callable(getattr(backend, op, None)) for op in self.requires):
+            if any(not callable(getattr(backend, op, None)) for op in self.requires_for(part)):
                 return None
             fn = {"forward": self.compose, "backward": self.compose_backward}.get(part)
             return None if fn is None else (lambda *a, **k: fn(backend, *a, **k))
         name = {"forward": self.name, "backward": self.backward_name, "indices": self.index_op}[part]
         fn = getattr(backend, name, None) if name else None
         return fn if callable(fn) else None
+
+    def requires_for(self, part: str) -> tuple:
+        """The backend ops a composite op needs for `part`: its forward composes forwards only."""
+        if part == "forward":
+            return tuple(op for op in self.requires if not op.endswith("_backward"))
+        return self.requires
 
     def __post_init__(self):
         for attr, fname in (("forward", self.name), ("backward", self.name + "_backward"), ("index", self.index_op)):

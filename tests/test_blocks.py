@@ -203,6 +203,34 @@ def test_torch_cpu_passes_the_blocks_it_has_the_ops_for(cases):
     assert evaluate(b, next(c for c in cases if c.op == "block_vgg"))["status"] == "pass"
 
 
+class _ForwardOnly(NumpyBackend):
+    """A forward-only backend (as ONNX Runtime's): no *_backward method at all."""
+
+    name = "numpy-forward-only"
+
+    def __getattribute__(self, name):
+        if name.endswith("_backward"):
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_a_forward_only_backend_gets_the_block_forward_checked(cases):
+    """A block's forward composes forwards only: a backend without gradients still has its forward checked
+    (and a wrong forward still fails), its backward is unsupported."""
+    for case in cases:
+        r = evaluate(_ForwardOnly(), case)
+        assert r["status"] == "unsupported", (case.id, r.get("message"))
+        assert r["verdicts"] == {"forward": "pass", "backward": "unsupported"}, (case.id, r["verdicts"])
+        assert [(c["what"], c["status"]) for c in r["checks"]] == [("forward", "pass"), ("backward", "unsupported")]
+
+    class Wrong(_ForwardOnly):
+        def relu(self, x):
+            return super().relu(x) + 1e-3
+
+    case = next(c for c in cases if c.op == "block_vgg")
+    assert evaluate(Wrong(), case)["status"] == "fail"
+
+
 class _BiasDropped(NumpyBackend):
     name = "numpy-conv-bias-dropped"
 
