@@ -20,6 +20,19 @@ forward, never a hand-written gradient. Mappings (search for "MAP"):
   index first), positions sorted back with ``jnp.sort``, values by ``jnp.take_along_axis``.
 - relu, sigmoid, softmax: ``jax.nn``; tanh: ``jnp.tanh``; linear: ``jnp.matmul`` (HIGHEST precision);
   cross_entropy: ``jax.nn.log_softmax`` and ``jnp.take_along_axis``, mean over the batch.
+- batch_norm: ``jax.nn.standardize`` over the batch and spatial axes with the two-pass ``jnp.mean`` /
+  ``jnp.var`` (biased) passed in (its own default variance is ``mean(x^2) - mean(x)^2``), then
+  ``gamma * z + beta``: ``jax.example_libraries.stax.BatchNorm``'s construction. JAX has no batch-norm op.
+- batch_norm_inference: ``jax.nn.standardize`` with the given mean and var; gradients for x, gamma, beta.
+- batch_norm_running_stats: ``jnp.mean`` and ``jnp.var(ddof=1)`` (the unbiased variance), blended with
+  the running statistics by momentum; no backward (a state update).
+- local_response_norm: JAX has no LRN op: the channel-window sum of x^2 is ``lax.reduce_window(add)`` over
+  axis 1 (window size, padding size // 2 before and (size - 1) // 2 after), then
+  ``x * jnp.power(k + alpha * sum, -beta)`` (alpha not divided by size).
+- dropout: JAX's dropouts (``stax.Dropout``, Flax's ``nn.Dropout``) draw their own mask from a PRNG key, so
+  the backend runs their construction with the spec's mask: ``jnp.where(keep, x / (1 - p), 0)`` (a dropped
+  inf or NaN gives 0 there, NaN in the spec: declared).
+- concat: ``jnp.concatenate``; its backward is one gradient per array.
 
 float64 needs JAX's x64 mode: the backend turns ``jax_enable_x64`` on when it first imports JAX (not at
 convspec's import). Declared deviations: see ``deviation`` and docs/framework-differences.md.
@@ -33,6 +46,7 @@ from convspec.api.backend import Backend, Deviation, Unsupported
 from convspec.api.hookspecs import hookimpl
 
 from . import _frameworks as fw
+from ._xp import checks
 from ._xp.errors import DTypeError, ShapeError
 
 
@@ -434,6 +448,193 @@ class JaxBackend(Backend):
         _, jnp, _ = _jax()
         return self._vjp(jnp.add, grad_out, self._add_args(x, y))
 
+    # ------------------------------------------------------------------ normalization, dropout, concat
+    # The checks are the NumPy backend's (convspec.backends._xp.norm), in its order, through _xp.checks.
+    def _floating(self, name, a, reason, **kw):
+        """An input of an op evaluated in floating point only: a Fraction array is NormOps' DTypeError."""
+        checks.floating_only(name, _kind(a), reason)
+        return self._a(name, a, **kw)
+
+    def _bn_inputs(self, x, gamma, beta, eps, *extra):
+        x = self._floating("x", x, checks.BN_FRACTION, ndim=BN_X)
+        checks.bn_nonempty(tuple(x.shape))
+        vecs = []
+        for name, a in (("gamma", gamma), ("beta", beta)) + extra:
+            v = self._floating(name, a, checks.BN_FRACTION, ndim=1)
+            checks.bn_channels(name, tuple(v.shape), x.shape[1])
+            vecs.append(v)
+        eps = checks.real("eps", eps, lo=0, lo_open=True)
+        return self._common(x, *vecs), eps
+
+    @staticmethod
+    def _bn_forward(eps, x, gamma, beta):
+        jax, jnp, _ = _jax()
+        axes = _bn_axes(x)
+        # MAP: jax.nn.standardize over the batch and spatial axes, as stax.BatchNorm; the statistics passed in
+        # are jnp.mean and jnp.var (two passes: mean, then the centred squares; biased), not standardize's
+        # default mean(x^2) - mean(x)^2, which cancels catastrophically when |mean| >> std
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.var(x, axis=axes, keepdims=True)
+        z = jax.nn.standardize(x, axis=axes, mean=mean, variance=var, epsilon=eps)
+        return _per_channel(gamma, x) * z + _per_channel(beta, x)
+
+    def batch_norm(self, x, gamma, beta, *, eps=1e-5):
+        (x, gamma, beta), eps = self._bn_inputs(x, gamma, beta, eps)
+        return self._bn_forward(eps, x, gamma, beta)
+
+    def batch_norm_backward(self, grad_out, x, gamma, beta, *, eps=1e-5):
+        """-> (dx, dgamma, dbeta): jax.vjp of the forward, through the batch statistics."""
+        (x, gamma, beta), eps = self._bn_inputs(x, gamma, beta, eps)
+        return self._vjp(lambda x, gamma, beta: self._bn_forward(eps, x, gamma, beta), grad_out, [x, gamma, beta])
+
+    def _bn_inference_inputs(self, x, gamma, beta, mean, var, eps):
+        arrays, eps = self._bn_inputs(x, gamma, beta, eps, ("mean", mean), ("var", var))
+        checks.nonnegative("var", bool((arrays[4] < 0).any()))
+        return arrays, eps
+
+    @staticmethod
+    def _bn_inference_forward(eps, x, gamma, beta, mean, var):
+        jax, _, _ = _jax()
+        # MAP: jax.nn.standardize with the given statistics: (x - mean) * rsqrt(var + eps)
+        z = jax.nn.standardize(
+            x, axis=_bn_axes(x), mean=_per_channel(mean, x), variance=_per_channel(var, x), epsilon=eps
+        )
+        return _per_channel(gamma, x) * z + _per_channel(beta, x)
+
+    def batch_norm_inference(self, x, gamma, beta, mean, var, *, eps=1e-5):
+        arrays, eps = self._bn_inference_inputs(x, gamma, beta, mean, var, eps)
+        return self._bn_inference_forward(eps, *arrays)
+
+    def batch_norm_inference_backward(self, grad_out, x, gamma, beta, mean, var, *, eps=1e-5):
+        """-> (dx, dgamma, dbeta); mean and var are statistics, not differentiated (the spec's)."""
+        (x, gamma, beta, mean, var), eps = self._bn_inference_inputs(x, gamma, beta, mean, var, eps)
+
+        def f(x, gamma, beta):
+            return self._bn_inference_forward(eps, x, gamma, beta, mean, var)
+
+        return self._vjp(f, grad_out, [x, gamma, beta])
+
+    def batch_norm_running_stats(self, running_mean, running_var, x, *, momentum=0.1):
+        """-> (new_mean, new_var); a state update: there is no backward."""
+        _, jnp, _ = _jax()
+        x = self._a("x", x, ndim=BN_X)
+        checks.bn_nonempty(tuple(x.shape))
+        rm, rv = self._a("running_mean", running_mean, ndim=1), self._a("running_var", running_var, ndim=1)
+        checks.bn_channels("running_mean", tuple(rm.shape), x.shape[1])
+        checks.bn_channels("running_var", tuple(rv.shape), x.shape[1])
+        checks.nonnegative("running_var", bool((rv < 0).any()))
+        momentum = checks.real("momentum", momentum, lo=0, hi=1)
+        checks.running_stats_m(tuple(x.shape))
+        rm, rv, x = self._common(rm, rv, x)
+        axes = _bn_axes(x)
+        # MAP: jnp.mean and jnp.var(ddof=1): the running variance takes the UNBIASED batch variance (the spec's,
+        # PyTorch's); Flax's BatchNorm keeps the biased one (see docs/framework-differences.md)
+        mean, var = jnp.mean(x, axis=axes), jnp.var(x, axis=axes, ddof=1)
+        return (1 - momentum) * rm + momentum * mean, (1 - momentum) * rv + momentum * var
+
+    def _lrn_inputs(self, x, size, alpha, beta, k):
+        x = self._floating("x", x, checks.LRN_FRACTION, ndim=BN_X)
+        size = checks.lrn_size(size)
+        alpha = checks.real("alpha", alpha, lo=0)
+        beta = checks.real("beta", beta)
+        k = checks.real("k", k, lo=0, lo_open=True)
+        return x, (size, alpha, beta, k)
+
+    @staticmethod
+    def _lrn_forward(plan, x):
+        _, jnp, lax = _jax()
+        size, alpha, beta, k = plan
+        rest = (1,) * (x.ndim - 2)
+        # MAP: JAX has no LRN op: the window sum of x^2 over channels c - size // 2 .. c + (size - 1) // 2
+        # (clipped at the edges: zero padding) is lax.reduce_window(add) over axis 1; alpha is the paper's,
+        # not divided by size
+        s = lax.reduce_window(
+            x * x,
+            jnp.array(0, x.dtype),
+            lax.add,
+            window_dimensions=(1, size) + rest,
+            window_strides=(1, 1) + rest,
+            padding=((0, 0), (size // 2, (size - 1) // 2)) + ((0, 0),) * len(rest),
+        )
+        return x * jnp.power(k + alpha * s, -beta)
+
+    def local_response_norm(self, x, size, *, alpha=1e-4, beta=0.75, k=2.0):
+        x, plan = self._lrn_inputs(x, size, alpha, beta, k)
+        return self._lrn_forward(plan, x)
+
+    def local_response_norm_backward(self, grad_out, x, size, *, alpha=1e-4, beta=0.75, k=2.0):
+        x, plan = self._lrn_inputs(x, size, alpha, beta, k)
+        return self._vjp(lambda x: self._lrn_forward(plan, x), grad_out, [x])
+
+    def _dropout_inputs(self, x, keep, p):
+        jax, jnp, _ = _jax()
+        x = self._a("x", x)
+        if isinstance(keep, jax.Array):
+            checks.keep_mask(np.dtype(keep.dtype).kind, keep.dtype, keep.shape, tuple(x.shape))
+        else:
+            a = np.asarray(keep)
+            checks.keep_mask(a.dtype.kind, a.dtype, a.shape, tuple(x.shape))
+            keep = jnp.asarray(a)
+        if keep.dtype != jnp.bool_:
+            checks.keep_values(bool(((keep != 0) & (keep != 1)).any()))
+        p = checks.real("p", p, lo=0, hi=1, hi_open=True)
+        return x, keep.astype(jnp.bool_), p
+
+    @staticmethod
+    def _dropout_forward(p, keep, x):
+        _, jnp, _ = _jax()
+        # MAP: JAX's dropouts draw their own mask from a PRNG key (stax.Dropout: keep = random.bernoulli(rng,
+        # rate, shape); jnp.where(keep, inputs / rate, 0), rate being the keep probability; Flax's nn.Dropout:
+        # lax.select(mask, inputs / keep_prob, 0)): their construction with the spec's mask. A dropped inf or
+        # NaN gives 0 here, NaN in the spec (0 * inf): declared in deviation()
+        return jnp.where(keep, x / (1 - p), jnp.zeros_like(x))
+
+    def dropout(self, x, keep, *, p):
+        x, keep, p = self._dropout_inputs(x, keep, p)
+        return self._dropout_forward(p, keep, x)
+
+    def dropout_backward(self, grad_out, x, keep, *, p):
+        """-> (dx,); keep (a mask) is not differentiated."""
+        x, keep, p = self._dropout_inputs(x, keep, p)
+        return self._vjp(lambda x: self._dropout_forward(p, keep, x), grad_out, [x])
+
+    def _concat_inputs(self, xs, axis):
+        checks.concat_sequence(xs)
+        arrays = [self._a(f"xs[{i}]", a, min_ndim=1) for i, a in enumerate(xs)]
+        axis = checks.concat_axis(axis, arrays[0].ndim)
+        checks.concat_shapes([tuple(a.shape) for a in arrays], axis)
+        return self._common(*arrays), axis
+
+    def concat(self, xs, *, axis=1):
+        _, jnp, _ = _jax()
+        arrays, axis = self._concat_inputs(xs, axis)
+        return jnp.concatenate(arrays, axis=axis)
+
+    def concat_backward(self, grad_out, xs, *, axis=1):
+        """-> one gradient per array of xs: jax.vjp of jnp.concatenate splits grad_out."""
+        _, jnp, _ = _jax()
+        arrays, axis = self._concat_inputs(xs, axis)
+        return self._vjp(lambda *xs: jnp.concatenate(xs, axis=axis), grad_out, arrays)
+
+
+BN_X = (2, 3, 4, 5)  # batch norm and LRN: (N, C, *spatial) with 0 to 3 spatial dims
+
+
+def _kind(a) -> str:
+    """The NumPy dtype kind of an argument ("O" for a Fraction array)."""
+    dtype = getattr(a, "dtype", None)
+    return np.dtype(dtype).kind if dtype is not None else np.asarray(a).dtype.kind
+
+
+def _bn_axes(x) -> tuple:
+    """The axes batch statistics reduce over: the batch axis and the spatial axes (all but channels)."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(v, x):
+    """A (C,) vector broadcast against x (N, C, *spatial)."""
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
 
 JAX_MAX_GRAD = (
     "JAX's gradient of jnp.max (reduce_max) divides the gradient equally among all elements equal to the "
@@ -460,6 +661,21 @@ JAX_TOPK_ZERO = (
 )
 
 
+JAX_DROPOUT_SELECT = (
+    "JAX's dropouts select instead of multiplying by the mask: jax.example_libraries.stax.Dropout returns "
+    "jnp.where(keep, inputs / rate, 0) and Flax's nn.Dropout lax.select(mask, inputs / keep_prob, "
+    "zeros_like(inputs)), so a dropped inf or NaN gives 0: stax.Dropout(0.5) with jax.random.key(0) (x64 off) draws "
+    "the mask [0, 0, 1, 1] and maps [inf, nan, 1, -inf] to [0, 0, 2, -inf]; the spec's x * keep / (1 - p) gives "
+    "[nan, nan, 2, -inf]"
+)
+
+
+def _dropped_nonfinite(case) -> bool:
+    """Whether the dropout case drops (keep == 0) an inf or NaN of x."""
+    x, keep = case.inputs()[:2]
+    return bool((~np.isfinite(np.asarray(x, dtype=np.float64)) & (np.asarray(keep) == 0)).any())
+
+
 def _signed_zero_rows(x) -> bool:
     """Whether some row (last axis) of x holds both a -0.0 and a +0.0."""
     zero = x == 0
@@ -478,6 +694,8 @@ def _deviation(case):
             return Deviation(JAX_MAX_GRAD, ("grad x",))
         if case.op == "max_pool" and fw.windows_with_nan(case):
             return Deviation(JAX_POOL_NAN_GRAD, ("grad x",))
+        if case.op == "dropout" and _dropped_nonfinite(case):
+            return Deviation(JAX_DROPOUT_SELECT, ("forward",))
     except Exception:  # a case the spec rejects: no deviation to declare
         return None
     return None
