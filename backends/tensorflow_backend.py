@@ -650,13 +650,15 @@ class TensorflowBackend(Backend):
             # MAP: TF's own running-average update, FusedBatchNormV3 in training mode (fused_batch_norm_op.cc:
             # new_variance = (1 - factor) * old_variance + (factor * rest_size_adjust) * batch_variance, with
             # rest_size_adjust = m / (m - 1), "for Bessel's correction"): the spec's update with factor = momentum.
-            # gamma = 1, beta = 0 and eps enter only the normalised output, which is discarded.
+            # gamma = 1, beta = 0 and eps enter only the normalised output, which is discarded. At momentum 1 the
+            # old statistics "must be None" (fused_batch_norm's doc): the kernel returns the batch's alone.
+            old = (None, None) if momentum == 1 else (rm, rv)
             _, mean, var = tf.compat.v1.nn.fused_batch_norm(
                 rows,
                 tf.ones([c], x.dtype),
                 tf.zeros([c], x.dtype),
-                mean=rm,
-                variance=rv,
+                mean=old[0],
+                variance=old[1],
                 is_training=True,
                 exponential_avg_factor=momentum,
             )
@@ -774,6 +776,25 @@ TF_POOL_NAN = (
     "tf.nn.max_pool_with_argmax return a number for a window holding a NaN (TF#125965), so value, index and "
     "gradient routing differ from the spec's first-NaN rule"
 )
+TF_BN_FOLDED = (
+    "tf.nn.batch_normalization folds the affine map: inv = rsqrt(var + eps) * scale, y = x * inv + (offset - mean * "
+    "inv) (nn_impl.py), so with an inf or NaN gamma the two products cancel as inf - inf = NaN where the spec's "
+    "gamma * (x - mean) / sqrt(var + eps) + beta is +-inf (forward; in training also grad x, through the batch "
+    "mean), and with an inf or NaN running mean the tape's grad gamma, sum(g x) inv' - sum(g) mean inv', differs "
+    "from the spec's sum(g (x - mean)) / sqrt(var + eps)"
+)
+TF_LRN_BAND = (
+    "TensorFlow's CPU LRN sums each window as a contraction of x^2 with a depth x depth band matrix (lrn_op.cc: "
+    "in_shaped.square().contract(multiplier, dims), zeros outside the window), so an inf or NaN square at one "
+    "channel (an inf or NaN x, or a square that overflows) makes every channel of that position NaN (0 * inf), "
+    "forward and gradient; the spec's window sum leaves the channels whose window excludes it finite"
+)
+TF_FUSED_FACTOR_ONE = (
+    "TensorFlow's fused batch norm at exponential_avg_factor = 1 returns the batch's statistics alone "
+    "(fused_batch_norm_op.cc: if (exponential_avg_factor == U(1.0)) new_mean = batch_mean, new_variance = "
+    "batch_variance * rest_size_adjust; the doc: 'If set to 1.0, the current batch average is returned'), ignoring "
+    "the running ones; the spec's 0 * running + 1 * batch is NaN where a running statistic is inf or NaN"
+)
 TF_DROPOUT_WHERE = (
     "TensorFlow's dropout selects instead of multiplying: where(keep_mask, x * scale, 0) (nn_ops._dropout), so a "
     "dropped inf or NaN gives 0; the spec's x * keep / (1 - p) gives NaN there (0 * inf, 0 * NaN, IEEE)"
@@ -792,6 +813,24 @@ def _deviation(case):
             return Deviation(TF_POOL_NAN, ("forward", "indices", "grad x"))
         if case.op == "kmax_pool" and np.isnan(case.inputs()[0]).any():
             return Deviation(TF_TOPK_NAN, ("forward", "indices", "grad x"))
+        if case.op in ("batch_norm", "batch_norm_inference"):
+            inputs = case.inputs()
+            bad = []
+            if not np.isfinite(inputs[1]).all():  # gamma
+                bad += ["forward", "grad x"] if case.op == "batch_norm" else ["forward"]
+            if case.op == "batch_norm_inference" and not np.isfinite(inputs[3]).all():  # mean
+                bad.append("grad gamma")
+            if bad:
+                return Deviation(TF_BN_FOLDED, tuple(bad))
+        if case.op == "local_response_norm":
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not np.isfinite(np.square(case.inputs()[0])).all():  # in the case dtype: float32 squares overflow
+                    return Deviation(TF_LRN_BAND, ("forward", "grad x"))
+        if case.op == "batch_norm_running_stats" and case.dtype == "float32" and case.params.get("momentum") == 1:
+            rm, rv, _ = case.inputs()
+            bad = [f"forward {name}" for name, a in (("mean", rm), ("var", rv)) if not np.isfinite(a).all()]
+            if bad:
+                return Deviation(TF_FUSED_FACTOR_ONE, tuple(bad))
         if case.op == "dropout":
             x, keep = case.inputs()
             if (~np.isfinite(x) & (keep == 0)).any():

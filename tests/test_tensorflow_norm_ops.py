@@ -8,6 +8,7 @@ backend's."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -126,6 +127,36 @@ def test_batch_norm_inference_exact():
         exact(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_batch_norm_with_an_infinite_gamma_or_mean_is_declared():
+    x = [[3.0, 1.0], [1.0, 2.0]]  # (N=2, C=2)
+    inference = {"x": x, "gamma": ["inf", 1.0], "beta": [0.0, 0.0], "mean": [2.0, 0.0], "var": [1.0, 1.0]}
+    r = evaluate(B, _explicit("batch_norm_inference", inference, {"eps": 1e-5}))
+    assert r["status"] == "deviation" and "folds the affine map" in r["deviation"], r
+    assert [c["what"] for c in r["checks"] if c["status"] == "fail"] == ["forward"]
+    got = n(B.batch_norm_inference(t(x), t([np.inf, 1.0]), t([0.0, 0.0]), t([2.0, 0.0]), t([1.0, 1.0]), eps=1e-300))
+    assert np.isnan(got[:, 0]).all()  # x * inf + (0 - 2 * inf); the spec: inf * (x - 2) = [inf, -inf]
+    # grad gamma with mean = inf: the tape's sum(g x) - sum(g) * inf is inf, the spec's sum(g (x - inf)) NaN
+    args = (t(x), t([2.0, 1.0]), t([0.0, 0.0]), t([np.inf, 0.0]), t([1.0, 1.0]))
+    g = np.array([[1.0, 0.0], [-2.0, 0.0]])
+    assert n(B.batch_norm_inference_backward(t(g), *args, eps=1e-300)[1])[0] == np.inf
+    assert np.isnan(R.batch_norm_inference_backward(g, x, [2.0, 1.0], [0.0, 0.0], [np.inf, 0.0], [1.0, 1.0])[1][0])
+    case = _explicit("batch_norm_inference", {**inference, "gamma": [2.0, 1.0], "mean": ["inf", 0.0]}, {})
+    statuses = {evaluate(B, replace(case, seed=seed))["status"] for seed in range(8)}  # grad_out drawn by seed
+    assert statuses == {"pass", "deviation"}, statuses
+    r = evaluate(B, _explicit("batch_norm", {"x": x, "gamma": ["inf", 1.0], "beta": [0.0, 0.0]}, {"eps": 1e-5}))
+    assert r["status"] == "deviation", r
+    finite = _explicit("batch_norm_inference", {**inference, "gamma": [2.0, 1.0]}, {"eps": 1e-5})
+    assert B.deviation(finite) is None and evaluate(B, finite)["status"] == "pass"
+
+
+def test_probe_batch_normalization_folds_the_affine_map():
+    x = tf.constant([[3.0], [1.0]], tf.float64)
+    c = functools.partial(tf.constant, dtype=tf.float64)
+    y = tf.nn.batch_normalization(x, c([2.0]), c([1.0]), c([0.0]), c([np.inf]), 0.0)
+    assert np.isnan(y.numpy()).all()  # inv = inf: 3 * inf + (0 - 2 * inf)
+
+
 # ---------------------------------------------------------------- running statistics
 # m = 5 per channel: channel 0 has mean 5, biased variance 8, unbiased 10; channel 1 mean 2, 16 and 20
 RS_X = np.array([[1, 3, 5, 7, 9], [0, 0, 10, 0, 0]], dtype=np.float64).T  # (N=5, C=2)
@@ -175,6 +206,28 @@ def test_running_stats_need_two_values_per_channel():
         B.batch_norm_running_stats(t([0.0, 0.0]), t([1.0, 1.0]), t([[1.0, 2.0]]))
 
 
+def _explicit(op, values, params, dtype="float64"):
+    """A conformance case with the given values ("inf", "-inf", "nan" as strings)."""
+    shapes = {k: list(np.shape(np.array(v, dtype=object))) for k, v in values.items()}
+    return Case(op=op, shapes=shapes, params=params, dtype=dtype, data="explicit", values=values, source="test")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_running_stats_momentum_one_ignores_a_non_finite_running_statistic_in_float32_declared():
+    values = {"running_mean": ["inf", 1.0], "running_var": [1.0, "nan"], "x": [[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]]}
+    r = evaluate(B, _explicit("batch_norm_running_stats", values, {"momentum": 1.0}, "float32"))
+    assert r["status"] == "deviation" and "exponential_avg_factor = 1" in r["deviation"], r
+    # the spec: 0 * inf = NaN in new_mean[0], 0 * NaN in new_var[1]; the fused kernel: the batch's alone
+    mean, var = B.batch_norm_running_stats(
+        t([np.inf, 1.0], np.float32), t([1.0, np.nan], np.float32), t(values["x"], np.float32), momentum=1.0
+    )
+    exact(mean, np.array([3.0, 5.0], np.float32))
+    exact(var, np.array([4.0, 13.0], np.float32))
+    # float64 (moments and the spec's update in TF arithmetic) and a momentum below 1 follow the spec
+    assert evaluate(B, _explicit("batch_norm_running_stats", values, {"momentum": 1.0}))["status"] == "pass"
+    assert evaluate(B, _explicit("batch_norm_running_stats", values, {"momentum": 0.5}, "float32"))["status"] == "pass"
+
+
 # TensorFlow's own behaviour behind the mapping (probes: they fail if a TensorFlow release changes it)
 def test_probe_fused_kernel_running_variance_is_bessel_corrected_and_moments_is_biased():
     rows = tf.constant(RS_X.astype(np.float32).reshape(5, 1, 1, 2))
@@ -189,6 +242,15 @@ def test_probe_fused_kernel_running_variance_is_bessel_corrected_and_moments_is_
         is_training=True, exponential_avg_factor=0.25,
     )  # fmt: skip
     assert mean.numpy().tolist() == [2.0, -1.0] and var.numpy().tolist() == [4.0, 8.0]
+
+
+def test_probe_fused_kernel_at_factor_one_returns_the_batch_statistics_alone():
+    rows = tf.constant(RS_X.astype(np.float32).reshape(5, 1, 1, 2))
+    out = tf.raw_ops.FusedBatchNormV3(
+        x=rows, scale=tf.ones([2]), offset=tf.zeros([2]), mean=tf.constant([np.inf, np.nan]),
+        variance=tf.constant([np.inf, np.nan]), epsilon=1e-3, exponential_avg_factor=1.0, is_training=True,
+    )  # fmt: skip
+    assert out.batch_mean.numpy().tolist() == [5.0, 2.0] and out.batch_variance.numpy().tolist() == [10.0, 20.0]
 
 
 def test_probe_fused_kernel_has_no_float64():
@@ -252,6 +314,28 @@ def test_local_response_norm_even_size_and_float64_are_unsupported():
         B.local_response_norm_backward(t(x, np.float32), t(x, np.float32), 2)
     with pytest.raises(Unsupported, match="of double is not in the list of allowed values"):
         B.local_response_norm(t(x), 3)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered", "ignore:overflow encountered")
+def test_local_response_norm_with_a_non_finite_square_is_declared():
+    values = {"x": [[1.0, 2.0, 3.0, 4.0, "nan"]]}  # channel 4 is in the windows of channels 3 and 4 only
+    r = evaluate(
+        B, _explicit("local_response_norm", values, {"size": 3, "alpha": 1.0, "beta": 1.0, "k": 1.0}, "float32")
+    )
+    assert r["status"] == "deviation" and "band matrix" in r["deviation"], r
+    got = n(B.local_response_norm(t([[1.0, 2.0, 3.0, 4.0, np.nan]], np.float32), 3, alpha=1.0, beta=1.0, k=1.0))
+    assert np.isnan(got).all()  # the spec: [1/6, 2/15, 3/30, nan, nan]
+    big = {"x": [[1.0, 2.0, 3.0, 4.0, 2e19]]}  # float32: the square overflows
+    r = evaluate(B, _explicit("local_response_norm", big, {"size": 3, "alpha": 1.0, "beta": 1.0, "k": 1.0}, "float32"))
+    assert r["status"] == "deviation", r
+    finite = _explicit("local_response_norm", {"x": [[1.0, 2.0, 3.0, 4.0, 5.0]]}, {"size": 3}, "float32")
+    assert B.deviation(finite) is None and evaluate(B, finite)["status"] == "pass"
+
+
+def test_probe_tf_lrn_band_matrix_spreads_a_nan_to_every_channel():
+    x = tf.constant([np.nan, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], shape=(1, 1, 1, 7))
+    y = tf.nn.local_response_normalization(x, depth_radius=1, bias=1.0, alpha=1.0, beta=1.0)
+    assert np.isnan(y.numpy()).all()  # channels 2..6 have channel 0 outside their window
 
 
 def test_probe_tf_lrn_window_alpha_dtypes_and_rank():
