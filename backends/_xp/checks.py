@@ -149,7 +149,8 @@ def lrn_size(size) -> int:
 def keep_mask(dtype_kind: str, dtype, shape, x_shape) -> None:
     """dropout's keep: a bool or numeric array of x's shape (its values checked by keep_values)."""
     if dtype_kind not in "biuf":
-        raise DTypeError("keep", f"must be a 0/1 mask (bool or numbers), got dtype {dtype}")
+        name = str(dtype).rpartition(".")[2]  # torch.complex128 -> complex128, as NumPy names it
+        raise DTypeError("keep", f"must be a 0/1 mask (bool or numbers), got dtype {name}")
     if tuple(shape) != tuple(x_shape):
         raise ShapeError(
             "keep", f"must have x's shape {tuple(x_shape)} (one keep flag per element), got {tuple(shape)}"
