@@ -119,6 +119,40 @@ def test_j11_top_k_ranks_positive_zero_above_negative_zero(jx):
     assert lax.top_k(jnp.array([0.0, -0.0, -1.0]), 1)[1].tolist() == [0]
 
 
+def test_j12_dropout_selects_so_a_dropped_inf_or_nan_is_zero(jx):
+    jax, jnp, _ = jx
+    from jax.example_libraries import stax
+
+    key = jax.random.key(0)
+    mask = np.asarray(jax.random.bernoulli(key, 0.5, (8,)))  # the mask stax.Dropout(0.5) draws with this key
+    assert mask.any() and not mask.all()
+    x = np.where(mask, 1.0, np.array([np.inf, np.nan] * 4)).astype(np.float32)  # every dropped value inf or NaN
+    _, apply = stax.Dropout(0.5)  # stax's rate is the KEEP probability
+    np.testing.assert_array_equal(np.asarray(apply((), x, rng=key)), np.where(mask, 2.0, 0.0))  # 0, not NaN
+    # XLA rewrites x * convert(bool mask) to select(mask, x, 0) (openxla/xla#2438): 0 again, under jit
+    bool_mask = jax.jit(lambda a, k: a * k.astype(a.dtype))(jnp.asarray(x), jnp.asarray(mask))
+    np.testing.assert_array_equal(np.asarray(bool_mask), np.where(mask, 1.0, 0.0))
+    # a float mask multiplies: 0 * inf and 0 * NaN are NaN (the spec's x * keep / (1 - p))
+    float_mask = jax.jit(lambda a, k: a * k)(jnp.asarray(x), jnp.asarray(mask, jnp.float32))
+    assert np.isnan(np.asarray(float_mask)[~mask]).all()
+
+
+def test_j13_standardize_default_variance_cancels_and_stax_batch_norm_uses_it(jx):
+    jax, jnp, _ = jx
+    from jax.example_libraries import stax
+
+    x = jnp.array([[4096.0], [4097.0]], jnp.float32)  # one channel, m = 2: mean 4096.5, variance 0.25
+    cancelled = 0.5 / np.sqrt(1e-5)  # x - mean = -+0.5 over sqrt(0 + eps): 158.11
+    np.testing.assert_allclose(np.asarray(jax.nn.standardize(x, axis=0)).ravel(), [-cancelled, cancelled], rtol=1e-6)
+    _, apply = stax.BatchNorm(axis=(0,))
+    y = apply((jnp.zeros(1, jnp.float32), jnp.ones(1, jnp.float32)), x)
+    np.testing.assert_allclose(np.asarray(y).ravel(), [-cancelled, cancelled], rtol=1e-6)
+    mean, var = jnp.mean(x, axis=0, keepdims=True), jnp.var(x, axis=0, keepdims=True)  # two passes
+    assert float(var[0, 0]) == 0.25
+    two_pass = jax.nn.standardize(x, axis=0, mean=mean, variance=var)
+    np.testing.assert_allclose(np.asarray(two_pass).ravel(), [-0.5, 0.5] / np.sqrt(0.25 + 1e-5), rtol=1e-6)
+
+
 def test_j6_max_reduction_gradient_splits_ties_and_is_nan_at_nan(jx):
     jax, jnp, _ = jx
     assert jax.grad(jnp.max)(jnp.array([1.0, 3.0, 3.0])).tolist() == [0.0, 0.5, 0.5]
