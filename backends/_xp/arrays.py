@@ -110,6 +110,35 @@ def padded(xp, x, pads, fill, *, first: int = 2, channels_last: bool = False):
     return out
 
 
+def where_zero(xp, mask, a, *, out=None):
+    """xp.where(mask, a, 0) with +0.0 where the mask is false (a's NaNs and infinities pass where it is true).
+    On NumPy, where() and masked copies branch per element and ran ~15x slower than a streaming pass on
+    an unpredictable (random-sign) mask (1.1 ms for 300k elements): the mask becomes all-ones or zero
+    integers and is ANDed with a's bits instead (exact: the same bits as where). `mask` may also be a
+    callable filling an integer array with 0/1, mask(o), to skip the boolean temporary."""
+    if xp is not np or a.dtype.kind != "f":
+        m = mask if not callable(mask) else None
+        if m is None:
+            m = xp.empty(a.shape, dtype=bool)
+            mask(m)
+        res = xp.where(m, a, xp.zeros((), dtype=a.dtype))
+        if out is None:
+            return res
+        out[...] = res
+        return out
+    it = np.dtype(f"i{a.dtype.itemsize}")
+    if out is None:
+        out = np.empty(a.shape, dtype=a.dtype)
+    o = out.view(it)  # same item size: a view whatever the strides
+    if callable(mask):
+        mask(o)
+    else:
+        np.copyto(o, mask)
+    np.negative(o, out=o)  # 1 -> all bits set
+    np.bitwise_and(o, a.view(it), out=o)
+    return out
+
+
 def crop(a, pads, sizes, *, first: int = 2):
     """The interior view of a padded array (inverse of `padded` without the copy)."""
     return a[(slice(None),) * first + tuple(slice(b, b + n) for (b, _), n in zip(pads, sizes))]

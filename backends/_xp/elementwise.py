@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .arrays import errstate
+from . import conv as _conv
+from .arrays import errstate, where_zero
 
 
 def relu(xp, x):
@@ -11,8 +12,8 @@ def relu(xp, x):
 
 
 def relu_backward(xp, g, x):
-    # derivative 1 where x > 0, 0 elsewhere (0 at 0; NaN > 0 is false)
-    return xp.where(x > 0, g, xp.zeros((), dtype=g.dtype))
+    # derivative 1 where x > 0, 0 elsewhere (0 at 0; NaN > 0 is false): g's bits where x > 0, else +0
+    return where_zero(xp, lambda m: xp.greater(x, 0, out=m), g)
 
 
 def _sigmoid_parts(xp, x):
@@ -68,12 +69,29 @@ def cross_entropy_backward(xp, g, z, labels):
     return p
 
 
+# OpenBLAS runs a product on its threads once m*n*k exceeds 4 * 65536 (interface/gemm.c): on a machine
+# whose other core is busy its worker wakes late and the call stalls (LeNet's 400-120 layer at batch 64:
+# 73x torch's time under load). Above that size the products run through conv's mm() with the BLAS on
+# one thread (fixed blocks, shared with the pool's helper when one is free: deterministic).
+BLAS_THREADED_MNK = 4 * 65536
+
+
+def _products(xp, pairs):
+    """[a @ b for a, b in pairs], the large ones through mm() with the BLAS on one thread."""
+    big = [a.shape[0] * a.shape[1] * b.shape[1] > BLAS_THREADED_MNK for a, b in pairs]
+    if not any(big):
+        return [a @ b for a, b in pairs]
+    with _conv.blas_split(xp):
+        return [_conv.mm(xp, a, b) if large else a @ b for (a, b), large in zip(pairs, big)]
+
+
 def linear(xp, x, w, b):
-    y = x @ w.T
+    (y,) = _products(xp, [(x, w.T)])
     if b is not None:
         y += b
     return y
 
 
 def linear_backward(xp, g, x, w, want_db):
-    return g @ w, g.T @ x, (g.sum(axis=0) if want_db else None)
+    dx, dw = _products(xp, [(g, w), (g.T, x)])
+    return dx, dw, (g.sum(axis=0) if want_db else None)

@@ -15,7 +15,7 @@ from math import prod
 
 import numpy as np
 
-from .arrays import crop, padded, tap_slices
+from .arrays import crop, padded, tap_slices, where_zero
 from .errors import ParameterError
 
 
@@ -59,8 +59,8 @@ def _window_max(xp, x, geo, want_arg):
         else:
             take = v > best if want_arg else None
             xp.maximum(best, v, out=best)
-        if want_arg:
-            xp.copyto(arg, t, where=take)
+        if want_arg:  # taps come in increasing order: arg = the last tap taken = the largest (no masked copy)
+            xp.maximum(arg, xp.multiply(take, t, dtype=arg.dtype), out=arg)
     return best, arg
 
 
@@ -130,13 +130,14 @@ def max_pool_backward(xp, g, x_shape, arg, geo):
     dx = xp.zeros(shape, dtype=g.dtype)
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
     lead = (slice(None), slice(None))
-    zero = xp.zeros((), dtype=g.dtype)
     overlap = geo.overlapping()
+    contrib = None
     for t, sl in enumerate(taps):
-        contrib = xp.where(arg == t, g, zero)
         if overlap:
+            contrib = where_zero(xp, lambda m, t=t: xp.equal(arg, t, out=m), g, out=contrib)
             dx[lead + sl] += contrib
-        else:
+        else:  # each input position is in at most one window
+            contrib = where_zero(xp, lambda m, t=t: xp.equal(arg, t, out=m), g, out=contrib)
             dx[lead + sl] = contrib
     return xp.ascontiguousarray(crop(dx, pads, geo.in_sizes))
 
