@@ -1,10 +1,28 @@
 """Regenerate reports/performance.md, .json and .svg in one run: the conformance suite's wall time and where
-it goes, the reference's LeNet-5 step, and `convspec bench` (NumPy against torch-cpu, quiet and with a
-fixed competing load, per layer and per LeNet op), with the machine's load and GEMM rate measured in the
-same run.
+it goes, the reference's LeNet-5 step, `convspec bench` (NumPy against torch-cpu on every suite, in float32
+and float64, quiet and with a fixed competing load, per layer with each backend's peak extra memory, and
+LeNet-5's other ops) and LeNet-5 training images/s of both backends, with the machine's load, GEMM rate and
+compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the same run.
 
-    python benchmarks/performance_report.py [--suite lenet --suite resnet50 ...] [--repeats 3] [--out-dir reports]
-                                            [--profiles quick full] [--reuse-bench reports/performance.json]
+    python benchmarks/performance_report.py                 # everything below, ~20 min on the 2-CPU dev machine
+        [--suite lenet --suite resnet50 ...]                # default: lenet resnet50 vgg alphago text1d
+        [--dtype float32 --dtype float64]                   # default: both
+        [--repeats 3] [--warmup 1]                          # bench rounds per layer (each quiet, then loaded)
+        [--batch resnet50=16 --batch vgg=2 ...]             # CPU batches (default: these two, the rest their own)
+        [--train-rounds 3] [--train-steps 20] [--train-threads 2 1]
+        [--profiles quick full] [--out-dir reports]
+        [--reuse-bench reports/performance.json]            # re-render: take every section that file holds
+
+Defaults are sized so that the whole regeneration takes 12 to 20 minutes on this project's 2-CPU machine,
+depending on the other jobs on it (at load ~2: about 2 min suite and reference, 7-8 min bench in both
+dtypes, 1-2 min training): the bench runs ResNet-50's layers at batch 16 (suite default 32) and VGG-16's
+at batch 2 (default 4), 1 warm-up and 3 timed rounds. `--suite tiny --repeats 1 --train-rounds 1
+--profiles quick --reference-rounds 2` makes a smoke run of about a minute.
+
+performance.json is the first dtype's bench result (schema convspec-bench/1, so `convspec report --bench
+reports/performance.json` reads it) with the other sections beside it: "other_dtypes" (the other dtypes'
+bench results), "training", "suite_timings", "reference", "gemm_kernels" and "regeneration". --reuse-bench
+FILE takes every section FILE holds from it and measures only the missing ones (none: nothing is measured).
 
 Every figure is measured side by side in this one run (never a timed test). On a shared machine read the
 ratios and the CPU times; wall times move with the load, which is printed with every section.
@@ -70,7 +88,8 @@ def run_suite(profile: str, jobs: int, cache: bool, out: Path, env: dict) -> dic
     wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
     backend = reference = 0.0
     cases = 0
-    for line in out.read_text().splitlines():
+    lines = out.read_text().splitlines() if proc.returncode in (0, 1) and out.is_file() else []
+    for line in lines:
         rec = json.loads(line)
         if rec.get("record") == "case":
             cases += 1
@@ -89,6 +108,8 @@ def run_suite(profile: str, jobs: int, cache: bool, out: Path, env: dict) -> dic
         "reference": reference,
         "rc": proc.returncode,
         "missed": missed,
+        # exit 1 = some case failed (the timings stand); anything else: the run itself failed
+        "error": "" if proc.returncode in (0, 1) else (proc.stderr.strip().splitlines() or ["?"])[-1][:200],
     }
 
 
@@ -166,105 +187,208 @@ def ms(v) -> str:
     return f"{v * 1e3:.0f}" if v >= 0.1 else f"{v * 1e3:.1f}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", action="append", help="bench suites (default: lenet, resnet50)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out-dir", default=str(ROOT / "reports"))
-    ap.add_argument("--profiles", nargs="+", default=["quick", "full"], help="suite profiles to time")
-    ap.add_argument(
-        "--reuse-bench",
-        metavar="JSON",
-        help="take section 3 from this earlier bench result (a run of this script) instead of running it",
-    )
-    args = ap.parse_args()
-    suites = args.suite or ["lenet", "resnet50"]
-    out_dir = Path(args.out_dir)
-    command = "python benchmarks/performance_report.py " + " ".join(sys.argv[1:])
-    started, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load()
-    env = dict(os.environ, CONVSPEC_CACHE_DIR=tempfile.mkdtemp(prefix="convspec-perf-cache-"))
+ALL_SUITES = ["lenet", "resnet50", "vgg", "alphago", "text1d"]
+# CPU batches that fit the whole regeneration into ~20 minutes on the 2-CPU machine (the others: the suite's own)
+DEFAULT_BATCHES = {"resnet50": 16, "vgg": 2}
+BASELINE = "torch-cpu"
 
-    # 1. the suite
-    print("suite timings ...", file=sys.stderr)
+# one float32 GEMM per OpenBLAS kernel set, each in a fresh interpreter (OpenBLAS reads OPENBLAS_CORETYPE
+# once, when it loads): what the kernel choice alone is worth on this CPU
+GEMM_PROBE = (
+    "import json, time, numpy as np; from threadpoolctl import threadpool_info, threadpool_limits;"
+    "threadpool_limits(THREADS, user_api='blas');"
+    "a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32); b = a.copy(); o = np.empty_like(a)\n"
+    "for _ in range(3): np.matmul(a, b, out=o)\n"
+    "t = []\n"
+    "for _ in range(15):\n"
+    "    t0 = time.perf_counter(); np.matmul(a, b, out=o); t.append(time.perf_counter() - t0)\n"
+    "arch = [p.get('architecture') for p in threadpool_info() if p.get('user_api') == 'blas']\n"
+    "print(json.dumps({'gflops': 2 * 1024**3 / min(t) / 1e9, 'architecture': arch}))"
+)
+
+
+def gemm_kernels(rounds: int = 3, threads: int = 2) -> dict:
+    """float32 GEMM 1024^3 GFLOP/s (the best of 15 calls: on a shared machine the best call is the kernel's
+    speed, the median the neighbours') with OPENBLAS_CORETYPE unset (the kernels OpenBLAS picks for this CPU),
+    Haswell (AVX2) and SkylakeX (AVX-512), each in a subprocess, interleaved `rounds` times; -> {"in use":
+    this process's OPENBLAS_CORETYPE, "threads", "rounds", "settings": {setting: {gflops (median of the
+    rounds), samples, architecture}}}."""
+    settings = {"unset": None, "Haswell": "Haswell", "SkylakeX": "SkylakeX"}
+    out = {k: {"samples": [], "architecture": None} for k in settings}
+    code = GEMM_PROBE.replace("THREADS", str(threads))
+    for _ in range(rounds):
+        for name, coretype in settings.items():
+            env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            if coretype:
+                env["OPENBLAS_CORETYPE"] = coretype
+            proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            if proc.returncode == 0:
+                rec = json.loads(proc.stdout.strip().splitlines()[-1])
+                out[name]["samples"].append(rec["gflops"])
+                out[name]["architecture"] = ", ".join(a or "?" for a in rec["architecture"])
+            else:
+                out[name]["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+    for v in out.values():
+        v["gflops"] = statistics.median(v["samples"]) if v["samples"] else None
+    return {"in use": os.environ.get("OPENBLAS_CORETYPE"), "threads": threads, "rounds": rounds, "settings": out}
+
+
+def parse_batches(values) -> dict:
+    out = dict(DEFAULT_BATCHES)
+    for v in values or []:
+        name, sep, n = v.partition("=")
+        if not sep or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--batch {v!r}: expected SUITE=N with N >= 1")
+        out[name] = int(n)
+    return out
+
+
+def run_bench(suites, dtype, batches, args, command) -> dict:
+    from convspec.conformance import bench
+    from convspec.conformance.commands.common import load_registry
+
+    reg = load_registry((), ("numpy", BASELINE))
+    backends = [reg.backends["numpy"], reg.backends[BASELINE]]
+    t0 = time.perf_counter()
+
+    def progress(suite, rec):
+        label = suite.name if suite else "ops"
+        print(f"  [{time.perf_counter() - t0:6.0f} s] {dtype} {label} {rec['name']}", file=sys.stderr)
+
+    return bench.run(
+        backends,
+        bench.resolve_suites(suites),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        dtype=dtype,
+        batch={k: v for k, v in batches.items() if k in suites},
+        load="busy",
+        ops=True,
+        baseline=BASELINE,
+        command=command,
+        progress=progress,
+    )
+
+
+def run_training(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    import lenet_throughput as LT  # benchmarks/lenet_throughput.py
+    from convspec.conformance.bench.load import Load
+    from convspec.conformance.bench.timing import set_threads
+    from convspec.conformance.commands.common import load_registry
+
+    reg = load_registry((), ("numpy", BASELINE))
+    backends = [reg.backends["numpy"], reg.backends[BASELINE]]
+    started = load()
+
+    def progress(name, dtype, n, loaded, t):
+        print(
+            f"  {dtype} threads {n} {'loaded' if loaded else 'quiet'} {name}: {t['images_per_second']:.0f} images/s",
+            file=sys.stderr,
+        )
+
+    with Load() as competing:
+        rows = LT.compare(
+            backends,
+            dtypes=args.dtype,
+            threads=args.train_threads,
+            batch_size=args.train_batch,
+            steps=args.train_steps,
+            warmup=args.train_warmup,
+            rounds=args.train_rounds,
+            load=competing,
+            progress=progress,
+        )
+        described = competing.describe()
+    set_threads(2)
+    return {
+        "rows": rows,
+        "rounds": args.train_rounds,
+        "steps": args.train_steps,
+        "warmup": args.train_warmup,
+        "batch_size": args.train_batch,
+        "load_average": {"start": started, "end": load()},
+        "competing_load": described,
+    }
+
+
+def run_suite_timings(args, env) -> dict:
     imports = import_breakdown()
     plans = plan_times()
     tmp = Path(tempfile.mkdtemp(prefix="convspec-perf-"))
     for profile in args.profiles:  # fill the cache (the warm runs read it)
         run_suite(profile, 1, True, tmp / "warm.jsonl", env)
-    suite_load = load()
+    start = load()
     runs = []
     for profile in args.profiles:
         for jobs in (1, 2):
             for cache in (False, True):
                 runs.append(run_suite(profile, jobs, cache, tmp / f"{profile}-{jobs}-{cache}.jsonl", env))
                 print(f"  {profile} -j {jobs} cache {cache}: {runs[-1]['wall']:.2f} s", file=sys.stderr)
-    suite_load_end = load()
+    return {"imports": imports, "plans": plans, "runs": runs, "load": [start, load()]}
 
-    # 2. the reference
-    print("reference ...", file=sys.stderr)
-    ref_load = load()
-    ref = reference_times(20)
-    ref_load_end = load()
 
-    # 3. the bench
-    print("bench ...", file=sys.stderr)
-    from convspec.conformance import bench
-    from convspec.conformance.bench import tables
-    from convspec.conformance.commands.common import load_registry
-    from convspec.conformance.report import plots
-    from convspec.conformance.report.markdown import bench_markdown
+def run_reference(rounds: int) -> dict:
+    start = load()
+    return {"rounds": rounds, "times": reference_times(rounds), "load": [start, load()]}
 
-    if args.reuse_bench:
-        result = json.loads(Path(args.reuse_bench).read_text())
-        suites = [s["name"] for s in result["suites"]]
-    else:
-        reg = load_registry((), ("numpy", "torch-cpu"))
-        backends = [reg.backends["numpy"], reg.backends["torch-cpu"]]
-        result = bench.run(
-            backends,
-            bench.resolve_suites(suites),
-            repeats=args.repeats,
-            warmup=1,
-            load="busy",
-            ops=True,
-            command=command,
-            progress=lambda s, r: print(f"  {r['name']}", file=sys.stderr),
+
+# ------------------------------------------------------------------------------------------------ rendering
+def _x(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _mib(b) -> str:
+    return "-" if b is None else f"{b / 2**20:.1f}"
+
+
+def machine_line(result: dict, kernels: dict | None) -> str:
+    from convspec.conformance.report.perf import kernel_notes
+
+    env = result["environment"]
+    numpy_txt, torch_txt = kernel_notes(env.get("kernels"))
+    line = (
+        f"{env['processor']} ({env.get('cpus_usable', env['cpus'])} usable CPUs), numpy {env['numpy']}{numpy_txt}, "
+        f"torch {env.get('torch', '-')}{torch_txt}, Python {env['python']}"
+    )
+    if kernels:
+        parts = []
+        for name, v in kernels["settings"].items():
+            label = f"OPENBLAS_CORETYPE unset (OpenBLAS picks {v['architecture']})" if name == "unset" else name
+            parts.append(f"{label} {'-' if v['gflops'] is None else format(v['gflops'], '.1f')}")
+        line += (
+            f". float32 GEMM 1024^3 by OpenBLAS kernel set (a fresh interpreter each, {kernels['threads']} threads, "
+            f"best of 15 calls, median of {kernels['rounds']} interleaved rounds, GFLOP/s): " + ", ".join(parts)
         )
-        bench.dump(result, out_dir / "performance.json")
-    svg = plots.bench_gflops(result)
-    if svg:
-        (out_dir / "performance.svg").write_text(svg)
-    load_end = load()
+        used = kernels.get("in use")
+        line += f"; this run's NumPy used {used + ' (OPENBLAS_CORETYPE set in the environment)' if used else 'unset'}"
+    return line
 
-    # 4. the report
+
+def suite_section(st: dict) -> list:
     lines = [
-        "# Performance: the suite, the reference, and conv against torch-cpu",
-        "",
-        f"Regenerated by one command, `{command.strip()}` ({started}, {result['seconds']:.0f} s of bench), on "
-        f"this project's development machine ({os.cpu_count()} CPUs, shared with other engineers' jobs). Load "
-        f"average at the start {load_start}, at the end {load_end}. Every comparison below is side by side in this "
-        "run; on a loaded machine wall times are inflated (the process waits for a core), so CPU times are given "
-        "beside them and the ratios are what to read.",
-        "",
         "## 1. The conformance suite: `convspec run -b numpy`",
         "",
-        f"Each row is one run from the shell (`python -c '<the CLI with the planned-case cache>' run -b numpy "
-        f"--profile P -j J`; cold: `CONVSPEC_PLAN_CACHE=0`, warm: the cache filled by an earlier run), wall "
-        f"clock and CPU time of the process and its workers; backend and reference are the sums of the cases' "
-        f"recorded seconds. Load {suite_load} -> {suite_load_end}.",
+        "Each row is one run from the shell (`python -c '<the CLI with the planned-case cache>' run -b numpy "
+        "--profile P -j J`; cold: `CONVSPEC_PLAN_CACHE=0`, warm: the cache filled by an earlier run), wall "
+        "clock and CPU time of the process and its workers; backend and reference are the sums of the cases' "
+        f"recorded seconds. Load {st['load'][0]} -> {st['load'][1]}.",
         "",
         "| profile | -j | plan cache | cases | wall s | CPU s | backend s | reference s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in runs:
+    for r in st["runs"]:
         state = ("warm (missed: code changed)" if r["missed"] else "warm") if r["cache"] else "cold"
+        if r.get("error"):
+            state += f"; failed, exit {r['rc']}: {r['error']}"
         lines.append(
             f"| {r['profile']} | {r['jobs']} | {state} | {r['cases']} | "
             f"{r['wall']:.2f} | {r['cpu']:.2f} | {r['backend']:.2f} | {r['reference']:.2f} |"
         )
+    imports, plans = st["imports"], st["plans"]
     q, f = plans["quick"], plans["full"]
     parts = ", ".join(f"{k} {v:.2f}" for k, v in imports["parts"].items())
-    lines += [
+    return lines + [
         "",
         "Where the time goes (measured in the same run):",
         "",
@@ -278,25 +402,30 @@ def main() -> None:
         f"{f['cached'] * 1e3:.0f} ms cached. Per source (full, fresh): "
         + ", ".join(f"{k} {n} cases {t:.2f} s" for k, (n, t) in f["per_source"].items())
         + ". Nearly all of it is hypothesis generating the property, exact and half-precision cases; the cache "
-        "(conformance/plancache.py) keys the list by the plan's case-choosing fields, the sources, the versions and "
-        "the contents of the package's code, under the user cache directory.",
+        "(conformance/plancache.py) keys the list by the plan's case-choosing fields, the sources, the versions "
+        "and the contents of the package's code, under the user cache directory.",
         "- **Reference and backend**: the columns above (each case's reference is computed once per run and "
         "cached); the rest of the wall time is start-up (import, above), planning (cold rows), the forked "
         "workers' round trips, generating the inputs, the comparisons and writing the results.",
         "- **Workers (-j)**: -j 2 forks a second worker process per backend shard; on 2 cores shared with other "
         "jobs it helps the full profile only as far as a core is free.",
         "",
+    ]
+
+
+def reference_section(ref: dict) -> list:
+    lines = [
         "## 2. The reference: LeNet-5 forward + backward, batch 64, float64",
         "",
-        f"`python benchmarks/reference.py` (20 rounds, BLAS default and 1 thread interleaved); load {ref_load} -> "
-        f"{ref_load_end}.",
+        f"`python benchmarks/reference.py` ({ref['rounds']} rounds, BLAS default and 1 thread interleaved); load "
+        f"{ref['load'][0]} -> {ref['load'][1]}.",
         "",
         "| BLAS threads | wall median ms | wall max ms | CPU median ms |",
         "|---|---|---|---|",
     ]
-    for t, v in ref.items():
+    for t, v in ref["times"].items():
         lines.append(f"| {t} | {ms(v['wall'])} | {ms(v['wall_max'])} | {ms(v['cpu'])} |")
-    lines += [
+    return lines + [
         "",
         "The fast forms carry the speed; the literal loops (`<op>_literal`) are unchanged and "
         "tests/test_reference_literal.py proves them equal. conv: one matrix product per group over the whole batch "
@@ -306,22 +435,127 @@ def main() -> None:
         "non-overlapping windows a backward of one masked assignment per tap. With a threaded BLAS on a busy "
         "machine the small products stall (the default-threads row); the CPU time is the work itself.",
         "",
-        "## 3. Conv forward+backward: NumPy against torch-cpu, quiet and loaded",
-        "",
-        (
-            ""
-            if not args.reuse_bench
-            else f"From [performance.json](performance.json), written by `{result['command']}` "
-            f"at {result['started']} (load {result['load_average']['start']} -> {result['load_average']['end']}): the "
-            "bench part of this script, run before the sections above were measured again. "
+    ]
+
+
+OVERVIEW_HEADER = [
+    "suite",
+    "dtype",
+    "CPU batch",
+    "backend",
+    "f+b x quiet",
+    "f+b x loaded",
+    "worst layer quiet (f+b x)",
+    "network GF/s",
+    "max extra MiB",
+    f"layers with peak > {BASELINE}'s (fwd / bwd / either)",
+    "peak x fwd / bwd (geomean)",
+]
+
+
+def overview_rows(results: list) -> list:
+    """Per suite, dtype and backend: the quiet and loaded geometric means and the memory summary."""
+    rows = []
+    names = [s["name"] for s in results[0]["suites"]]
+    for name in names:
+        for res in results:
+            s = next(x for x in res["suites"] if x["name"] == name)
+            for backend, e in s["summary"].items():
+                above, geo = e.get("peak_above_baseline"), e.get("geomean_peak_ratio") or {}
+                worst = e.get("worst_layer")
+                rows.append(
+                    [
+                        name,
+                        res["settings"]["dtype"],
+                        str(s["batch"]),
+                        backend,
+                        _x(e.get("geomean_ratio_total")),
+                        _x((e.get("loaded") or {}).get("geomean_ratio_total")),
+                        "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
+                        "-" if e.get("network_gflops_total") is None else f"{e['network_gflops_total']:.1f}",
+                        _mib(e.get("max_peak_extra_bytes")),
+                        "-"
+                        if not above
+                        else f"{above['forward']} / {above['backward']} / {above['either']} of {above['of']}",
+                        "-" if not geo else f"{_x(geo.get('forward'))} / {_x(geo.get('backward'))}",
+                    ]
+                )
+    for res in results:
+        for backend, e in ((res.get("ops") or {}).get("summary") or {}).items():
+            rows.append(
+                [
+                    "LeNet other ops",
+                    res["settings"]["dtype"],
+                    str(res["ops"]["batch"]),
+                    backend,
+                    _x(e.get("geomean_ratio_total")),
+                    _x(e.get("loaded_geomean_ratio_total")),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                ]
+            )
+    return rows
+
+
+def md_table(header, rows) -> list:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in r) + " |" for r in rows
+    ]
+
+
+def bench_section(results: list, reused: str | None) -> list:
+    from convspec.conformance.bench import SUITES, tables
+    from convspec.conformance.report.markdown import bench_markdown
+
+    first = results[0]
+    st = first["settings"]
+    suites = [s["name"] for s in first["suites"]]
+    batch_txt = ", ".join(
+        f"{s['name']} {s['batch']}"
+        + (
+            f" (suite default {SUITES[s['name']].batch})"
+            if s["name"] in SUITES and SUITES[s["name"]].batch != s["batch"]
+            else ""
         )
-        + "`convspec bench -b numpy -b torch-cpu --suite "
-        + " --suite ".join(suites)
-        + f" --repeats {args.repeats} --load busy --ops` (run here through the same engine). Every round is run "
+        for s in first["suites"]
+    )
+    batch_args = "".join(
+        f" --batch {s['name']}={s['batch']}"
+        for s in first["suites"]
+        if s["name"] in SUITES and SUITES[s["name"]].batch != s["batch"]
+    )
+    cmd = (
+        f"convspec bench -b numpy -b {BASELINE} --suite " + " --suite ".join(suites) + f" --dtype DTYPE --repeats "
+        f"{st['repeats']} --warmup {st['warmup']}{batch_args} --load busy --ops"
+    )
+    lines = [
+        "## 3. Conv forward+backward: NumPy against torch-cpu, float32 and float64, quiet and loaded",
+        "",
+        (f"From `{reused}` (bench started {first['started']}), not measured again. " if reused else "")
+        + f"`{cmd}` for each dtype ({', '.join(r['settings']['dtype'] for r in results)}), run here through the "
+        f"same engine. CPU batches: {batch_txt}; {st['warmup']} warm-up round, then {st['repeats']} rounds, each "
         "quiet and then again with the fixed competing load on (`--load busy`: one process pinned to the last CPU "
-        "running a 1-thread 256^3 float64 matmul and an 8 MiB streaming add); x = time / torch-cpu's (> 1: "
-        "slower); 'f+b / baseline bwd' compares NumPy's forward+backward with torch's backward alone (which re-runs "
-        "its forward under autograd: the fair training-step comparison).",
+        "running a 1-thread 256^3 float64 matmul and an 8 MiB streaming add); medians. x = time / torch-cpu's "
+        "(> 1: slower); 'f+b / baseline bwd' compares NumPy's forward+backward with torch's backward alone (which "
+        "re-runs its forward under autograd: the fair training-step comparison).",
+        "",
+        "**Peak extra memory** (the 'extra MiB' and 'peak x' columns), every backend measured the same way: after "
+        "a layer's timed rounds, one forward and one backward call each run in a forked child, after one "
+        "untimed warm-up call there, the backend's cached work buffers released (NumPy's scratch) and glibc's "
+        "free memory returned to the kernel (`malloc_trim(0)`); the child resets the kernel's peak-RSS mark "
+        "(writes 5 to `/proc/self/clear_refs`) and reads VmHWM - VmRSS from `/proc/self/status` around the call, "
+        "less the bytes of the arrays the call returns. The RSS sees torch's C++ allocations (oneDNN, autograd's "
+        "saved tensors), which the tracemalloc figure used before could not; for NumPy both are recorded (the "
+        "'NumPy cross-check' in each dtype's header lines gives their largest difference: RSS counts whole "
+        "pages) and the method is checked at the start of each bench on calls of known size ('calibration'). "
+        "'peak x' = the backend's figure / "
+        "torch-cpu's for the same layer and pass (> 1: more memory); 'layers with peak > torch-cpu's' counts the "
+        "layers where NumPy's forward, backward, or either peak is the larger. Memory torch keeps between calls "
+        "(none that the layer needs: its CPU allocator does not cache) and pages never touched are not in these "
+        "figures.",
         "",
         "What changed in the NumPy backend (backends/_xp/conv.py): inside a conv call the BLAS runs on one thread "
         "and every large GEMM is cut into fixed blocks (the inner dimension for the thin weight-gradient products, "
@@ -330,11 +564,202 @@ def main() -> None:
         "ResNet's 1x1 64-64 weight gradient took 274 ms median and 4.5 s worst with 2 OpenBLAS threads at load "
         "20, 10 ms in blocks. Block boundaries depend on the shapes only: results are deterministic.",
         "",
-        bench_markdown(result, "torch-cpu"),
-        tables.extra_markdown(result),
+        "### Overview: every suite in every dtype (geometric means over each suite's layers)",
+        "",
+        *md_table(OVERVIEW_HEADER, overview_rows(results)),
+        "",
+    ]
+    for res in results:
+        dtype = res["settings"]["dtype"]
+        lines += [
+            f"### {dtype}: bench started {res['started']}, {res['seconds']:.0f} s",
+            "",
+            bench_markdown(res, BASELINE).replace("\n### ", f"\n#### {dtype} · "),
+            tables.extra_markdown(res).replace("### ", f"#### {dtype} · "),
+        ]
+    return lines
+
+
+def training_section(tr: dict) -> list:
+    cl = tr.get("competing_load") or {}
+    rate = cl.get("iterations_per_second")
+    lines = [
+        "## 4. LeNet-5 training: images/s, NumPy against torch-cpu",
+        "",
+        f"`benchmarks/lenet_throughput.py`'s `compare()`: each backend trains the same LeNet-5 on the same digits "
+        f"(batch {tr['batch_size']}, SGD; a step is forward, backward, update and the loss copied out), "
+        f"{tr['warmup']} untimed steps then {tr['steps']} timed ones, {tr['rounds']} rounds with the backends "
+        "interleaved (order rotating), each round once quiet and once with the competing load of section 3 on"
+        + (f" ({rate:.0f} iterations/s)" if rate else "")
+        + "; medians of the rounds [min - max]. threads: torch's intra-op threads and NumPy's BLAS threads "
+        f"(threadpoolctl). Load {tr['load_average']['start']} -> {tr['load_average']['end']}.",
+        "",
+        "| dtype | threads | backend | images/s quiet [min - max] | ms/step | images/s loaded [min - max] "
+        f"| NumPy / {BASELINE} quiet | loaded |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = tr["rows"]
+    for r in rows:
+        twin = next(
+            (o for o in rows if o["backend"] == BASELINE and o["dtype"] == r["dtype"] and o["threads"] == r["threads"]),
+            None,
+        )
+        quiet = loaded = "-"
+        if twin and r["backend"] != BASELINE:
+            quiet = _x(r["images_per_second"] / twin["images_per_second"])
+            if "loaded" in r and "loaded" in twin:
+                loaded = _x(r["loaded"]["images_per_second"] / twin["loaded"]["images_per_second"])
+        lo = r.get("loaded")
+        lines.append(
+            f"| {r['dtype']} | {r['threads']} | {r['backend']} | {r['images_per_second']:.0f} "
+            f"[{min(r['samples']):.0f} - {max(r['samples']):.0f}] | {r['ms_per_step']:.1f} | "
+            + (
+                "-"
+                if not lo
+                else f"{lo['images_per_second']:.0f} [{min(lo['samples']):.0f} - {max(lo['samples']):.0f}]"
+            )
+            + f" | {quiet} | {loaded} |"
+        )
+    return lines + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="append", help="bench suites (repeatable; default: " + " ".join(ALL_SUITES) + ")")
+    ap.add_argument("--dtype", action="append", choices=["float32", "float64"], help="default: float32 and float64")
+    ap.add_argument("--repeats", type=int, default=3, help="bench rounds per layer, each quiet and loaded (default 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed bench rounds per layer first (default 1)")
+    ap.add_argument(
+        "--batch",
+        action="append",
+        metavar="SUITE=N",
+        help="a suite's CPU batch (repeatable; default: "
+        + " ".join(f"{k}={v}" for k, v in DEFAULT_BATCHES.items())
+        + ", the others their suite's own)",
+    )
+    ap.add_argument("--train-rounds", type=int, default=3, help="LeNet-5 training rounds per backend (default 3)")
+    ap.add_argument("--train-steps", type=int, default=20, help="timed training steps per round (default 20)")
+    ap.add_argument("--train-warmup", type=int, default=3, help="untimed training steps first (default 3)")
+    ap.add_argument("--train-batch", type=int, default=32, help="training minibatch (default 32)")
+    ap.add_argument(
+        "--train-threads", type=int, nargs="+", default=[2, 1], help="thread counts to train with (default: 2 1)"
+    )
+    ap.add_argument("--reference-rounds", type=int, default=20, help="rounds of the reference's LeNet-5 step")
+    ap.add_argument("--out-dir", default=str(ROOT / "reports"))
+    ap.add_argument("--profiles", nargs="+", default=["quick", "full"], help="suite profiles to time")
+    ap.add_argument(
+        "--reuse-bench",
+        metavar="JSON",
+        help="take every section this earlier performance.json holds from it, measuring only the missing ones",
+    )
+    args = ap.parse_args()
+    suites = args.suite or list(ALL_SUITES)
+    args.dtype = args.dtype or ["float32", "float64"]
+    batches = parse_batches(args.batch)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python benchmarks/performance_report.py"] + sys.argv[1:])
+    t_start = time.perf_counter()
+    started, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load()
+    env = dict(os.environ, CONVSPEC_CACHE_DIR=tempfile.mkdtemp(prefix="convspec-perf-cache-"))
+    old = json.loads(Path(args.reuse_bench).read_text()) if args.reuse_bench else {}
+    seconds = dict((old.get("regeneration") or {}).get("seconds") or {})
+    reused = []
+
+    def section(key, label, measure):
+        if key in old:
+            reused.append(key)
+            return old[key]
+        print(f"{label} ...", file=sys.stderr)
+        t = time.perf_counter()
+        value = measure()
+        seconds[key] = time.perf_counter() - t
+        print(f"{label}: {seconds[key]:.0f} s", file=sys.stderr)
+        return value
+
+    # 1. the suite, 2. the reference, the kernel check
+    suite_timings = section("suite_timings", "suite timings", lambda: run_suite_timings(args, env))
+    ref = section("reference", "reference", lambda: run_reference(args.reference_rounds))
+    kernels = section("gemm_kernels", "GEMM per OpenBLAS kernel set", gemm_kernels)
+
+    # 3. the bench, one result per dtype
+    results = []
+    if old.get("schema"):
+        reused.append("bench")
+        results = [{k: v for k, v in old.items() if k not in SECTIONS}] + list(old.get("other_dtypes") or [])
+    for dtype in args.dtype:
+        if any(r["settings"]["dtype"] == dtype for r in results):
+            continue
+        t = time.perf_counter()
+        print(f"bench {dtype} ...", file=sys.stderr)
+        results.append(run_bench(suites, dtype, batches, args, command))
+        seconds[f"bench {dtype}"] = time.perf_counter() - t
+    from convspec.conformance.bench import dump
+    from convspec.conformance.report import plots
+
+    # 4. training
+    training = section("training", "LeNet-5 training", lambda: run_training(args))
+
+    total = time.perf_counter() - t_start
+    bundle = dict(
+        results[0],
+        other_dtypes=results[1:],
+        training=training,
+        suite_timings=suite_timings,
+        reference=ref,
+        gemm_kernels=kernels,
+        regeneration=(
+            old["regeneration"]  # nothing measured now: the file's own
+            if old.get("regeneration") and seconds == old["regeneration"].get("seconds")
+            else {
+                "command": command,
+                "started": started,
+                "seconds": seconds,
+                "load_average": {"start": load_start, "end": load()},
+            }
+        ),
+    )
+    dump(bundle, out_dir / "performance.json")
+    svg = plots.bench_gflops(results[0])
+    if svg:
+        (out_dir / "performance.svg").write_text(svg)
+
+    regen = bundle["regeneration"]
+    secs = regen["seconds"]
+    lines = [
+        "# Performance: the suite, the reference, conv and LeNet-5 training against torch-cpu",
+        "",
+        f"Regenerated by one command, `{regen['command']}` (started {regen['started']}; "
+        f"{sum(secs.values()):.0f} s measured: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in secs.items())
+        + "), on this project's development machine, shared with other engineers' jobs. Load average at the "
+        f"start {regen['load_average']['start']}, at the end {regen['load_average']['end']}. Every comparison "
+        "below is side by side in this run; on a loaded machine wall times are inflated (the process waits for "
+        "a core), so CPU times are given beside them and the ratios are what to read."
+        + (
+            f" Re-rendered by `{command}` ({total:.0f} s) from {args.reuse_bench}: {', '.join(reused)}."
+            if reused
+            else ""
+        ),
+        "",
+        f"- machine: {machine_line(results[0], kernels)}",
+        f"- settings: bench {', '.join(r['settings']['dtype'] for r in results)}, {results[0]['settings']['warmup']} "
+        f"warm-up + {results[0]['settings']['repeats']} rounds per layer (each quiet and loaded), CPU batches "
+        + ", ".join(f"{s['name']} {s['batch']}" for s in results[0]["suites"])
+        + f", threads {results[0]['settings']['threads']}; training {training['rounds']} rounds x "
+        f"{training['steps']} steps of batch {training['batch_size']}, threads "
+        + " and ".join(str(t) for t in sorted({r["threads"] for r in training["rows"]}, key=str)),
+        "",
+        *suite_section(suite_timings),
+        *reference_section(ref),
+        *bench_section(results, args.reuse_bench if "bench" in reused else None),
+        *training_section(training),
     ]
     (out_dir / "performance.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out_dir / 'performance.md'}, performance.json, performance.svg", file=sys.stderr)
+    print(f"wrote {out_dir / 'performance.md'}, performance.json, performance.svg ({total:.0f} s)", file=sys.stderr)
+
+
+SECTIONS = ("other_dtypes", "training", "suite_timings", "reference", "gemm_kernels", "regeneration")
 
 
 if __name__ == "__main__":

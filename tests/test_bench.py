@@ -1,5 +1,6 @@
 """`convspec bench` and its engine (convspec.conformance.bench): suite shapes and FLOP counts, the JSON
-result's structure on a tiny suite with one round, the CLI's files and errors; and the NumPy conv
+result's structure on a tiny suite with one round, the peak-memory method (known allocations, failures,
+ratios), per-suite batches, the recorded kernels, the CLI's files and errors; and the NumPy conv
 kernel paths the benchmark drove (pointwise, channels-first, channels-last, input gradient as a conv
 or by col2im, scratch reuse, batch chunking) against the reference. Timings are never asserted."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import conv_checks as C
 import numpy as np
 import pytest
@@ -82,6 +84,7 @@ def tiny_result():
 def test_result_structure(tiny_result):
     r = tiny_result
     assert r["schema"] == "convspec-bench/1"
+    memory = r["settings"].pop("memory")
     assert r["settings"] == {
         "repeats": 1,
         "warmup": 0,
@@ -90,6 +93,9 @@ def test_result_structure(tiny_result):
         "threads": 1,
         "baseline": "numpy",
     }
+    assert memory["method"] == "rss" and memory["unavailable"] is None
+    cal = memory["calibration"]  # the method checked on known calls at the start of the run
+    assert abs(cal["numpy"] - cal["expected"]) < 4 << 20 and cal["noop"] < 1 << 20
     assert [b["name"] for b in r["backends"]] == ["numpy", "numpy-b"]
     assert r["gemm"]["libraries"]["numpy"]["samples"] == 3 + 2  # 3 before the layers, one per layer round
     assert r["gemm"]["machine_gflops"] == max(v["gflops"] for v in r["gemm"]["libraries"].values())
@@ -112,10 +118,145 @@ def test_result_structure(tiny_result):
                 2 * lr["flops_per_sample"]["forward"] / rec["seconds"]["forward"] / 1e9
             )
             assert rec["gemm_fraction"]["total"] == pytest.approx(rec["gflops"]["total"] / r["gemm"]["machine_gflops"])
-            assert set(rec["peak_extra_bytes"]) == {"forward", "backward", "input"}
+            peak = rec["peak_extra_bytes"]
+            assert set(peak) == {"forward", "backward", "input", "method", "results", "traced"}
+            assert peak["method"] == "rss" and peak["input"] == 2 * lr["c_in"] * np.prod(lr["size"]) * 4
+            # the RSS figure and tracemalloc's count the same NumPy buffers (RSS in whole pages)
+            for k in ("forward", "backward"):
+                assert abs(peak[k] - peak["traced"][k]) < 1 << 20
         assert lr["results"]["numpy"]["ratio_to_baseline"] == {"forward": 1.0, "backward": 1.0, "total": 1.0}
+        assert set(lr["results"]["numpy-b"]["peak_ratio_to_baseline"]) == {"forward", "backward"}
     assert suite["summary"]["numpy"]["geomean_ratio_total"] == pytest.approx(1.0)
     assert json.loads(json.dumps(r))["suites"][0]["layers"][1]["out_size"] == [4]
+
+
+# ------------------------------------------------------------------------------------------- peak memory
+def test_rss_peak_measures_known_allocations_and_sees_torch():
+    """The method on calls of known size, through the fork server: a 64 MiB NumPy array and a 64 MiB torch
+    tensor made and dropped inside the measured call measure 64 MiB (within a few MiB), a no-op ~0; and
+    tracemalloc, the method before, sees the NumPy array but not torch's tensor (why it was replaced)."""
+    from convspec.conformance.bench import memory as M
+
+    if M.rss_unavailable():
+        pytest.skip(M.rss_unavailable())
+    size = 64 << 20
+    with M.MemoryServer() as server:
+        noop = M.extra(server.measure(M.Noop()))
+        numpy_alloc = M.extra(server.measure(M.Alloc("numpy", size)))
+        assert noop < 1 << 20
+        assert abs(numpy_alloc - size) < 3 << 20
+        torch = pytest.importorskip("torch")
+        torch_alloc = M.extra(server.measure(M.Alloc("torch", size)))
+        assert abs(torch_alloc - size) < 3 << 20
+        # the returned arrays are what the caller keeps: not extra
+        rec = server.measure(M.LayerCall(NumpyBackend(), bench.tiny_suite().layers[0], 2, 0, "float32", "forward"))
+        assert rec["results"] == 2 * 4 * 8 * 8 * 4 and rec["peak"] >= rec["results"]
+    assert abs(bench.peak_extra(lambda: np.ones(size // 8).sum()) - size) < 1 << 20
+    assert bench.peak_extra(lambda: torch.ones(size // 4).sum()) < 1 << 20  # invisible to tracemalloc
+
+
+class Raises(NumpyBackend):
+    """A backend whose conv fails (module level: the measuring process unpickles it by name)."""
+
+    name = "raises"
+
+    def conv(self, *a, **k):
+        raise RuntimeError("conv broke")
+
+
+def test_rss_peak_failures_give_reasons(monkeypatch):
+    from convspec.conformance.bench import memory as M
+
+    if M.rss_unavailable():
+        pytest.skip(M.rss_unavailable())
+
+    with M.MemoryServer() as server:
+        with pytest.raises(M.Unavailable, match="the call failed in the measuring child: RuntimeError: conv broke"):
+            server.measure(M.LayerCall(Raises(), bench.tiny_suite().layers[0], 2, 0, "float32", "forward"))
+        with pytest.raises(M.Unavailable, match="cannot be sent to the measuring process"):
+            server.measure(lambda: None)  # not picklable
+        assert M.extra(server.measure(M.Noop())) < 1 << 20  # the server carries on
+    # a machine without the kernel's peak-RSS reset: a reason instead of a figure, in the record and the tables
+    monkeypatch.setattr(M, "CLEAR_REFS", "/proc/self/no-such-file")
+    assert "Linux >= 4.0" in M.rss_unavailable()
+    r = bench.run([NumpyBackend(), Renamed()], [bench.tiny_suite()], repeats=1, warmup=0, threads=1, baseline="numpy")
+    peak = r["suites"][0]["layers"][0]["results"]["numpy-b"]["peak_extra_bytes"]
+    assert "forward" not in peak and "Linux >= 4.0" in peak["unavailable"]
+    assert r["settings"]["memory"]["calibration"] == {"unavailable": peak["unavailable"]}
+    from convspec.conformance.report import perf
+
+    header = "\n".join(perf.result_header_lines(r))
+    assert "not measured for numpy, numpy-b: /proc/self/no-such-file is missing" in header
+    assert perf.layer_rows(r["suites"][0])[0][-2:] == ["-", "-"]
+
+
+def test_memory_ratios_and_layers_above_the_baseline():
+    """Per layer the peak ratio to the baseline's; per suite on how many layers the peak is the larger."""
+
+    def res():
+        return {"batch": 1, "gflops": {"forward": 1.0, "backward": 1.0, "total": 1.0}, "seconds": {"total": 1.0}}
+
+    layers = []
+    for (nf, nb), (tf, tb) in [((4, 8), (2, 8)), ((1, 1), (2, 2)), ((6, 3), (0, 6))]:
+        one, two = res(), res()
+        one["peak_extra_bytes"] = {"forward": nf << 20, "backward": nb << 20, "input": 1}
+        two["peak_extra_bytes"] = {"forward": tf << 20, "backward": tb << 20, "input": 1}
+        layers.append(
+            {"name": f"L{len(layers)}", "count": 1, "flops_per_sample": {"total": 1}, "results": {"np": one, "t": two}}
+        )
+    for lr in layers:
+        bench.add_ratios(lr, 1.0, baseline="t")
+    assert layers[0]["results"]["np"]["peak_ratio_to_baseline"] == {"forward": 2.0, "backward": 1.0}
+    assert layers[2]["results"]["np"]["peak_ratio_to_baseline"] == {"forward": None, "backward": 0.5}
+    summary = bench.summarize({"layers": layers}, baseline="t")
+    assert summary["np"]["peak_above_baseline"] == {"forward": 2, "backward": 0, "either": 2, "of": 3}
+    assert summary["np"]["max_peak_extra_bytes"] == 8 << 20 and "peak_above_baseline" not in summary["t"]
+    from convspec.conformance.report import perf
+
+    row = perf.bench_summary_rows(
+        {"settings": {"baseline": "t"}, "suites": [dict(name="s", layers=layers, summary=summary)]}
+    )
+    assert row[0][-3:] == ["8.0", "2 / 0 / 2 of 3", f"{(2.0 * 0.5) ** 0.5:.2f} / {(1.0 * 0.5 * 0.5) ** (1 / 3):.2f}"]
+
+
+def test_per_suite_batches():
+    r = bench.run(
+        [NumpyBackend()],
+        [bench.tiny_suite()],
+        repeats=1,
+        warmup=0,
+        threads=1,
+        baseline="numpy",
+        memory=False,
+        batch={"tiny": 3, "lenet": 5},
+    )
+    assert r["suites"][0]["batch"] == 3 and r["suites"][0]["layers"][0]["results"]["numpy"]["batch"] == 3
+    from convspec.conformance.commands.bench import parse_batches
+
+    assert parse_batches(()) is None and parse_batches(("7",)) == 7
+    assert parse_batches(("resnet50=16", "vgg=2")) == {"resnet50": 16, "vgg": 2}
+    both = parse_batches(("8", "vgg=2"))
+    assert both["vgg"] == 2 and both["lenet"] == 8 and both["tiny"] == 8
+    for bad in ("vgg=0", "nosuch=3", "x"):
+        with pytest.raises(click.BadParameter):
+            parse_batches((bad,))
+    with pytest.raises(SpecError, match="batch: must be a positive integer"):
+        bench.run([NumpyBackend()], [bench.tiny_suite()], repeats=1, memory=False, batch={"tiny": 0})
+
+
+def test_kernels_are_recorded(tiny_result):
+    k = tiny_result["environment"]["kernels"]
+    assert isinstance(k["openblas_env"], dict) and "torch_cpu_capability" in k
+    from convspec.conformance.report import perf
+
+    numpy_txt, torch_txt = perf.kernel_notes(k)
+    assert "OPENBLAS_CORETYPE" in numpy_txt and torch_txt.startswith(" (CPU capability ")
+    if isinstance(k["blas"], list) and k["blas"] and k["blas"][0].get("architecture"):
+        assert f"{k['blas'][0]['architecture']} kernels" in numpy_txt
+    assert perf.kernel_notes({"blas": [], "openblas_env": {"OPENBLAS_CORETYPE": "SkylakeX"}}) == (
+        " (OPENBLAS_CORETYPE=SkylakeX)",
+        "",
+    )
 
 
 def test_failing_backend_is_recorded_not_fatal():

@@ -135,3 +135,141 @@ def test_missing_bench_file_is_a_usage_error(files, tmp_path):
         main, ["report", str(d / "r.jsonl"), "--bench", str(tmp_path / "nope.json"), "--out", str(tmp_path)]
     )
     assert res.exit_code == 2 and "--bench" in res.output
+
+
+# ------------------------------------------------------------------------------------------- performance report
+def _script(name):
+    """A module of benchmarks/ (not a package): imported from its file."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"convspec_benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_compare_rows():
+    """benchmarks/lenet_throughput.compare: every backend trained side by side, medians of the rounds."""
+    lt = _script("lenet_throughput")
+    rows = lt.compare([NumpyBackend(), Renamed()], dtypes=("float32",), batch_size=8, steps=1, warmup=1, rounds=2)
+    assert [(r["backend"], r["dtype"], r["threads"]) for r in rows] == [
+        ("numpy", "float32", None),
+        ("numpy-two", "float32", None),
+    ]
+    for r in rows:
+        assert len(r["samples"]) == 2 and min(r["samples"]) <= r["images_per_second"] <= max(r["samples"])
+        assert r["ms_per_step"] > 0 and "loaded" not in r
+
+
+def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch):
+    """benchmarks/performance_report.py --reuse-bench FILE: every section FILE holds is rendered from it and
+    nothing is measured; the bench of each dtype, the overview with the memory columns, the training table and
+    the machine line with the BLAS kernels and torch's CPU capability are in the Markdown."""
+    import sys
+
+    pr = _script("performance_report")
+    d, result = files
+    f64 = json.loads(json.dumps(result))
+    f64["settings"]["dtype"] = "float64"
+    row = {"dtype": "float32", "threads": 2, "batch_size": 32, "steps": 5, "warmup": 1, "ms_per_step": 10.0}
+    training = {
+        "rows": [
+            dict(
+                row,
+                backend="numpy",
+                images_per_second=300.0,
+                samples=[300.0],
+                loaded={"images_per_second": 100.0, "samples": [100.0]},
+            ),
+            dict(
+                row,
+                backend="torch-cpu",
+                images_per_second=600.0,
+                samples=[600.0],
+                loaded={"images_per_second": 400.0, "samples": [400.0]},
+            ),
+        ],
+        "rounds": 1,
+        "steps": 5,
+        "warmup": 1,
+        "batch_size": 32,
+        "load_average": {"start": [1, 1, 1], "end": [1, 1, 1]},
+        "competing_load": {"iterations_per_second": 100.0},
+    }
+    plan = {"fresh": 1.0, "cached": 0.01, "cases": 10, "per_source": {"golden": [10, 0.1]}}
+    bundle = dict(
+        result,
+        other_dtypes=[f64],
+        training=training,
+        suite_timings={
+            "imports": {"total": 0.3, "parts": {"numpy": 0.1}},
+            "plans": {"quick": plan, "full": plan},
+            "runs": [
+                {
+                    "profile": "quick",
+                    "jobs": 1,
+                    "cache": False,
+                    "wall": 1.0,
+                    "cpu": 1.0,
+                    "cases": 10,
+                    "backend": 0.1,
+                    "reference": 0.1,
+                    "rc": 0,
+                    "missed": False,
+                    "error": "",
+                }
+            ],
+            "load": [[1, 1, 1], [1, 1, 1]],
+        },
+        reference={"rounds": 2, "times": {"1": {"wall": 0.05, "cpu": 0.05, "wall_max": 0.06}}, "load": [[1], [1]]},
+        gemm_kernels={
+            "in use": None,
+            "threads": 2,
+            "rounds": 1,
+            "settings": {
+                "unset": {"gflops": 450.0, "samples": [450.0], "architecture": "SkylakeX"},
+                "Haswell": {"gflops": 250.0, "samples": [250.0], "architecture": "Haswell"},
+                "SkylakeX": {"gflops": 450.0, "samples": [450.0], "architecture": "SkylakeX"},
+            },
+        },
+        regeneration={
+            "command": "python benchmarks/performance_report.py",
+            "started": "then",
+            "seconds": {"bench float32": 1.0},
+            "load_average": {"start": [1], "end": [1]},
+        },
+    )
+    src = tmp_path / "in.json"
+    bench.dump(bundle, src)
+
+    def measured(*a, **k):
+        raise AssertionError("--reuse-bench measured a section the file holds")
+
+    for name in ("run_suite_timings", "run_reference", "gemm_kernels", "run_bench", "run_training"):
+        monkeypatch.setattr(pr, name, measured)
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["performance_report.py", "--reuse-bench", str(src), "--out-dir", str(out)])
+    pr.main()
+    md = (out / "performance.md").read_text()
+    for heading in (
+        "## 1. The conformance suite",
+        "## 2. The reference",
+        "## 3. Conv forward+backward",
+        "### Overview: every suite in every dtype",
+        "### float32: bench",
+        "### float64: bench",
+        "## 4. LeNet-5 training",
+    ):
+        assert heading in md, heading
+    assert f"From `{src}`" in md and "Re-rendered by" in md
+    assert "OPENBLAS_CORETYPE unset (OpenBLAS picks SkylakeX) 450.0, Haswell 250.0, SkylakeX 450.0" in md
+    assert "CPU capability" in md or "torch_cpu_capability" not in result["environment"].get("kernels", {})
+    assert "| one | float32 | 2 | numpy-two |" in md and "| one | float64 | 2 | numpy-two |" in md
+    assert "| float32 | 2 | numpy | 300 [300 - 300] | 10.0 | 100 [100 - 100] | 0.50 | 0.25 |" in md
+    again = json.loads((out / "performance.json").read_text())
+    assert again["schema"] == "convspec-bench/1" and again["other_dtypes"][0]["settings"]["dtype"] == "float64"
+    perf.load_bench(out / "performance.json")  # still a bench file for `convspec report --bench`

@@ -6,7 +6,11 @@ A result is ``{schema, command, started, seconds, settings, environment, load_av
 suites}``; a suite ``{name, description, batch, gpu_batch, load_before, load_after, layers, summary}``; a
 layer ``{name, c_in, c_out, size, kernel, out_size, stride, padding, dilation, groups, count,
 flops_per_sample, results}``, with ``results`` ``{backend: {batch, timer, seconds, samples, spread, gflops,
-peak_extra_bytes?, gemm_fraction, ratio_to_baseline, loaded?}}`` or ``{batch, timer, error}``; ``spread`` is
+peak_extra_bytes?, peak_ratio_to_baseline?, gemm_fraction, ratio_to_baseline, loaded?}}`` or ``{batch,
+timer, error}``; ``peak_extra_bytes`` is ``{forward, backward, input, method: "rss", results, traced?}``
+(bytes; memory.py, ``traced`` tracemalloc's figures for NumPy-array backends) or ``{input,
+method, unavailable: reason}``, ``peak_ratio_to_baseline`` {forward, backward} its ratio to the baseline's
+(> 1: more memory); ``spread`` is
 [min, median, max] seconds of the rounds per phase, ``loaded`` the same timing record (with its ratio to the
 baseline's loaded one) for the rounds run beside `--load busy`'s competing load. With --load the result also
 holds ``competing_load`` (the workload and its measured rate), with --ops ``ops`` (ops.py).
@@ -73,9 +77,18 @@ def _geomean(values) -> float | None:
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
 
 
+def peak_bytes(rec: dict) -> dict | None:
+    """A timing record's measured peak extra bytes {forward, backward}, or None (not measured, unavailable)."""
+    peak = (rec or {}).get("peak_extra_bytes")
+    if not peak or peak.get("forward") is None or peak.get("backward") is None:
+        return None
+    return {"forward": peak["forward"], "backward": peak["backward"]}
+
+
 def add_ratios(layer_rec: dict, machine_gflops: float, baseline: str = BASELINE) -> None:
     """Per backend: time per FLOP relative to the baseline (> 1: slower; at equal batch the plain time
-    ratio) and GFLOP/s as a fraction of the machine's GEMM rate."""
+    ratio), GFLOP/s as a fraction of the machine's GEMM rate, and the peak extra memory relative to the
+    baseline's (at equal batch; None where the baseline's is 0)."""
     base = layer_rec["results"].get(baseline, {}).get("gflops")
     for rec in layer_rec["results"].values():
         if "gflops" not in rec:
@@ -83,6 +96,11 @@ def add_ratios(layer_rec: dict, machine_gflops: float, baseline: str = BASELINE)
         known = machine_gflops == machine_gflops  # not NaN
         rec["gemm_fraction"] = {k: v / machine_gflops for k, v in rec["gflops"].items()} if known else None
         rec["ratio_to_baseline"] = {k: base[k] / v for k, v in rec["gflops"].items()} if base else None
+        base_peak, peak = peak_bytes(layer_rec["results"].get(baseline, {})), peak_bytes(rec)
+        if peak and base_peak:
+            rec["peak_ratio_to_baseline"] = {
+                k: (peak[k] / base_peak[k] if base_peak[k] > 0 else None) for k in ("forward", "backward")
+            }
         loaded_base = layer_rec["results"].get(baseline, {}).get("loaded", {}).get("gflops")
         if "gflops" in rec.get("loaded", {}):
             rec["loaded"]["ratio_to_baseline"] = (
@@ -109,13 +127,11 @@ def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
             flops = sum(lr["count"] * lr["flops_per_sample"]["total"] * r["batch"] for lr, r in ok)
             secs = sum(lr["count"] * r["seconds"]["total"] for lr, r in ok)
             entry["network_gflops_total"] = flops / secs / 1e9
-            peaks = [
-                max(r["peak_extra_bytes"]["forward"], r["peak_extra_bytes"]["backward"])
-                for _, r in ok
-                if "peak_extra_bytes" in r
-            ]
+            peaks = [(lr, peak_bytes(r)) for lr, r in ok if peak_bytes(r)]
             if peaks:
-                entry["max_peak_extra_bytes"] = max(peaks)
+                entry["max_peak_extra_bytes"] = max(max(p.values()) for _, p in peaks)
+            if name != baseline:
+                entry.update(_above_baseline(ok, baseline))
         loaded = [(r.get("loaded") or {}).get("ratio_to_baseline") for r in recs]
         if loaded and all(loaded):
             worst = max(range(len(recs)), key=lambda i: loaded[i]["total"])
@@ -131,6 +147,21 @@ def summarize(suite_rec: dict, baseline: str = BASELINE) -> dict:
             entry["errors"] = errors
         out[name] = entry
     return out
+
+
+def _above_baseline(ok: list, baseline: str) -> dict:
+    """{peak_above_baseline: {forward, backward, either, of}}: over the layers where both this backend's and
+    the baseline's peak extra memory were measured, on how many this one's is the larger (per pass, and in
+    either pass); and the geometric means of the per-layer ratios. Empty when no layer has both."""
+    pairs = [(peak_bytes(r), peak_bytes(lr["results"].get(baseline, {}))) for lr, r in ok]
+    pairs = [(a, b) for a, b in pairs if a and b]
+    if not pairs:
+        return {}
+    above = {k: sum(a[k] > b[k] for a, b in pairs) for k in ("forward", "backward")}
+    above["either"] = sum(a["forward"] > b["forward"] or a["backward"] > b["backward"] for a, b in pairs)
+    above["of"] = len(pairs)
+    geo = {k: _geomean(a[k] / b[k] for a, b in pairs if b[k] > 0 and a[k] > 0) for k in ("forward", "backward")}
+    return {"peak_above_baseline": above, "geomean_peak_ratio": geo}
 
 
 def vs_baseline_backward(suite: dict, backend: str, baseline: str):
@@ -150,6 +181,37 @@ def vs_baseline_backward(suite: dict, backend: str, baseline: str):
         return None
     worst = max(ratios)
     return math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios)), worst[1], worst[0]
+
+
+def memory_check(result: dict) -> dict | None:
+    """For NumPy-array backends, which record both, the RSS figure against tracemalloc's over every layer
+    and pass: {count, max_abs_diff (bytes), where: "suite/layer backend pass"}; None when none has both."""
+    worst, count = None, 0
+    for s in result.get("suites", []):
+        for lr in s["layers"]:
+            for name, r in lr["results"].items():
+                peak = r.get("peak_extra_bytes") or {}
+                traced = peak.get("traced")
+                if not traced or peak_bytes(r) is None:
+                    continue
+                for k in ("forward", "backward"):
+                    count += 1
+                    diff = abs(peak[k] - traced[k])
+                    if worst is None or diff > worst[0]:
+                        worst = (diff, f"{s['name']}/{lr['name']} {name} {k}")
+    return None if worst is None else {"count": count, "max_abs_diff": worst[0], "where": worst[1]}
+
+
+def memory_unavailable(result: dict) -> dict:
+    """{reason: [backend, ...]} of the timing records whose peak memory could not be measured."""
+    out: dict = {}
+    for s in result.get("suites", []):
+        for lr in s["layers"]:
+            for name, r in lr["results"].items():
+                reason = (r.get("peak_extra_bytes") or {}).get("unavailable")
+                if reason and name not in out.setdefault(reason, []):
+                    out[reason].append(name)
+    return out
 
 
 def dump(result: dict, path) -> None:

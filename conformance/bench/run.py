@@ -6,6 +6,11 @@ the clock, and the clock covers ``conv`` (forward) or ``conv_backward`` (backwar
 after warm-up calls, and each figure is the median over the rounds, so slow drifts of a shared machine's
 load hit every backend alike. GPU backends run at the suite's larger GPU batch. One GEMM sample is taken
 per layer round (timing.Gemm).
+
+After a layer's timed rounds, the peak extra memory of one forward and of one backward call is measured
+for every CPU backend alike, each in a forked child (memory.py: the kernel's peak-RSS mark, which sees
+torch's C++ allocations as well as NumPy's); for NumPy-array backends tracemalloc's figure is recorded
+beside it as a cross-check ("traced"). Where the RSS cannot be measured the record says why.
 """
 
 from __future__ import annotations
@@ -20,16 +25,18 @@ from convspec import SpecError
 
 from ..environment import environment
 from .load import Load
+from .memory import METHOD, LayerCall, MemoryServer, Unavailable, calibrate, rss_unavailable
+from .memory import extra as rss_extra
 from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .suites import Layer, Suite, layer_inputs
-from .timing import Gemm, is_gpu, peak_extra, set_threads, timer_for
+from .timing import Gemm, blas_kernels, is_gpu, peak_extra, set_threads, timer_for
 
 
 class _Case:
     """One layer on one backend: the converted arrays and the two timed calls."""
 
     def __init__(self, backend, layer: Layer, batch: int, seed: int, dtype: str):
-        self.backend, self.layer, self.batch = backend, layer, batch
+        self.backend, self.layer, self.batch, self.seed, self.dtype = backend, layer, batch, seed, dtype
         x, w, b, g = layer_inputs(layer, batch, seed, dtype)
         self.input_bytes = x.nbytes
         conv = backend.from_numpy
@@ -55,6 +62,27 @@ class _Case:
     def release(self):
         self.x = self.w = self.b = self.g = None
 
+    def memory(self, server: MemoryServer, threads: int | None) -> dict:
+        """The peak extra memory record of one forward and one backward call, each measured through `server`
+        (memory.py): {forward, backward, input, method, results, traced?} in bytes, or {unavailable: reason,
+        input, method}."""
+        rec = {"input": self.input_bytes, "method": METHOD}
+        if is_gpu(self.backend):
+            return dict(rec, unavailable="GPU backend: device memory is not in the process's RSS; not measured")
+        runs = {}
+        try:
+            for phase in ("forward", "backward"):
+                call = LayerCall(self.backend, self.layer, self.batch, self.seed, self.dtype, phase, threads)
+                runs[phase] = server.measure(call)
+        except Unavailable as exc:
+            return dict(rec, unavailable=str(exc))
+        rec.update({p: rss_extra(r) for p, r in runs.items()})
+        rec["results"] = {p: r["results"] for p, r in runs.items()}
+        if self.numpy_arrays:  # tracemalloc sees NumPy's buffers: the same figure by another method
+            rec["traced"] = {"forward": peak_extra(self.forward, self.backend)}
+            rec["traced"]["backward"] = peak_extra(self.backward, self.backend)
+        return rec
+
 
 def bench_layer(
     backends: list,
@@ -71,9 +99,32 @@ def bench_layer(
     memory: bool = True,
     load=None,
     gemm_loaded: Gemm | None = None,
+    memory_server: MemoryServer | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Time one layer on every backend, interleaved. -> the layer's JSON record (without ratios). With a
-    `load` (load.Load), every quiet round is followed by the same round with the competing load on."""
+    `load` (load.Load), every quiet round is followed by the same round with the competing load on. With
+    `memory`, each backend's peak extra memory is measured after the rounds (module docstring), through
+    `memory_server` (one is started for this call when none is given), its children on `threads` threads."""
+    if memory and memory_server is None:
+        with MemoryServer() as server:
+            return bench_layer(
+                backends,
+                layer,
+                suite,
+                repeats=repeats,
+                warmup=warmup,
+                seed=seed,
+                dtype=dtype,
+                gemm=gemm,
+                batch=batch,
+                gpu_batch=gpu_batch,
+                memory=True,
+                load=load,
+                gemm_loaded=gemm_loaded,
+                memory_server=server,
+                threads=threads,
+            )
     cases = []
     for bk in backends:
         n = (gpu_batch or suite.gpu_batch) if is_gpu(bk) else (batch or suite.batch)
@@ -109,18 +160,22 @@ def bench_layer(
         if name in errors:
             results[name] = error_record(c.batch, c.timer.kind, errors[name])
         else:
-            peak = None
-            if memory and c.numpy_arrays:
-                peak = {
-                    "forward": peak_extra(c.forward, c.backend),
-                    "backward": peak_extra(c.backward, c.backend),
-                    "input": c.input_bytes,
-                }
+            peak = c.memory(memory_server, threads) if memory else None
             results[name] = timing_record(c.batch, c.timer.kind, c.times, layer.flops(c.batch), peak)
             if load is not None:
                 results[name]["loaded"] = timing_record(c.batch, c.timer.kind, c.loaded_times, layer.flops(c.batch))
         c.release()
     return layer_record(layer, results)
+
+
+def suite_batch(suite: Suite, batch: int | dict | None) -> int:
+    """The CPU batch `suite` runs at: `batch` when an int, batch[suite.name] when a dict has it, else the
+    suite's own."""
+    if isinstance(batch, dict):
+        batch = batch.get(suite.name)
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
+        raise SpecError("batch", f"must be a positive integer, got {batch!r} for suite {suite.name}")
+    return batch or suite.batch
 
 
 def _load() -> list | None:
@@ -139,7 +194,7 @@ def run(
     seed: int = 0,
     dtype: str = "float32",
     threads: int = 2,
-    batch: int | None = None,
+    batch: int | dict | None = None,
     gpu_batch: int | None = None,
     memory: bool = True,
     baseline: str = BASELINE,
@@ -150,7 +205,8 @@ def run(
 ) -> dict:
     """Benchmark `backends` (contract objects) on `suites`; -> the JSON-serialisable result. load="busy":
     every round also runs with a fixed competing load on the last CPU (load.Load), recorded beside the
-    quiet figures as each result's "loaded" record; ops=True: also time LeNet-5's other ops (ops.py)."""
+    quiet figures as each result's "loaded" record; ops=True: also time LeNet-5's other ops (ops.py).
+    `batch`: every suite's CPU batch (an int), or {suite name: batch} for some (the others keep theirs)."""
     if load not in (None, "none", "busy"):
         raise SpecError("load", f"must be 'none' or 'busy', got {load!r}")
     load = None if load == "none" else load
@@ -158,6 +214,7 @@ def run(
         raise SpecError("repeats", f"must be >= 1, got {repeats}")
     if warmup < 0:
         raise SpecError("warmup", f"must be >= 0, got {warmup}")
+    batches = {s.name: suite_batch(s, batch) for s in suites}
     threads_info = set_threads(threads)
     gemm = Gemm(seed=seed)
     for _ in range(3):  # warm the BLAS up, and three samples before any layer
@@ -166,7 +223,11 @@ def run(
     load_start = _load()
     suite_recs = []
     gemm_loaded = Gemm(seed=seed) if load else None
-    with Load() if load else contextlib.nullcontext() as competing:
+    with (
+        Load() if load else contextlib.nullcontext() as competing,
+        MemoryServer() if memory else contextlib.nullcontext() as server,
+    ):
+        check = calibrate(server) if memory else None
         for suite in suites:
             load_before = _load()
             layers = []
@@ -180,11 +241,13 @@ def run(
                     seed=seed,
                     dtype=dtype,
                     gemm=gemm,
-                    batch=batch,
+                    batch=batches[suite.name],
                     gpu_batch=gpu_batch,
                     memory=memory,
                     load=competing,
                     gemm_loaded=gemm_loaded,
+                    memory_server=server,
+                    threads=threads,
                 )
                 layers.append(rec)
                 if progress:
@@ -193,7 +256,7 @@ def run(
                 {
                     "name": suite.name,
                     "description": suite.description,
-                    "batch": batch or suite.batch,
+                    "batch": batches[suite.name],
                     "gpu_batch": gpu_batch or suite.gpu_batch,
                     "load_before": load_before,
                     "load_after": _load(),
@@ -219,6 +282,8 @@ def run(
         for lr in s["layers"]:
             add_ratios(lr, gemm_summary["machine_gflops"], baseline)
         s["summary"] = summarize(s, baseline)
+    environ = environment(threads_info)
+    environ["kernels"] = blas_kernels()
     settings = {
         "repeats": repeats,
         "warmup": warmup,
@@ -228,6 +293,8 @@ def run(
         "baseline": baseline,
     }
     extra = {}
+    if memory:
+        settings["memory"] = {"method": METHOD, "unavailable": rss_unavailable(), "calibration": check}
     if load:
         settings["load"] = load
         extra["competing_load"] = dict(competing.describe(), gemm=gemm_loaded.summary())
@@ -239,7 +306,7 @@ def run(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": time.time() - started,
         "settings": settings,
-        "environment": environment(threads_info),
+        "environment": environ,
         "load_average": {"start": load_start, "end": _load()},
         "backends": [
             {

@@ -5,6 +5,8 @@ Each function takes the result of bench.run and returns (header, rows); ``extra_
 
 from __future__ import annotations
 
+from ..report.perf import peak_cells
+
 
 def _ms(v) -> str:
     return "-" if v is None else f"{v * 1e3:.2f}" if v < 1 else f"{v * 1e3:.0f}"
@@ -12,10 +14,6 @@ def _ms(v) -> str:
 
 def _x(v) -> str:
     return "-" if v is None else f"{v:.2f}"
-
-
-def _mib(b) -> str:
-    return "-" if b is None else f"{b / 2**20:.1f}"
 
 
 def _spread(rec, key="total") -> str:
@@ -32,6 +30,7 @@ SPREAD_HEADER = [
     "loaded f+b ms min / med / max",
     "loaded f+b x",
     "extra MiB fwd / bwd",
+    "peak x fwd / bwd",
 ]
 
 
@@ -43,10 +42,9 @@ def spread_rows(result: dict) -> tuple:
         for lr in s["layers"]:
             for name, r in lr["results"].items():
                 if "error" in r:
-                    rows.append([s["name"], lr["name"], name, "error", "", "", "", ""])
+                    rows.append([s["name"], lr["name"], name, "error", "", "", "", "", ""])
                     continue
                 loaded = r.get("loaded") or {}
-                peak = r.get("peak_extra_bytes")
                 rows.append(
                     [
                         s["name"],
@@ -56,8 +54,8 @@ def spread_rows(result: dict) -> tuple:
                         _x((r.get("ratio_to_baseline") or {}).get("total")),
                         _spread(loaded),
                         _x((loaded.get("ratio_to_baseline") or {}).get("total")),
-                        "-" if peak is None else f"{_mib(peak['forward'])} / {_mib(peak['backward'])}",
                     ]
+                    + peak_cells(r, " / ")
                 )
     return SPREAD_HEADER, rows
 

@@ -9,15 +9,17 @@ The machine's float32 GEMM rate (:class:`Gemm`) is one square matmul sampled onc
 NumPy's BLAS and with torch when present, so that each layer's GFLOP/s can be read as a fraction of what
 this machine's GEMM does right now.
 
-For NumPy-array backends the peak extra memory of one call (:func:`peak_extra`) is measured with
-tracemalloc (NumPy reports its buffers to it) in a separate, untimed call: the peak minus the result
-arrays, i.e. the column matrices and other temporaries.
+The peak extra memory of one call is measured in memory.py (every CPU backend alike, from the kernel's
+peak-RSS mark in a forked child); :func:`peak_extra` here is tracemalloc's figure, which sees NumPy's
+buffers only: the bench records it beside the RSS figure for NumPy-array backends as a cross-check.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -50,6 +52,37 @@ def set_threads(n: int) -> dict:
             "threadpoolctl not installed: BLAS threads not set (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide)"
         )
     return info
+
+
+def blas_kernels() -> dict:
+    """Which compute kernels this process's libraries picked: per BLAS that threadpoolctl finds its
+    library, version and kernel architecture (OpenBLAS's 'Haswell' = AVX2, 'SkylakeX' = AVX-512, chosen
+    at load time from the CPU unless OPENBLAS_CORETYPE names one), the OPENBLAS_* environment variables that
+    steer it, and torch's CPU capability (the ATen kernel set: 'AVX2', 'AVX512', ...). Plain JSON."""
+    out: dict = {"openblas_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}}
+    try:
+        from threadpoolctl import threadpool_info
+
+        out["blas"] = [
+            {
+                "library": p.get("internal_api"),
+                "version": p.get("version"),
+                "architecture": p.get("architecture"),
+                "threading_layer": p.get("threading_layer"),
+                "threads": p.get("num_threads"),
+            }
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:
+        out["blas"] = "threadpoolctl not installed: BLAS kernels unknown"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            out["torch_cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+        except (AttributeError, RuntimeError):
+            out["torch_cpu_capability"] = None
+    return out
 
 
 class CpuTimer:
@@ -155,13 +188,18 @@ def _nbytes(a) -> int:
 
 
 def peak_extra(fn, backend=None) -> int:
-    """Peak traced memory of fn() above the start, minus what it returns (the results themselves).
+    """Peak traced memory of fn() above the start, minus what it returns (the results themselves): what
+    tracemalloc sees, i.e. NumPy's and Python's allocations only (the bench's cross-check of memory.py's
+    RSS figure for NumPy-array backends; blind to torch's and other C++ libraries' allocations).
     A backend that caches work buffers between calls may define ``release_memory()``: it is called
     first, so that the buffers are allocated (and counted) inside the measured call."""
     release = getattr(backend, "release_memory", None)
     if callable(release):
         release()
-    gc.collect()
+    # no collection inside the call (freed garbage would hide the call's allocations); none before it either:
+    # garbage left from before is in the base as well as in the peak (and a full collection costs ~0.2 s)
+    was_enabled = gc.isenabled()
+    gc.disable()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -170,5 +208,7 @@ def peak_extra(fn, backend=None) -> int:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        if was_enabled:
+            gc.enable()
     outs = out if isinstance(out, tuple) else (out,)
     return max(peak - base - sum(_nbytes(o) for o in outs if o is not None), 0)

@@ -61,20 +61,49 @@ def available_memory() -> int | None:
     return None
 
 
+def parse_batches(values) -> int | dict | None:
+    """--batch values -> bench.run's `batch`: one plain N sets every suite's CPU batch, SUITE=N one suite's
+    (repeatable; a SUITE=N wins over a plain N for its suite)."""
+    every, per = None, {}
+    for v in values:
+        name, sep, n = v.rpartition("=")
+        try:
+            n = int(n)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise click.BadParameter(f"{v!r}: expected N or SUITE=N with N >= 1", param_hint="--batch")
+        if not sep:
+            every = n
+        elif name not in SUITE_CHOICES or name == "all":
+            raise click.BadParameter(
+                f"{v!r}: unknown suite {name!r}; expected one of {', '.join(c for c in SUITE_CHOICES if c != 'all')}",
+                param_hint="--batch",
+            )
+        else:
+            per[name] = n
+    if not per:
+        return every
+    if every is not None:
+        per = dict({name: every for name in SUITE_CHOICES if name != "all"}, **per)
+    return per
+
+
 def _check_memory(suites, batch, dtype) -> None:
     """Refuse, before allocating anything, a batch whose largest layer needs more memory than is free."""
     import numpy as np
+    from convspec.conformance.bench.run import suite_batch
 
     free = available_memory()
     if free is None:
         return
     itemsize = np.dtype(dtype).itemsize
     for s in suites:
-        b = batch or s.batch
+        b = suite_batch(s, batch)
         for layer in s.layers:
             need = layer_bytes(layer, b, itemsize)
             if need > 0.8 * free:
-                hint = "--batch" if batch else f"--batch (suite {s.name}'s default batch is {s.batch})"
+                hint = "--batch" if b != s.batch else f"--batch (suite {s.name}'s default batch is {s.batch})"
                 raise click.BadParameter(
                     f"batch {b}: layer {s.name}/{layer.name} needs about {need / 2**30:.1f} GiB, "
                     f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller {hint}",
@@ -120,11 +149,21 @@ def _check_memory(suites, batch, dtype) -> None:
 @click.option(
     "--threads", type=click.IntRange(1), default=2, show_default=True, help="Threads for torch and for NumPy's BLAS."
 )
-@click.option("--batch", type=click.IntRange(1), help="Override every suite's CPU batch.")
+@click.option(
+    "--batch",
+    "batch_values",
+    multiple=True,
+    metavar="N|SUITE=N",
+    help="CPU batch: N for every suite, SUITE=N for one (repeatable; default: each suite's own).",
+)
 @click.option("--gpu-batch", type=click.IntRange(1), help="Override every suite's GPU batch.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-memory", is_flag=True, help="Skip the tracemalloc peak-memory pass.")
+@click.option(
+    "--no-memory",
+    is_flag=True,
+    help="Skip the peak-memory pass (each backend's forward and backward in a forked child, peak RSS).",
+)
 @click.option(
     "--baseline",
     help="Backend the ratios are relative to (default: torch-cpu when it is timed, else the first backend).",
@@ -157,7 +196,7 @@ def COMMAND(
     repeats,
     warmup,
     threads,
-    batch,
+    batch_values,
     gpu_batch,
     dtype,
     seed,
@@ -168,7 +207,8 @@ def COMMAND(
     plugin,
 ):
     """Time conv forward and backward per backend on network layer shapes, interleaved, and print
-    GFLOP/s, the time ratio to the baseline (torch-cpu) and the fraction of the machine's GEMM rate."""
+    GFLOP/s, the time ratio to the baseline (torch-cpu), the fraction of the machine's GEMM rate and the
+    peak extra memory of one call (every CPU backend alike: peak RSS in a forked child)."""
     from pathlib import Path
 
     from convspec.conformance import bench
@@ -193,6 +233,7 @@ def COMMAND(
         chosen = bench.resolve_suites(suites)
     except SpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--suite") from None
+    batch = parse_batches(batch_values)
     _check_memory(chosen, batch, dtype)
     console = Console(stderr=True)
     console.print(f"bench: backends {', '.join(b.name for b in backends)}; suites {', '.join(s.name for s in chosen)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from convspec import SpecError
 
-from ..bench.records import SCHEMA, vs_baseline_backward
+from ..bench.records import SCHEMA, memory_check, memory_unavailable, peak_bytes, vs_baseline_backward
 from .format import fmt_num, mib
 
 
@@ -110,7 +110,30 @@ def _summary_head(suite: dict, name: str, entry: dict, baseline: str) -> list:
 
 _HEAD = ["suite", "backend", "fwd x", "bwd x", "f+b x", "f+b / baseline bwd", "worst layer (f+b x)", "network GF/s"]
 SUMMARY_HEADER = _HEAD + ["GEMM %"]  # the report's Performance section
-BENCH_SUMMARY_HEADER = _HEAD + ["max extra MiB"]  # what `convspec bench` prints and writes
+BENCH_SUMMARY_HEADER = _HEAD + [  # what `convspec bench` prints and writes
+    "max extra MiB",
+    "layers with peak > baseline's (fwd / bwd / either)",
+    "peak x fwd / bwd",
+]
+
+
+def peak_cells(rec: dict, sep: str = "/") -> list:
+    """[extra MiB forward/backward, memory ratio to the baseline forward/backward] of one timing record:
+    '-' where not measured (the reason is in the header lines) or where the baseline's was 0."""
+    peak = peak_bytes(rec)
+    ratio = rec.get("peak_ratio_to_baseline") or {}
+    return [
+        "-" if peak is None else f"{mib(peak['forward'])}{sep}{mib(peak['backward'])}",
+        "-" if not ratio else f"{fmt_num(ratio.get('forward'))}{sep}{fmt_num(ratio.get('backward'))}",
+    ]
+
+
+def _above_cells(entry: dict) -> list:
+    above, geo = entry.get("peak_above_baseline"), entry.get("geomean_peak_ratio") or {}
+    return [
+        "-" if not above else f"{above['forward']} / {above['backward']} / {above['either']} of {above['of']}",
+        "-" if not geo else f"{fmt_num(geo.get('forward'))} / {fmt_num(geo.get('backward'))}",
+    ]
 
 
 def summary_rows(run: BenchRun) -> list:
@@ -146,6 +169,7 @@ def bench_summary_rows(result: dict) -> list:
                     fmt_num(e.get("network_gflops_total"), ".1f"),
                     "-" if "max_peak_extra_bytes" not in e else mib(e["max_peak_extra_bytes"]),
                 ]
+                + _above_cells(e)
             )
     return rows
 
@@ -163,22 +187,22 @@ LAYER_HEADER = [
     "f+b x",
     "GEMM %",
     "extra MiB f/b",
+    "peak x f/b",
 ]
 
 
 def layer_rows(suite_rec: dict, baseline: str | None = None) -> list:
     """Table rows: layer, backend, batch, ms fwd/bwd, GFLOP/s fwd and fwd+bwd, ratio fwd/bwd/total, GEMM %,
-    peak extra MiB (forward/backward). The ratios were computed against the run's baseline; `baseline` is
-    accepted for the callers that pass it."""
+    peak extra MiB (forward/backward) and its ratio to the baseline's. The ratios were computed against the
+    run's baseline; `baseline` is accepted for the callers that pass it."""
     rows = []
     for lr in suite_rec["layers"]:
         for name, r in lr["results"].items():
             if "error" in r:
-                rows.append([lr["name"], name, str(r["batch"]), "error: " + r["error"][:60]] + [""] * 8)
+                rows.append([lr["name"], name, str(r["batch"]), "error: " + r["error"][:60]] + [""] * 9)
                 continue
             ratio = r.get("ratio_to_baseline") or {}
             frac = r.get("gemm_fraction") or {}
-            peak = r.get("peak_extra_bytes")
             rows.append(
                 [
                     lr["name"],
@@ -192,8 +216,8 @@ def layer_rows(suite_rec: dict, baseline: str | None = None) -> list:
                     fmt_num(ratio.get("backward")),
                     fmt_num(ratio.get("total")),
                     fmt_num(None if frac.get("total") is None else 100 * frac["total"], ".0f"),
-                    "-" if peak is None else f"{mib(peak['forward'])}/{mib(peak['backward'])}",
                 ]
+                + peak_cells(r)
             )
     return rows
 
@@ -206,15 +230,82 @@ def result_header_lines(result: dict) -> list:
     blas_txt = blas if isinstance(blas, str) else ", ".join(f"{b['library']} {b['threads']}" for b in blas)
     libs = ", ".join(f"{k} {v['gflops']:.1f}" for k, v in g["libraries"].items())
     settings = result["settings"]
-    return [
-        f"machine: {env['processor']} ({env.get('cpus_usable', env['cpus'])} usable CPUs), numpy {env['numpy']}, "
-        f"torch {env.get('torch', '-')}",
+    numpy_txt, torch_txt = kernel_notes(env.get("kernels"))
+    lines = [
+        f"machine: {env['processor']} ({env.get('cpus_usable', env['cpus'])} usable CPUs), numpy {env['numpy']}"
+        f"{numpy_txt}, torch {env.get('torch', '-')}{torch_txt}",
         f"threads: torch {th.get('torch', '-')}, BLAS {blas_txt}",
         f"float32 GEMM {g['size']}^3 (median, GFLOP/s): {libs}; machine rate {g['machine_gflops']:.1f}",
         f"load average: start {result['load_average']['start']}, end {result['load_average']['end']}",
         f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians; "
         f"ratio x = time per FLOP / {settings['baseline']}'s (> 1 slower)",
     ]
+    memory = memory_line(result)
+    return lines + ([memory] if memory else [])
+
+
+def kernel_notes(kernels: dict | None) -> tuple:
+    """(' (OpenBLAS 0.3.31 Haswell kernels, OPENBLAS_CORETYPE=...)', ' (CPU capability AVX512)') from a bench
+    environment's "kernels" (timing.blas_kernels); empty strings for files written before it existed."""
+    if not kernels:
+        return "", ""
+    blas = kernels.get("blas")
+    parts = []
+    if isinstance(blas, list):
+        for b in blas:
+            name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(b.get("library"), b.get("library"))
+            arch = b.get("architecture")
+            parts.append(f"{name} {b.get('version') or ''}".strip() + (f" {arch} kernels" if arch else ""))
+    elif blas:
+        parts.append(str(blas))
+    env = kernels.get("openblas_env") or {}
+    coretype = env.get("OPENBLAS_CORETYPE")
+    parts.append(
+        f"OPENBLAS_CORETYPE={coretype}" if coretype else "OPENBLAS_CORETYPE unset: kernels chosen from the CPU"
+    )
+    parts += [f"{k}={v}" for k, v in env.items() if k != "OPENBLAS_CORETYPE"]
+    cap = kernels.get("torch_cpu_capability")
+    return f" ({', '.join(parts)})", (f" (CPU capability {cap})" if cap else "")
+
+
+def memory_line(result: dict) -> str | None:
+    """How the peak extra memory was measured, where it could not be and why, and the tracemalloc
+    cross-check for NumPy; None for a run without memory figures."""
+    mem = result["settings"].get("memory")
+    peaks = [
+        r["peak_extra_bytes"]
+        for s in result["suites"]
+        for lr in s["layers"]
+        for r in lr["results"].values()
+        if "peak_extra_bytes" in r
+    ]
+    if not mem and not peaks:
+        return None
+    if not mem and not any(p.get("method") for p in peaks):  # a file from before the RSS method
+        return "peak extra memory: tracemalloc's peak of one call minus its results (NumPy-array backends only)"
+    text = (
+        "peak extra memory: the RSS peak of one call above the RSS before it, minus the arrays it returns, in a "
+        "forked child per layer, backend and pass after one warm-up call (/proc/self/clear_refs + VmHWM; "
+        "every backend alike); peak x = that / the baseline's"
+    )
+    cal = (mem or {}).get("calibration") or {}
+    if "expected" in cal:
+        known = ", ".join(f"{lib} {mib(cal[lib])}" for lib in ("numpy", "torch") if lib in cal)
+        text += (
+            f"; calibration: a no-op {mib(cal['noop'])} MiB, a {mib(cal['expected'])} MiB array made in the call: "
+            f"{known}"
+        )
+    check = memory_check(result)
+    if check:
+        diff = check["max_abs_diff"]
+        text += (
+            f"; NumPy cross-check against tracemalloc: largest difference "
+            f"{f'{mib(diff)} MiB' if diff >= 1 << 20 else f'{diff >> 10} KiB'} over {check['count']} layer passes "
+            f"({check['where']})"
+        )
+    for reason, names in memory_unavailable(result).items():
+        text += f"; not measured for {', '.join(names)}: {reason}"
+    return text
 
 
 def header_lines(run: BenchRun) -> list:
