@@ -4,7 +4,7 @@ and float64, quiet and with a fixed competing load, per layer with each backend'
 LeNet-5's other ops) and LeNet-5 training images/s of both backends, with the machine's load, GEMM rate and
 compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the same run.
 
-    python benchmarks/performance_report.py                 # everything below, ~20 min on the 2-CPU dev machine
+    python benchmarks/performance_report.py                 # everything below: 12-20 min on the 2-CPU dev machine
         [--suite lenet --suite resnet50 ...]                # default: lenet resnet50 vgg alphago text1d
         [--dtype float32 --dtype float64]                   # default: both
         [--repeats 3] [--warmup 1]                          # bench rounds per layer (each quiet, then loaded)
