@@ -219,3 +219,47 @@ def test_pointwise_per_sample_matches_the_reference(monkeypatch, x_shape, w_shap
             np.testing.assert_array_equal(_bits(a), _bits(s))
         np.testing.assert_allclose(s, a, rtol=2e-5, atol=2e-4)
         np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-4)
+
+
+# ----------------------------------------------------------------------------- sample-major column matrices
+CM_CASES = [  # (x_shape, w_shape, params); every case prefers a channels-first column matrix
+    ((3, 1, 16, 15), (6, 1, 5, 5), {}),  # LeNet's C1: forward sample-major, backward batch-last
+    ((2, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}),  # ResNet's stem
+    ((2, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}),  # VGG's first layer
+    ((2, 2, 13, 11), (5, 2, 3, 2), {"stride": (2, 3), "dilation": (2, 1), "padding": ((1, 0), (2, 1))}),
+    ((2, 3, 40), (9, 3, 5), {"stride": 3, "padding": 2}),  # 1-d
+    ((1, 2, 6, 7, 5), (4, 2, 3, 3, 2), {"padding": 1, "stride": (1, 2, 1)}),  # 3-d
+    ((2, 2, 11, 11), (3, 2, 2, 2), {"stride": 3}),  # windows that skip inputs: zeros in dx
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", CM_CASES)
+def test_sample_major_columns_match_the_reference(monkeypatch, x_shape, w_shape, params):
+    geo = Conv(
+        x_shape,
+        w_shape,
+        (w_shape[0],),
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=1,
+    )
+    assert K.prefer_channels_first(geo) and K.channel_major(geo, want_dx=False)
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())
+    monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: True)  # the backward sample-major too
+    cm = C.float32_runs(x, w, b, g, params)
+    np.testing.assert_allclose(
+        B.conv_backward(g, x, w, b, **params)[0], R.conv_backward(g, x, w, b, **params)[0], atol=1e-10
+    )
+    monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: False)  # batch-last columns
+    cf = C.float32_runs(x, w, b, g, params)
+    for a, a2, ch, m, f in zip(one, again, chunked, cm, cf):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        for other in (ch, m, f):
+            np.testing.assert_allclose(other, a, rtol=2e-5, atol=2e-4)
