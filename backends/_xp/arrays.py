@@ -4,6 +4,7 @@ argument validation, padding, and the strided slices that address one kernel tap
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -146,8 +147,14 @@ def crop(a, pads, sizes, *, first: int = 2):
 
 def tap_slices(kernel, stride, dilation, out_sizes):
     """For each kernel tap j (row-major), the per-dim slices of the padded input that window i reads
-    at that tap: element i*s + j*d, for every output i."""
-    return [
+    at that tap: element i*s + j*d, for every output i. A tuple, cached by geometry (building it cost
+    ~15 us for 25 taps, a few percent of a LeNet layer's call)."""
+    return _tap_slices(*(tuple(int(v) for v in a) for a in (kernel, stride, dilation, out_sizes)))
+
+
+@lru_cache(maxsize=512)
+def _tap_slices(kernel, stride, dilation, out_sizes):
+    return tuple(
         tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in zip(js, dilation, out_sizes, stride))
         for js in product(*(range(k) for k in kernel))
-    ]
+    )

@@ -352,7 +352,7 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         if want_dx or want_dw:
             gt = _padded_into(xp, g[lo:hi], ((0, 0),) * geo.nd, "g", batch_last=True).reshape(F, P * m)
         if want_dw:
-            part = mm(xp, gt, col.T)  # (F, C*K)
+            part = mm(xp, col, gt.T).T  # (F, C*K); col @ g^T ran 6-25% faster than g @ col^T (LeNet's C1, C3)
             dW = part if dW is None else dW + part
         del col
         if want_dx:
@@ -435,7 +435,7 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             gt[...] = g[lo:hi].swapaxes(0, 1)
             gt = gt.reshape(F, m * P)
         if want_dw:
-            part = mm(xp, gt, col.T)  # (F, C*K)
+            part = mm(xp, col, gt.T).T  # (F, C*K); col @ g^T ran 6-25% faster than g @ col^T (LeNet's C1, C3)
             dW = part if dW is None else dW + part
         del col
         if want_dx:
@@ -878,7 +878,7 @@ def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         y, _, dw = _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit)
         return y, dx_direct, dw
     if prefer_channels_first(geo):
-        passes = _cm_passes if channel_major(geo, want_dx) else _cf_passes
+        passes = _cm_passes if shift and channel_major(geo, want_dx) else _cf_passes  # measured on NumPy only
         y, dx, dw = passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
         return y, (dx if dx_direct is None else dx_direct), dw
     G, K = geo.groups, geo.taps
