@@ -683,10 +683,15 @@ def conv_passes(xp, geo, *, x=None, w=None, g=None, want_y=False, want_dx=False,
 # longer than on one thread (measured: ResNet's 1x1 64-64 weight gradient, L = 100k, 274 ms median and
 # 4.5 s worst with 2 threads at load 20, 46 ms on one thread). Inside a conv call the NumPy BLAS runs on
 # one thread, and the large products are cut into fixed blocks (along the inner dimension when it
-# dominates: partial products summed in block order; else eighths of the longer output dimension) that a
-# pool of as many Python threads as the BLAS had picks up in turn: a busy core takes fewer blocks instead
-# of stalling the others. Block boundaries depend on the shapes only, so results do not depend on the
-# thread count or the scheduling. Without threadpoolctl the BLAS is left as it is and blocks run inline.
+# dominates: partial products summed in block order; else eighths of the longer output dimension) that the
+# calling thread and a pool of helpers (one fewer than the BLAS had threads) take in turn (_map): a busy
+# core takes fewer blocks instead of stalling the others, and a helper that has not woken up by the time
+# the caller has taken the last block takes none (the caller waits only for blocks already started).
+# Block boundaries depend on the shapes only, so results do not depend on the thread count or the
+# scheduling. Without threadpoolctl the BLAS is left as it is and blocks run inline. Products below
+# SPLIT_MIN_FLOPS run on the calling thread alone: waking a helper costs more than it saves there, and in
+# the benchmark's interleaved rounds (another library's threads still spinning) LeNet's layers ran 10-20%
+# slower split than whole (C3's 31 MFLOP products: f+b / torch 1.86 split at 4 MFLOP, 1.55 at 64 MFLOP).
 
 SPLIT_MIN_FLOPS = 1 << 26  # smaller products run as one call, on the calling thread
 # convs below this many FLOPs leave the BLAS threads as they are (switching costs ~0.1 ms); above it, even
@@ -695,6 +700,7 @@ SPLIT_MIN_FLOPS = 1 << 26  # smaller products run as one call, on the calling th
 TOGGLE_MIN_FLOPS = 1 << 19
 K_BLOCK = 8192  # inner-dimension block (the partial products' operands stay in cache)
 N_BLOCK = 4096  # (kept for callers; output blocks are now an eighth of the longer output dimension)
+MM_BLOCKS = 8  # blocks of the longer output dimension
 
 _split_lock = threading.Lock()
 _split_state = {"depth": 0, "limiter": None, "pool": None, "workers": 1, "ctl": None}
@@ -786,7 +792,8 @@ def _pool():
 def mm(xp, a, b, out=None):
     """a (M, K) @ b (K, N) -> (M, N) (into `out` when given): one BLAS call for small products or other
     array modules; otherwise fixed blocks over the pool (see above): the inner dimension in blocks of
-    K_BLOCK (a quarter of it when shorter) when it dominates, else the longer output dimension in 8."""
+    K_BLOCK (a quarter of it when shorter) when it dominates, else the longer output dimension in
+    MM_BLOCKS."""
     M, K = a.shape
     N = b.shape[1]
     pool = _pool()
@@ -808,11 +815,11 @@ def mm(xp, a, b, out=None):
     if max(M, N) < 512:
         return xp.matmul(a, b, out=out)
     if N >= M:
-        step = _block(N, 8, 64)
+        step = _block(N, MM_BLOCKS, 64)
         bounds = [(lo, min(lo + step, N)) for lo in range(0, N, step)]
         _map(pool, lambda lh: xp.matmul(a, b[:, lh[0] : lh[1]], out=out[:, lh[0] : lh[1]]), bounds)
     else:
-        step = _block(M, 8, 64)
+        step = _block(M, MM_BLOCKS, 64)
         bounds = [(lo, min(lo + step, M)) for lo in range(0, M, step)]
         _map(pool, lambda lh: xp.matmul(a[lh[0] : lh[1]], b, out=out[lh[0] : lh[1]]), bounds)
     return out
