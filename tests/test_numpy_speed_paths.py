@@ -263,3 +263,49 @@ def test_sample_major_columns_match_the_reference(monkeypatch, x_shape, w_shape,
         np.testing.assert_array_equal(_bits(a), _bits(a2))
         for other in (ch, m, f):
             np.testing.assert_allclose(other, a, rtol=2e-5, atol=2e-4)
+
+
+# ----------------------------------------------------------------------------- per-kernel-row GEMMs
+ROW_CASES = [  # (x_shape, w_shape, params); C_in * k_w >= ROW_SHIFT_MIN_K, stride 1 along the rows
+    ((3, 6, 14, 14), (16, 6, 5, 5), {}),  # LeNet's C3
+    ((2, 6, 12, 13), (5, 6, 3, 4), {"padding": ((1, 2), (0, 1)), "dilation": (2, 1), "stride": (1, 2)}),
+    ((2, 8, 9, 11), (4, 8, 2, 3), {"padding": 1, "stride": (1, 3), "dilation": (1, 2)}),
+    ((2, 12, 7, 9), (3, 12, 3, 2), {"padding": "same"}),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", ROW_CASES)
+def test_kernel_row_products_match_the_reference(monkeypatch, x_shape, w_shape, params):
+    monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: False)  # the batch-last layout
+    geo = Conv(
+        x_shape,
+        w_shape,
+        (w_shape[0],),
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=1,
+    )
+    assert K.prefer_channels_first(geo) and K.row_shift(geo)
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    if params.get("padding") != "same":  # conv_transpose: the input-gradient product with y as g
+        tp = {k: v for k, v in params.items() if k in ("stride", "dilation", "padding")}
+        bt = rng.standard_normal(w_shape[1])
+        np.testing.assert_allclose(B.conv_transpose(g, w, bt, **tp), R.conv_transpose(g, w, bt, **tp), atol=1e-10)
+        gt = rng.standard_normal(R.conv_transpose(g, w, bt, **tp).shape)
+        for got, want in zip(
+            B.conv_transpose_backward(gt, g, w, bt, **tp), R.conv_transpose_backward(gt, g, w, bt, **tp)
+        ):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())
+    monkeypatch.setattr(K, "ROW_SHIFT_MIN_K", 1 << 30)  # the full column matrix
+    full = C.float32_runs(x, w, b, g, params)
+    for a, a2, ch, f in zip(one, again, chunked, full):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(ch, a, rtol=2e-5, atol=2e-4)
+        np.testing.assert_allclose(f, a, rtol=2e-5, atol=2e-4)

@@ -327,42 +327,130 @@ def col2im_cf(xp, dcol, geo, taps, m):
     return dx
 
 
+ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
+
+
+def row_shift(geo) -> bool:
+    """Whether _cf_passes gathers only the taps of one kernel row, R (C_in*k_w, padded_h*out_w*m),
+    and runs each kernel row as a GEMM over a column range of R (the rows' windows are column shifts
+    of out_w*m in batch-last order): 2-d, stride 1 along the first spatial dim, more than one kernel row,
+    and rows of C_in*k_w >= ROW_SHIFT_MIN_K for the GEMMs' inner dimension. R is about k_h times smaller
+    than the column matrix: LeNet's C3 copies 269k elements instead of 960k, and memory copies were what
+    slowed most when the benchmark's other threads were busy (its forward 0.99 -> 0.84 ms then). The
+    input gradient takes the adjoint route (row2im_cf): per kernel row W_i^T @ g^T added into a dR of
+    R's shape, then k_w strided adds, instead of the full dcol and K adds (C3's backward 1.65 -> 1.47 ms
+    in the benchmark's interleaved rounds)."""
+    return geo.nd == 2 and geo.stride[0] == 1 and geo.kernel[0] > 1 and geo.c_in * geo.kernel[1] >= ROW_SHIFT_MIN_K
+
+
+def im2row_cf(xp, x_t, geo):
+    """(C_in*k_w, padded_h*out_w*m) matrix of a batch-last padded chunk x_t (C_in, padded_h, padded_w, m):
+    row c*k_w + j holds, for every padded row h and output column i, x_t[c, h, i*s_w + j*d_w, :]."""
+    m = x_t.shape[-1]
+    C, kw = geo.c_in, geo.kernel[1]
+    x_t = xp.ascontiguousarray(x_t)
+    st = x_t.strides
+    shape = (C, kw, x_t.shape[1], geo.out_sizes[1], m)
+    strides = (st[0], st[2] * geo.dilation[1], st[1], st[2] * geo.stride[1], st[3])
+    win = xp.lib.stride_tricks.as_strided(x_t, shape=shape, strides=strides)
+    R = scratch(xp, "col", shape, x_t.dtype)
+    R[...] = win
+    return R.reshape(C * kw, -1)
+
+
+def row2im_cf(xp, WrT, gt, geo, m):
+    """Input gradient of the row-shift form: dR (C_in*k_w, padded_h*out_w*m) = sum_i W_i^T @ g^T placed
+    at column i*d_h*out_w*m, then one strided add per kernel column into the batch-last padded input
+    gradient (C_in, padded_h, padded_w, m)."""
+    C, (kh, kw) = geo.c_in, geo.kernel
+    padded = tuple(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+    oh, ow = geo.out_sizes
+    L, step = oh * ow * m, geo.dilation[0] * ow * m
+    width = padded[0] * ow * m
+    dR = scratch(xp, "dcol", (C * kw, width), gt.dtype)
+    mm(xp, WrT[0], gt, out=dR[:, :L])
+    dR[:, L:] = 0
+    tmp = scratch(xp, "ytmp", (C * kw, L), gt.dtype)
+    for i in range(1, kh):
+        dR[:, i * step : i * step + L] += mm(xp, WrT[i], gt, out=tmp)
+    d = dR.reshape((C, kw, padded[0], ow, m))
+    dx = scratch(xp, "dx", (C,) + padded + (m,), gt.dtype, zero=True)
+    sw, dw_ = geo.stride[1], geo.dilation[1]
+    for j in range(kw):
+        dx[:, :, j * dw_ : j * dw_ + (ow - 1) * sw + 1 : sw] += d[:, j]
+    return dx
+
+
 def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     """conv_passes for groups == 1 with a channels-first, batch-last column matrix: y^T = W (C_out,
     C_in*K) @ col, dW = g^T @ col^T, dcol = W^T @ g^T, with g^T = g as (C_out, prod(out)*m). The weight
-    needs no reordering; x, g, y and dx are transposed to and from batch-last once per chunk."""
+    needs no reordering; x, g, y and dx are transposed to and from batch-last once per chunk. With
+    row_shift, the forward and weight products run per kernel row over the smaller R instead of col:
+    y^T = sum_i W_i @ R[:, i*d_h*out_w*m + (0 .. P*m)], dW_i = g^T @ (the same range of R)^T."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
+    rows = (want_y or want_dw) and row_shift(geo)
+    dx_rows = want_dx and row_shift(geo)
+    WrT = xp.ascontiguousarray(w.transpose(2, 1, 3, 0)).reshape(geo.kernel[0], -1, geo.c_out) if dx_rows else None
     W = w.reshape(F, C * K) if (want_y or want_dx) else None
+    if rows:
+        kh, kw = geo.kernel
+        Wr = xp.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, F, C * kw) if want_y else None
+        padded_h = geo.in_sizes[0] + sum(geo.pads[0])
+        col_per_sample = C * kw * padded_h * geo.out_sizes[1]
+    else:
+        col_per_sample = P * K * C
     y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
-    per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
+    per_sample = dtype.itemsize * (col_per_sample * int(want_y or want_dw) + P * K * C * int(want_dx))
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
             continue
         col = None
         if want_y or want_dw:
-            col = im2col_cf(xp, _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=True), geo)
+            x_t = _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=True)
+            col = im2row_cf(xp, x_t, geo) if rows else im2col_cf(xp, x_t, geo)
+        L, step = P * m, (geo.dilation[0] * geo.out_sizes[1] * m if rows else 0)
         if want_y:
-            yt = mm(xp, W, col, out=scratch(xp, "y", (F, P * m), dtype))
+            yt = scratch(xp, "y", (F, L), dtype)
+            if rows:
+                mm(xp, Wr[0], col[:, :L], out=yt)
+                tmp = scratch(xp, "ytmp", (F, L), dtype)
+                for i in range(1, kh):
+                    yt += mm(xp, Wr[i], col[:, i * step : i * step + L], out=tmp)
+            else:
+                mm(xp, W, col, out=yt)
             y[lo:hi] = xp.moveaxis(yt.reshape((F,) + geo.out_sizes + (m,)), -1, 0)
         if want_dx or want_dw:
-            gt = _padded_into(xp, g[lo:hi], ((0, 0),) * geo.nd, "g", batch_last=True).reshape(F, P * m)
-        if want_dw:
-            part = mm(xp, col, gt.T).T  # (F, C*K); col @ g^T ran 6-25% faster than g @ col^T (LeNet's C1, C3)
+            gt = _padded_into(xp, g[lo:hi], ((0, 0),) * geo.nd, "g", batch_last=True).reshape(F, L)
+        if want_dw:  # col @ g^T ran 6-25% faster than g @ col^T (LeNet's C1, C3)
+            if rows:  # (k_h, C_in*k_w, C_out)
+                part = xp.empty((kh, C * kw, F), dtype=dtype)
+                for i in range(kh):
+                    mm(xp, col[:, i * step : i * step + L], gt.T, out=part[i])
+            else:  # (C_in*K, C_out)
+                part = mm(xp, col, gt.T)
             dW = part if dW is None else dW + part
         del col
         if want_dx:
-            dcol = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C * K, P * m), dtype))
-            dx_t = col2im_cf(xp, dcol, geo, taps, m)
-            del dcol
+            if dx_rows:
+                dx_t = row2im_cf(xp, WrT, gt, geo, m)
+            else:
+                dcol = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C * K, L), dtype))
+                dx_t = col2im_cf(xp, dcol, geo, taps, m)
+                del dcol
             dx[lo:hi] = xp.moveaxis(dx_t[crop_index(geo.pads, geo.in_sizes, 1)], -1, 0)
     dw = None
     if want_dw:
-        dw = (xp.zeros((F, C * K), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
+        if dW is None:
+            dw = xp.zeros((F, C) + geo.kernel, dtype=dtype)
+        elif rows:
+            dw = xp.ascontiguousarray(dW.reshape(kh, C, kw, F).transpose(3, 1, 0, 2))
+        else:
+            dw = xp.ascontiguousarray(dW.T).reshape((F, C) + geo.kernel)
     return y, dx, dw
 
 
