@@ -309,3 +309,29 @@ def test_kernel_row_products_match_the_reference(monkeypatch, x_shape, w_shape, 
         np.testing.assert_array_equal(_bits(a), _bits(a2))
         np.testing.assert_allclose(ch, a, rtol=2e-5, atol=2e-4)
         np.testing.assert_allclose(f, a, rtol=2e-5, atol=2e-4)
+
+
+# ----------------------------------------------------------------------------- one window over the whole input
+WHOLE_CASES = [  # (x_shape, w_shape, params)
+    ((3, 16, 5, 5), (12, 16, 5, 5), {}),  # LeNet's C5
+    ((2, 3, 7), (4, 3, 7), {"stride": 2}),  # 1-d, any stride
+    ((2, 2, 3, 4, 2), (5, 2, 3, 4, 2), {}),  # 3-d
+    ((2, 4, 1, 1), (3, 4, 1, 1), {}),  # 1x1 on 1x1
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", WHOLE_CASES)
+def test_whole_window_conv_matches_the_reference(x_shape, w_shape, params):
+    geo = Conv(x_shape, w_shape, (w_shape[0],), stride=params.get("stride", 1), padding=0, dilation=1, groups=1)
+    assert K.whole_window(geo)
+    assert not K.whole_window(Conv(x_shape, w_shape, None, stride=1, padding=1, dilation=1, groups=1))
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-12, atol_backward=1e-12)
+    bt = rng.standard_normal(w_shape[1])
+    np.testing.assert_allclose(B.conv_transpose(g, w, bt, **params), R.conv_transpose(g, w, bt, **params), atol=1e-12)
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    for a, a2 in zip(one, again):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
