@@ -1,7 +1,9 @@
 """The NumPy backend's speed paths (issue #15): the branch-free masked selection (arrays.where_zero) behind
 relu_backward and max_pool_backward, dense layers through conv's one-thread blocked GEMM, the GEMM blocks
-shared by the calling thread and the pool's helper (conv._map), and the per-sample 1x1 conv
-(conv._pointwise_sample_passes). Each against the reference in float64, bit-for-bit repeatable in float32."""
+shared by the calling thread and the pool's helper (conv._map), the per-sample 1x1 conv
+(conv._pointwise_sample_passes), sample-major column matrices (conv._cm_passes), per-kernel-row GEMMs
+(conv.row_shift) and whole-input windows as dense products (conv.whole_window). Each against the reference
+in float64, bit-for-bit repeatable in float32, and within rounding of the path it replaces."""
 
 from __future__ import annotations
 
