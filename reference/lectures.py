@@ -1338,10 +1338,15 @@ def evaluate(case: GoldenCase):
 
     ref = importlib.import_module(__package__)
     fn = getattr(ref, case.op)
-    convert = floating if case.arithmetic == "float64" else exact
-    args = [convert(v) for v in case.inputs]
-    kwargs = {k: convert(v) for k, v in case.params.items()}
+    args, kwargs = arguments(case)
     return plain(fn(*args, **kwargs))
+
+
+def arguments(case: GoldenCase):
+    """The case's (args, kwargs) as the op takes them: Fraction arrays, or float64 arrays for the cases
+    whose `arithmetic` is "float64"."""
+    convert = floating if case.arithmetic == "float64" else exact
+    return [convert(v) for v in case.inputs], {k: convert(v) for k, v in case.params.items()}
 
 
 def plain(value):
