@@ -17,7 +17,14 @@ from convspec.conformance import plugins
 from convspec.conformance.cases import Case
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, applies, plan_cases
-from norm_checks import BAD, C3, IDS, X, assert_same_error
+from norm_checks import (
+    BAD,
+    IDS,
+    array_helpers,
+    assert_same_error,
+    backend_args,
+    check_backward_checks_the_gradient_shape,
+)
 
 from convspec import SpecError
 from convspec import reference as R
@@ -26,22 +33,14 @@ pytest.importorskip("jax")
 
 B = JaxBackend()
 NP = NumpyBackend()
+t, n, exact = array_helpers(B)
+
+
+def _args(args):
+    return backend_args(B, args)
+
+
 NEW_OPS = ("batch_norm", "batch_norm_inference", "batch_norm_running_stats", "local_response_norm", "dropout", "concat")
-
-
-def t(a, dtype=np.float64):
-    return B.from_numpy(np.asarray(a, dtype=dtype))
-
-
-def n(a):
-    return B.to_numpy(a)
-
-
-def exact(got, want):
-    """Equal as numbers, in shape and dtype (NaN meets NaN)."""
-    got, want = n(got), np.asarray(want)
-    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
-    np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------- the conformance suite
@@ -269,29 +268,10 @@ def test_float32_stays_float32():
 # ---------------------------------------------------------------- errors: the NumPy backend's
 
 
-def _backend_args(args):
-    out = []
-    for a in args:
-        if isinstance(a, list):
-            out.append([t(v) for v in a])
-        elif isinstance(a, np.ndarray) and a.dtype != object:
-            out.append(B.from_numpy(a))
-        else:
-            out.append(a)
-    return out
-
-
 @pytest.mark.parametrize("op, args, params", BAD, ids=IDS)
 def test_errors_are_the_numpy_backends(op, args, params):
-    assert_same_error(
-        NP, B, op, args, params, backend_args=_backend_args, array_type=type(B.from_numpy(np.zeros(1))).__name__
-    )
+    assert_same_error(NP, B, op, args, params, backend_args=_args, array_type=type(B.from_numpy(np.zeros(1))).__name__)
 
 
 def test_backward_checks_the_gradient_shape():
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.concat_backward(t(np.zeros((2, 5))), [t(np.zeros((2, 3))), t(np.zeros((2, 3)))])
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.batch_norm_backward(t(np.zeros((2, 3))), t(X), t(C3), t(C3))
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.dropout_backward(t(np.zeros((2, 3))), t(X), t(np.ones(X.shape)), p=0.5)
+    check_backward_checks_the_gradient_shape(B)

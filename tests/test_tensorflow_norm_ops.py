@@ -18,7 +18,16 @@ from convspec.conformance import plugins
 from convspec.conformance.cases import Case
 from convspec.conformance.evaluate import evaluate
 from convspec.conformance.run import Plan, applies, plan_cases
-from norm_checks import BAD, C3, IDS, X, assert_same_error
+from norm_checks import (
+    BAD,
+    IDS,
+    array_helpers,
+    assert_same_error,
+    backend_args,
+    check_backward_checks_the_gradient_shape,
+    check_batch_norm_exact,
+    check_batch_norm_inference_exact,
+)
 
 from convspec import SpecError
 from convspec import reference as R
@@ -30,6 +39,13 @@ from convspec.backends.tensorflow_backend import TensorflowBackend  # noqa: E402
 
 B = TensorflowBackend()
 NP = NumpyBackend()
+t, n, exact = array_helpers(B)
+
+
+def _args(args):
+    return backend_args(B, args)
+
+
 NEW_OPS = ("batch_norm", "batch_norm_inference", "batch_norm_running_stats", "local_response_norm", "dropout", "concat")
 # what TensorFlow cannot express (the backend's Unsupported messages)
 UNSUPPORTED = (
@@ -37,21 +53,6 @@ UNSUPPORTED = (
     "Value for attr 'T' of double is not in the list of allowed values",  # LRN, float64 (TF's message)
     "keeps every element at rate 0",  # dropout, p = 0 with a dropped element
 )
-
-
-def t(a, dtype=np.float64):
-    return B.from_numpy(np.asarray(a, dtype=dtype))
-
-
-def n(a):
-    return B.to_numpy(a)
-
-
-def exact(got, want):
-    """Equal as numbers, in shape and dtype (NaN meets NaN)."""
-    got, want = n(got), np.asarray(want)
-    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
-    np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------- the conformance suite
@@ -73,20 +74,7 @@ def test_new_ops_pass_declare_or_are_unsupported_for_tensorflows_reasons_through
 
 # ---------------------------------------------------------------- batch norm
 def test_batch_norm_exact():
-    # per channel: mean 5 (c = 0) and -1 (c = 1), biased variance 3; eps = 1: sqrt(var + eps) = 2, xhat in
-    # {1.5, -1.5, 0}: every step is exact
-    x = np.array([[8, 2, 5], [5, 5, 5]], dtype=np.float64)
-    x = np.stack([x, x - 6], axis=1)  # (2, 2, 3)
-    gamma, beta = np.array([2.0, -4.0]), np.array([1.0, 3.0])
-    want = R.batch_norm(x, gamma, beta, eps=1.0)
-    assert set(np.unique(want[:, 0])) == {-2.0, 1.0, 4.0}
-    exact(B.batch_norm(t(x), t(gamma), t(beta), eps=1.0), want)
-    g = np.arange(12.0).reshape(x.shape) - 5
-    dx, dgamma, dbeta = B.batch_norm_backward(t(g), t(x), t(gamma), t(beta), eps=1.0)
-    rdx, rdgamma, rdbeta = R.batch_norm_backward(g, x, gamma, beta, eps=1.0)
-    exact(dgamma, rdgamma)
-    exact(dbeta, rdbeta)
-    np.testing.assert_allclose(n(dx), rdx, rtol=0, atol=1e-14)  # divides by m = 6
+    check_batch_norm_exact(B)
 
 
 def test_batch_norm_with_one_value_per_channel_gives_beta_and_zero_dx():
@@ -109,23 +97,7 @@ def test_batch_norm_every_rank_against_the_reference(shape):
 
 
 def test_batch_norm_inference_exact():
-    x = np.arange(24.0).reshape(2, 3, 4) - 10
-    gamma, beta, mean, var = (
-        np.array([2.0, -1.0, 0.5]),
-        np.array([1.0, 0.0, -3.0]),
-        np.array([1.0, -2.0, 0.0]),
-        np.array([3.0, 15.0, 0.0]),
-    )
-    # eps = 1: sqrt(var + eps) = 2, 4, 1
-    exact(
-        B.batch_norm_inference(t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0),
-        R.batch_norm_inference(x, gamma, beta, mean, var, eps=1.0),
-    )
-    g = np.ones_like(x)
-    got = B.batch_norm_inference_backward(t(g), t(x), t(gamma), t(beta), t(mean), t(var), eps=1.0)
-    assert len(got) == 3  # mean and var are not differentiable
-    for a, b in zip(got, R.batch_norm_inference_backward(g, x, gamma, beta, mean, var, eps=1.0)):
-        exact(a, b)
+    check_batch_norm_inference_exact(B)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
@@ -435,27 +407,10 @@ def test_float32_stays_float32():
 # ---------------------------------------------------------------- errors: the NumPy backend's
 
 
-def _backend_args(args):
-    out = []
-    for a in args:
-        if isinstance(a, list):
-            out.append([t(v) for v in a])
-        elif isinstance(a, np.ndarray) and a.dtype.kind in "biuf":
-            out.append(B.from_numpy(a))
-        else:
-            out.append(a)  # object (Fraction) and complex arrays as NumPy: TF tensors cannot hold the first
-    return out
-
-
 @pytest.mark.parametrize("op, args, params", BAD, ids=IDS)
 def test_errors_are_the_numpy_backends(op, args, params):
-    assert_same_error(NP, B, op, args, params, backend_args=_backend_args, array_type="EagerTensor")
+    assert_same_error(NP, B, op, args, params, backend_args=_args, array_type="EagerTensor")
 
 
 def test_backward_checks_the_gradient_shape():
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.concat_backward(t(np.zeros((2, 5))), [t(np.zeros((2, 3))), t(np.zeros((2, 3)))])
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.batch_norm_backward(t(np.zeros((2, 3))), t(X), t(C3), t(C3))
-    with pytest.raises(SpecError, match="^grad_out: must have the forward output's shape"):
-        B.dropout_backward(t(np.zeros((2, 3))), t(X), t(np.ones(X.shape)), p=0.5)
+    check_backward_checks_the_gradient_shape(B)
