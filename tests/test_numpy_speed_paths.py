@@ -337,3 +337,39 @@ def test_whole_window_conv_matches_the_reference(x_shape, w_shape, params):
     for a, a2 in zip(one, again):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(_bits(a), _bits(a2))
+
+
+# ----------------------------------------------------------------------------- batch chunks sized by the layer's arrays
+def test_io_limit_sizes_chunks_by_the_layers_arrays():
+    text = Conv((50, 300, 64), (100, 300, 5), (100,), stride=1, padding=0, dilation=1, groups=1)  # text1d k5
+    io = 50 * (300 * 64 + 100 * 60) * 4
+    assert K.io_limit(text, 4, K.DEFAULT_LIMIT) == io  # ~5 MB, not 64 MiB: 4 chunks of the 18 MiB columns
+    assert K.io_limit(text, 4, 1 << 20) == 1 << 20  # an explicit smaller limit still wins
+    tiny = Conv((2, 3, 8, 8), (4, 3, 3, 3), (4,), stride=1, padding=1, dilation=1, groups=1)
+    assert K.io_limit(tiny, 8, K.DEFAULT_LIMIT) == K.CHUNK_MIN
+    big = Conv((64, 64, 224, 224), (64, 64, 3, 3), (64,), stride=1, padding=1, dilation=1, groups=1)
+    assert K.io_limit(big, 4, K.DEFAULT_LIMIT) == K.DEFAULT_LIMIT
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, params",
+    [
+        ((5, 40, 16), (12, 40, 5), {}),  # the sentence CNN's shape, small
+        ((5, 40, 16), (12, 40, 5), {"padding": 4}),  # its wide conv
+        ((4, 32, 9, 9), (16, 32, 3, 3), {"padding": 1}),  # tap shifts
+        ((4, 3, 12, 12), (8, 3, 3, 3), {"padding": 1}),  # channels-first columns
+    ],
+)
+def test_chunks_of_the_layers_size_match_one_chunk(monkeypatch, x_shape, w_shape, params):
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    monkeypatch.setattr(K, "CHUNK_MIN", 1)  # chunks of about the arrays' bytes: several here
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    small, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    monkeypatch.setattr(K, "CHUNK_MIN", 1 << 40)  # one chunk (the 64 MiB limit)
+    whole = C.float32_runs(x, w, b, g, params)
+    for a, a2, one in zip(small, again, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(a, one, rtol=2e-5, atol=2e-4)

@@ -32,7 +32,8 @@ from math import prod
 
 from .arrays import crop, padded, tap_slices
 
-DEFAULT_LIMIT = 64 << 20  # bytes of column matrix (col + dcol) per batch chunk
+DEFAULT_LIMIT = 64 << 20  # bytes of column matrix (col + dcol) per batch chunk, at most
+CHUNK_MIN = 4 << 20  # ... and at least this much, else about the bytes of the layer's input + output (io_limit)
 SCRATCH_CACHE = 64 << 20  # NumPy scratch buffers up to this size are kept for the next call
 
 
@@ -97,6 +98,16 @@ def _padded_into(xp, a, pads, slot, *, batch_last: bool):
 def crop_index(pads, sizes, first):
     """The index of the interior (unpadded part) of an array padded by `pads` from axis `first` on."""
     return (slice(None),) * first + tuple(slice(b, b + n) for (b, _), n in zip(pads, sizes))
+
+
+def io_limit(geo, itemsize: int, limit: int) -> int:
+    """The column-matrix budget of one batch chunk: about the bytes of the layer's own input and output
+    (x and y of the whole batch), at least CHUNK_MIN (smaller GEMMs lose speed) and at most `limit`. A
+    fixed 64 MiB let the column matrix of a layer with small arrays and a wide kernel dwarf them (the
+    sentence CNN's k5 300-100 layer: a 18 MiB column matrix for 5 MiB of x and y). From shapes only,
+    so chunk boundaries (and results) stay deterministic."""
+    io = geo.n * (geo.c_in * prod(geo.in_sizes) + geo.c_out * prod(geo.out_sizes)) * itemsize
+    return min(limit, max(CHUNK_MIN, io))
 
 
 def _chunks(n: int, per_sample: int, limit: int):
@@ -988,6 +999,7 @@ def _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
 
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
+    limit = io_limit(geo, (x if x is not None else g).dtype.itemsize, limit)
     shift = getattr(xp, "__name__", "") == "numpy"  # the tap-shift path is tuned for NumPy's BLAS only
     if shift and whole_window(geo):  # (measured on NumPy: LeNet's C5 forward 0.15 -> 0.05 ms)
         return _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw)
