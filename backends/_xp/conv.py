@@ -615,15 +615,18 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
         m = hi - lo
         if m == 0:
             continue
-        X = scratch(xp, "x", (C, m) + psizes, dtype, zero=any(b or e for b, e in geo.pads))
-        X[crop_index(geo.pads, geo.in_sizes, 2)] = x[lo:hi].swapaxes(0, 1)
-        X = X.reshape(C, m * S)
-        LR = m * S - (kl - 1) * dl  # columns of R
+        # R[0] is the padded input itself, (C, m*S): no separate copy of it (its last (kl-1)*dl columns,
+        # and those of R[1:], are never read by a window)
+        R = scratch(xp, "col", (kl, C, m * S), dtype)
+        X = R[0]
+        if any(b or e for b, e in geo.pads):
+            X.fill(0)
+        X.reshape((C, m) + psizes)[crop_index(geo.pads, geo.in_sizes, 2)] = x[lo:hi].swapaxes(0, 1)
+        LR = m * S - (kl - 1) * dl  # columns of R read
         L = LR - outer[-1]  # columns of Y computed
-        R = scratch(xp, "col", (kl, C, LR), dtype)
-        for j in range(kl):
-            R[j] = X[:, j * dl : j * dl + LR]
-        R = R.reshape(kl * C, LR)
+        for j in range(1, kl):
+            R[j, :, :LR] = X[:, j * dl : j * dl + LR]
+        R = R.reshape(kl * C, m * S)
         if want_y:
             Y = scratch(xp, "y", (F, m * S), dtype)
             mm(xp, W[0], R[:, outer[0] : outer[0] + L], out=Y[:, :L])
