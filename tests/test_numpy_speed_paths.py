@@ -223,6 +223,23 @@ def test_pointwise_per_sample_matches_the_reference(monkeypatch, x_shape, w_shap
         np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-4)
 
 
+def test_pointwise_weight_gradient_in_fewer_groups_when_its_parts_are_large(monkeypatch):
+    """PW_PARTS caps the per-group partial weight gradients (all kept until summed): 2 groups here."""
+    x_shape, w_shape = (11, 9, 12, 12), (10, 9, 1, 1)
+    rng = np.random.default_rng(5)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b).shape)
+    monkeypatch.setattr(K, "PW_PARTS", 1)
+    C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-12, atol_backward=1e-11)
+    few, again = C.float32_runs(x, w, b, g, {}), C.float32_runs(x, w, b, g, {})
+    monkeypatch.setattr(K, "PW_PARTS", 1 << 40)  # 8 groups
+    many = C.float32_runs(x, w, b, g, {})
+    for a, a2, m in zip(few, again, many):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(a, m, rtol=2e-5, atol=2e-4)
+
+
 # ----------------------------------------------------------------------------- sample-major column matrices
 CM_CASES = [  # (x_shape, w_shape, params); every case prefers a channels-first column matrix
     ((3, 1, 16, 15), (6, 1, 5, 5), {}),  # LeNet's C1: forward sample-major, backward batch-last

@@ -667,6 +667,7 @@ def pointwise(geo) -> bool:
 
 
 PW_SAMPLE_MIN_P = 128  # 1x1 stride-1 convs with at least this many positions run per sample (see below)
+PW_PARTS = 8 << 20  # bytes of per-group weight-gradient partial sums (see _pointwise_sample_passes)
 
 
 def sample_pointwise(geo) -> bool:
@@ -716,7 +717,10 @@ def _pointwise_sample_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
             part += _bmm(xp, g3[i], x3[i].T, tmp)
         return part
 
-    step = -(-n // min(n, 8))
+    # up to 8 groups, fewer when their weight-sized partial sums (all kept until summed in group order)
+    # would pass PW_PARTS bytes (ResNet's 1x1 1024-512 in float64: 8 x 4 MiB); from shapes only
+    parts = max(2, PW_PARTS // (F * C * dtype.itemsize)) if want_dw else 8
+    step = -(-n // min(n, 8, parts))
     groups = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     work = 2 * n * P * C * F * (int(want_y) + int(want_dx) + int(want_dw))
     pool = _pool() if work >= SPLIT_MIN_FLOPS else None
