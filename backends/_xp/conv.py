@@ -17,7 +17,8 @@ row when its rows are long enough (row_shift).
 The backward passes are the same GEMMs transposed: dW = col^T @ g_cl and dcol = g_cl @ W^T, and dcol
 goes back to the input by one strided add per kernel tap (a deterministic gather, never an atomic
 scatter). Everything runs in the input dtype (float32 stays float32: the BLAS accumulates in it). The
-batch is processed in chunks so that the column matrices stay below `limit` bytes.
+batch is processed in chunks so that the column matrices stay below about the bytes of the layer's own
+input and output (io_limit: at least CHUNK_MIN, at most `limit`).
 
 Every function takes the array module `xp` (numpy or cupy) as its first argument.
 """
