@@ -4,7 +4,7 @@ and float64, quiet and with a fixed competing load, per layer with each backend'
 LeNet-5's other ops) and LeNet-5 training images/s of both backends, with the machine's load, GEMM rate and
 compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the same run.
 
-    python benchmarks/performance_report.py                 # everything below: 12-20 min on the 2-CPU dev machine
+    python benchmarks/performance_report.py                 # everything below: ~6 min on the 2-CPU dev machine
         [--suite lenet --suite resnet50 ...]                # default: lenet resnet50 vgg alphago text1d
         [--dtype float32 --dtype float64]                   # default: both
         [--repeats 3] [--warmup 1]                          # bench rounds per layer (each quiet, then loaded)
@@ -13,9 +13,9 @@ compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the 
         [--profiles quick full] [--out-dir reports]
         [--reuse-bench reports/performance.json]            # re-render: take every section that file holds
 
-Defaults are sized so that the whole regeneration takes 12 to 20 minutes on this project's 2-CPU machine,
-depending on the other jobs on it (at load ~2: about 2 min suite and reference, 7-8 min bench in both
-dtypes, 1-2 min training): the bench runs ResNet-50's layers at batch 16 (suite default 32) and VGG-16's
+Defaults are sized to keep the whole regeneration short on this project's 2-CPU machine (measured at load
+~2: 353 s; suite timings 42 s, reference 1 s, GEMM kernels 2 s, bench float32 103 s and float64 195 s,
+training 10 s; more when other jobs share the machine): the bench runs ResNet-50's layers at batch 16 (suite default 32) and VGG-16's
 at batch 2 (default 4), 1 warm-up and 3 timed rounds. `--suite tiny --repeats 1 --train-rounds 1
 --profiles quick --reference-rounds 2` makes a smoke run of about a minute.
 

@@ -56,15 +56,30 @@ def blas() -> dict:
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE", ""),
     }
+    libs = blas_libraries()
+    if libs:
+        info.update(library=str(libs[0]["library"] or ""), architecture=str(libs[0]["architecture"] or ""))
+    return info
+
+
+def blas_libraries() -> list | None:
+    """Every BLAS threadpoolctl finds in this process (library, version, kernel architecture, threading layer,
+    threads), or None where threadpoolctl is not installed."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return info
-    for lib in threadpool_info():
-        if lib.get("user_api") == "blas":
-            info.update(library=str(lib.get("internal_api", "")), architecture=str(lib.get("architecture", "")))
-            break
-    return info
+        return None
+    return [
+        {
+            "library": p.get("internal_api"),
+            "version": p.get("version"),
+            "architecture": p.get("architecture"),
+            "threading_layer": p.get("threading_layer"),
+            "threads": p.get("num_threads"),
+        }
+        for p in threadpool_info()
+        if p.get("user_api") == "blas"
+    ]
 
 
 def cpu_model() -> str:

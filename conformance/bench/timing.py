@@ -25,6 +25,8 @@ import tracemalloc
 
 import numpy as np
 
+from ..environment import blas_libraries
+
 GEMM_SIZE = 1024  # square float32 matmul for the machine's GEMM rate: 2*1024^3 = 2.1 GFLOP
 
 
@@ -60,22 +62,8 @@ def blas_kernels() -> dict:
     at load time from the CPU unless OPENBLAS_CORETYPE names one), the OPENBLAS_* environment variables that
     steer it, and torch's CPU capability (the ATen kernel set: 'AVX2', 'AVX512', ...). Plain JSON."""
     out: dict = {"openblas_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")}}
-    try:
-        from threadpoolctl import threadpool_info
-
-        out["blas"] = [
-            {
-                "library": p.get("internal_api"),
-                "version": p.get("version"),
-                "architecture": p.get("architecture"),
-                "threading_layer": p.get("threading_layer"),
-                "threads": p.get("num_threads"),
-            }
-            for p in threadpool_info()
-            if p.get("user_api") == "blas"
-        ]
-    except ImportError:
-        out["blas"] = "threadpoolctl not installed: BLAS kernels unknown"
+    libs = blas_libraries()
+    out["blas"] = libs if libs is not None else "threadpoolctl not installed: BLAS kernels unknown"
     torch = sys.modules.get("torch")
     if torch is not None:
         try:
