@@ -455,6 +455,8 @@ OVERVIEW_HEADER = [
 
 def overview_rows(results: list) -> list:
     """Per suite, dtype and backend: the quiet and loaded geometric means and the memory summary."""
+    from convspec.conformance.report.perf import above_text
+
     rows = []
     names = [s["name"] for s in results[0]["suites"]]
     for name in names:
@@ -474,9 +476,7 @@ def overview_rows(results: list) -> list:
                         "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
                         "-" if e.get("network_gflops_total") is None else f"{e['network_gflops_total']:.1f}",
                         _mib(e.get("max_peak_extra_bytes")),
-                        "-"
-                        if not above
-                        else f"{above['forward']} / {above['backward']} / {above['either']} of {above['of']}",
+                        above_text(above),
                         "-" if not geo else f"{_x(geo.get('forward'))} / {_x(geo.get('backward'))}",
                     ]
                 )
@@ -553,8 +553,11 @@ def bench_section(results: list, reused: str | None) -> list:
         "pages) and the method is checked at the start of each bench on calls of known size ('calibration'). "
         "'peak x' = the backend's figure / "
         "torch-cpu's for the same layer and pass (> 1: more memory); 'layers with peak > torch-cpu's' counts the "
-        "layers where NumPy's forward, backward, or either peak is the larger. Memory torch keeps between calls "
-        "(none that the layer needs: its CPU allocator does not cache) and pages never touched are not in these "
+        "layers where NumPy's forward, backward, or either peak is the larger, and in parentheses how many of "
+        "those are larger by less than 0.1 MiB in every pass (the tables' precision: a call's Python objects and "
+        "a thread's malloc arena touch some tens of KiB after `malloc_trim`, where a C++ call can touch none). "
+        "Memory torch keeps between calls (none that the layer needs: its CPU allocator does not cache) and "
+        "pages never touched are not in these "
         "figures.",
         "",
         "What changed in the NumPy backend (backends/_xp/conv.py): inside a conv call the BLAS runs on one thread "

@@ -209,7 +209,13 @@ def test_memory_ratios_and_layers_above_the_baseline():
     assert layers[0]["results"]["np"]["peak_ratio_to_baseline"] == {"forward": 2.0, "backward": 1.0}
     assert layers[2]["results"]["np"]["peak_ratio_to_baseline"] == {"forward": None, "backward": 0.5}
     summary = bench.summarize({"layers": layers}, baseline="t")
-    assert summary["np"]["peak_above_baseline"] == {"forward": 2, "backward": 0, "either": 2, "of": 3}
+    assert summary["np"]["peak_above_baseline"] == {
+        "forward": 2,
+        "backward": 0,
+        "either": 2,
+        "of": 3,
+        "under_0.1_mib": 0,
+    }
     assert summary["np"]["max_peak_extra_bytes"] == 8 << 20 and "peak_above_baseline" not in summary["t"]
     from convspec.conformance.report import perf
 
@@ -217,6 +223,31 @@ def test_memory_ratios_and_layers_above_the_baseline():
         {"settings": {"baseline": "t"}, "suites": [dict(name="s", layers=layers, summary=summary)]}
     )
     assert row[0][-3:] == ["8.0", "2 / 0 / 2 of 3", f"{(2.0 * 0.5) ** 0.5:.2f} / {(1.0 * 0.5 * 0.5) ** (1 / 3):.2f}"]
+
+
+def test_peak_above_baseline_by_less_than_the_tables_precision():
+    """Layers above the baseline by < 0.1 MiB in every pass that is above are counted apart, and shown."""
+
+    def rec(fwd, bwd):
+        return {"batch": 1, "seconds": {"total": 1.0}, "peak_extra_bytes": {"forward": fwd, "backward": bwd}}
+
+    kib = 1 << 10
+    pairs = [  # (np, t): above by 48 KiB forward only; by 48 KiB and 2 MiB; below; above by 100 KiB backward
+        ((48 * kib, 0), (0, 5 << 20)),
+        ((48 * kib, 3 << 20), (0, 1 << 20)),
+        ((0, 0), (kib, kib)),
+        ((kib, 101 * kib), (kib, kib)),
+    ]
+    layers = [
+        {"name": f"L{i}", "count": 1, "flops_per_sample": {"total": 1}, "results": {"np": rec(*a), "t": rec(*b)}}
+        for i, (a, b) in enumerate(pairs)
+    ]
+    above = bench.summarize({"layers": layers}, baseline="t")["np"]["peak_above_baseline"]
+    assert above == {"forward": 2, "backward": 2, "either": 3, "of": 4, "under_0.1_mib": 2}
+    from convspec.conformance.report import perf
+
+    assert perf.above_text(above) == "2 / 2 / 3 of 4 (2 by < 0.1 MiB)"
+    assert perf.above_text(dict(above, **{"under_0.1_mib": 0})) == "2 / 2 / 3 of 4"
 
 
 def test_per_suite_batches():

@@ -128,10 +128,20 @@ def peak_cells(rec: dict, sep: str = "/") -> list:
     ]
 
 
+def above_text(above: dict | None) -> str:
+    """'fwd / bwd / either of N' layers whose peak is above the baseline's, with how many of `either` are
+    above by less than 0.1 MiB (the tables' precision) when there are any: '... (3 by < 0.1 MiB)'."""
+    if not above:
+        return "-"
+    text = f"{above['forward']} / {above['backward']} / {above['either']} of {above['of']}"
+    small = above.get("under_0.1_mib")
+    return f"{text} ({small} by < 0.1 MiB)" if small else text
+
+
 def _above_cells(entry: dict) -> list:
     above, geo = entry.get("peak_above_baseline"), entry.get("geomean_peak_ratio") or {}
     return [
-        "-" if not above else f"{above['forward']} / {above['backward']} / {above['either']} of {above['of']}",
+        above_text(above),
         "-" if not geo else f"{fmt_num(geo.get('forward'))} / {fmt_num(geo.get('backward'))}",
     ]
 
