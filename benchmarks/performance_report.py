@@ -445,6 +445,7 @@ OVERVIEW_HEADER = [
     "backend",
     "f+b x quiet",
     "f+b x loaded",
+    f"f+b / {BASELINE}'s training step, quiet / loaded (worst layer quiet / loaded)",
     "worst layer quiet (f+b x)",
     "network GF/s",
     "max extra MiB",
@@ -455,7 +456,18 @@ OVERVIEW_HEADER = [
 
 def overview_rows(results: list) -> list:
     """Per suite, dtype and backend: the quiet and loaded geometric means and the memory summary."""
+    from convspec.conformance.bench.records import vs_baseline_backward
     from convspec.conformance.report.perf import above_text
+
+    def step(s, backend):
+        if backend == BASELINE:
+            return "-"
+        q, lo = (vs_baseline_backward(s, backend, BASELINE, loaded=loaded) for loaded in (False, True))
+        if q is None:
+            return "-"
+        if lo is None:
+            return f"{q[0]:.2f} ({q[1]} {q[2]:.2f})"
+        return f"{q[0]:.2f} / {lo[0]:.2f} ({q[1]} {q[2]:.2f} / {lo[1]} {lo[2]:.2f})"
 
     rows = []
     names = [s["name"] for s in results[0]["suites"]]
@@ -473,6 +485,7 @@ def overview_rows(results: list) -> list:
                         backend,
                         _x(e.get("geomean_ratio_total")),
                         _x((e.get("loaded") or {}).get("geomean_ratio_total")),
+                        step(s, backend),
                         "-" if not worst else f"{worst['name']} ({worst['ratio_total']:.2f})",
                         "-" if e.get("network_gflops_total") is None else f"{e['network_gflops_total']:.1f}",
                         _mib(e.get("max_peak_extra_bytes")),
@@ -490,6 +503,7 @@ def overview_rows(results: list) -> list:
                     backend,
                     _x(e.get("geomean_ratio_total")),
                     _x(e.get("loaded_geomean_ratio_total")),
+                    "-",
                     "-",
                     "-",
                     "-",

@@ -176,12 +176,15 @@ def _above_baseline(ok: list, baseline: str) -> dict:
     return {"peak_above_baseline": above, "geomean_peak_ratio": geo}
 
 
-def vs_baseline_backward(suite: dict, backend: str, baseline: str):
+def vs_baseline_backward(suite: dict, backend: str, baseline: str, *, loaded: bool = False):
     """(geometric mean, worst layer name, worst ratio) over the suite's layers of backend's
-    forward+backward time / the baseline's backward time; None where a layer lacks either."""
+    forward+backward time / the baseline's backward time (quiet, or with `loaded` the rounds timed with
+    the competing load on, both backends alike); None where a layer lacks either."""
     ratios = []
     for lr in suite["layers"]:
         a, b = lr["results"].get(backend, {}), lr["results"].get(baseline, {})
+        if loaded:
+            a, b = a.get("loaded") or {}, b.get("loaded") or {}
         try:
             r = a["seconds"]["total"] / b["seconds"]["backward"]
         except (KeyError, TypeError, ZeroDivisionError):

@@ -6,6 +6,7 @@ Each function takes the result of bench.run and returns (header, rows); ``extra_
 from __future__ import annotations
 
 from ..report.perf import peak_cells
+from .records import vs_baseline_backward
 
 
 def _ms(v) -> str:
@@ -67,14 +68,25 @@ LOADED_HEADER = [
     "f+b x loaded",
     "worst layer quiet",
     "worst layer loaded",
+    "f+b / baseline bwd quiet",
+    "f+b / baseline bwd loaded",
     "max stall (max / median, loaded)",
 ]
 
 
+def _step_cell(suite: dict, name: str, baseline: str | None, loaded: bool) -> str:
+    """The backend's forward+backward over the baseline's backward (its training step), geometric mean
+    over the suite's layers with the worst layer, quiet or loaded; '-' for the baseline itself."""
+    ratio = None if name == baseline or baseline is None else vs_baseline_backward(suite, name, baseline, loaded=loaded)
+    return "-" if ratio is None else f"{ratio[0]:.2f} (worst {ratio[1]} {ratio[2]:.2f})"
+
+
 def loaded_summary_rows(result: dict) -> tuple:
-    """Per suite and backend: geometric means quiet and loaded, the worst layers, and the largest ratio of
-    a layer's slowest loaded round to its median (a cliff shows here)."""
+    """Per suite and backend: geometric means quiet and loaded, the worst layers, forward+backward over the
+    baseline's training step (its backward) quiet and loaded, and the largest ratio of a layer's slowest
+    loaded round to its median (a cliff shows here)."""
     rows = []
+    baseline = (result.get("settings") or {}).get("baseline")
     for s in result["suites"]:
         for name, e in s["summary"].items():
             lo = e.get("loaded") or {}
@@ -95,6 +107,8 @@ def loaded_summary_rows(result: dict) -> tuple:
                     _x(lo.get("geomean_ratio_total")),
                     f"{worst['name']} ({worst['ratio_total']:.2f})" if worst else "-",
                     f"{lworst['name']} ({lworst['ratio_total']:.2f})" if lworst else "-",
+                    _step_cell(s, name, baseline, loaded=False),
+                    _step_cell(s, name, baseline, loaded=True),
                     "-" if stall is None else f"{stall[0]:.2f} ({stall[1]})",
                 ]
             )
