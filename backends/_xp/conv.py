@@ -1020,12 +1020,166 @@ def _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
     return y, dx, dw
 
 
+CONV1D_MIN_C = 32  # input channels from which 1-d convs take _conv1d_passes (the GEMMs' inner dimension)
+CONV1D_LANES = 2  # fixed lanes of the weight gradient's batch chunks (see _conv1d_passes)
+CONV1D_CHUNK = 1 << 20  # bytes of one lane's channel-major buffers per batch chunk, at most
+
+
+def conv1d(geo) -> bool:
+    """Whether a 1-d conv runs as per-tap products without a column matrix (_conv1d_passes): one group,
+    stride 1, more than one tap and C_in >= CONV1D_MIN_C. im2col's column matrix is K times the input
+    (the sentence CNN's k5 300-100 layer at batch 50: 19 MiB of float32 for 3.8 MiB of x, built in
+    chunks of about x + y), which put its peak memory above torch's on every text1d layer."""
+    return geo.nd == 1 and geo.groups == 1 and geo.taps > 1 and geo.stride[0] == 1 and geo.c_in >= CONV1D_MIN_C
+
+
+def _conv1d_ranges(geo):
+    """Per tap t: (o0, o1, i0, i1), the outputs o0 <= o < o1 whose window reads the unpadded input at
+    tap t, and the input positions i0 <= i < i1 they read (i = o + t*d - pad_begin): the padding is
+    never materialized."""
+    (L,), (out,), (d,), ((b, _),) = geo.in_sizes, geo.out_sizes, geo.dilation, geo.pads
+    ranges = []
+    for t in range(geo.taps):
+        o0, o1 = max(0, b - t * d), min(out, L + b - t * d)
+        o1 = max(o0, o1)
+        ranges.append((o0, o1, o0 + t * d - b, o1 + t * d - b))
+    return ranges
+
+
+def _batch_groups(n: int, parts: int):
+    step = -(-n // max(min(n, parts), 1))
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def _conv1d_forward(xp, geo, x, w, ranges):
+    """y of a conv1d layer straight from the NCL input, no copy of it: per sample group the stacked taps
+    Z (m, K*C_out, L) = W_stack (K*C_out, C_in) @ x[group] (one batched product whose inner dimension is
+    C_in), then y[:, :, o0:o1] += Z[:, tap t, :, i0:i1] per tap (K shifted adds of y's size). Every
+    product Z computes is used: no waste at the padding or between samples. The samples are cut into up
+    to 8 fixed groups (from the batch size only) that the calling thread and the pool's helper take in
+    turn; each output element is written by one group in tap order, whichever thread runs it."""
+    n, C, F, K = geo.n, geo.c_in, geo.c_out, geo.taps
+    (L,), (out,) = geo.in_sizes, geo.out_sizes
+    Wst = xp.ascontiguousarray(w.transpose(2, 0, 1)).reshape(K * F, C)
+    y = xp.empty((n, F, out), dtype=x.dtype)
+    full = [t for t, (o0, o1, _, _) in enumerate(ranges) if o0 == 0 and o1 == out]
+    first = full[0] if full else None
+
+    def group(lohi):
+        lo, hi = lohi
+        Z = xp.matmul(Wst, x[lo:hi]).reshape(hi - lo, K, F, L)
+        yy = y[lo:hi]
+        if first is None:
+            yy[...] = 0
+        else:
+            yy[...] = Z[:, first, :, ranges[first][2] : ranges[first][3]]
+        for t, (o0, o1, i0, i1) in enumerate(ranges):
+            if t != first and o1 > o0:
+                yy[:, :, o0:o1] += Z[:, t, :, i0:i1]
+
+    work = 2 * n * out * F * C * K
+    _map(_pool() if work >= SPLIT_MIN_FLOPS else None, group, _batch_groups(n, 8))
+    return y
+
+
+def _conv1d_backward(xp, geo, x, w, g, want_dx, want_dw, limit):
+    """dx and dW of a conv1d layer over channel-major copies of batch chunks, G (C_out, m*S) holding g
+    and X (C_in, m*S) holding x, both on the padded length S = L + pads per sample (zeros elsewhere),
+    so that tap t's windows are the column shift t*d: dW_t^T = X[:, t*d + (0 .. Lc)] @ G[:, 0 .. Lc]^T
+    (inner dimension m*S) and dX[:, t*d + (0 .. Lc)] += W_t^T @ G[:, 0 .. Lc], Lc = m*S - (K-1)*d
+    (the windows that straddle two samples read only G's zeros). The chunks (about CONV1D_CHUNK bytes
+    of these buffers, from the shapes) are dealt to CONV1D_LANES fixed lanes, each summing its dW in
+    chunk order, then the lanes in lane order, whichever thread runs them: deterministic."""
+    n, C, F, K = geo.n, geo.c_in, geo.c_out, geo.taps
+    (L,), (out,), (d,), ((pb, pe),) = geo.in_sizes, geo.out_sizes, geo.dilation, geo.pads
+    S = L + pb + pe
+    dtype = g.dtype
+    Wt = xp.ascontiguousarray(w.transpose(2, 1, 0)) if want_dx else None  # (K, C_in, C_out)
+    dx = xp.empty((n, C, L), dtype=dtype) if want_dx else None
+    per_sample = S * dtype.itemsize * (F + (C if want_dw else 0) + (2 * C if want_dx else 0))
+    chunks = _chunks(n, per_sample, min(limit, CONV1D_CHUNK))
+    lanes = [chunks[j::CONV1D_LANES] for j in range(min(CONV1D_LANES, len(chunks)))]
+    span = (K - 1) * d
+
+    def lane(ranges_):
+        bufs = {}
+
+        def buf(name, shape):
+            size = prod(shape)
+            if name not in bufs or bufs[name].size < size:
+                bufs[name] = xp.empty(size, dtype=dtype)
+            return bufs[name][:size].reshape(shape)
+
+        dW = None
+        for lo, hi in ranges_:
+            m = hi - lo
+            if m == 0:
+                continue
+            Lc = m * S - span
+            G = buf("g", (F, m, S))
+            G[:, :, out:] = 0
+            G[:, :, :out] = g[lo:hi].swapaxes(0, 1)
+            G = G.reshape(F, m * S)
+            if want_dw:
+                X = buf("x", (C, m, S))
+                X[:, :, :pb] = 0
+                X[:, :, pb + L :] = 0
+                X[:, :, pb : pb + L] = x[lo:hi].swapaxes(0, 1)
+                X = X.reshape(C, m * S)
+                part = xp.empty((K, C, F), dtype=dtype)
+                for t in range(K):
+                    mm(xp, X[:, t * d : t * d + Lc], G[:, :Lc].T, out=part[t])
+                if dW is None:
+                    dW = part
+                else:  # in place: the sum is the same, in chunk order
+                    dW += part
+            if want_dx:
+                dX = buf("dx", (C, m * S))
+                mm(xp, Wt[0], G[:, :Lc], out=dX[:, :Lc])
+                dX[:, Lc:] = 0
+                tmp = buf("tmp", (C, Lc))
+                for t in range(1, K):
+                    dX[:, t * d : t * d + Lc] += mm(xp, Wt[t], G[:, :Lc], out=tmp)
+                dx[lo:hi] = dX.reshape(C, m, S)[:, :, pb : pb + L].swapaxes(0, 1)
+        return dW
+
+    work = 2 * n * out * F * C * K * (int(want_dx) + int(want_dw))
+    parts = _map(_pool() if work >= SPLIT_MIN_FLOPS else None, lane, lanes)
+    dw = None
+    if want_dw:
+        dW = None
+        for part in parts:
+            if part is None:
+                continue
+            if dW is None:
+                dW = part
+            else:
+                dW += part
+        if dW is None:
+            dW = xp.zeros((K, C, F), dtype=dtype)
+        dw = xp.ascontiguousarray(dW.transpose(2, 1, 0))
+    return dx, dw
+
+
+def _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+    """conv_passes for conv1d layers: the forward from the NCL input itself (_conv1d_forward), the
+    gradients over channel-major chunk copies (_conv1d_backward); no column matrix anywhere."""
+    ranges = _conv1d_ranges(geo)
+    y = _conv1d_forward(xp, geo, x, w, ranges) if want_y else None
+    dx = dw = None
+    if want_dx or want_dw:
+        dx, dw = _conv1d_backward(xp, geo, x, w, g, want_dx, want_dw, limit)
+    return y, dx, dw
+
+
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
     limit = io_limit(geo, (x if x is not None else g).dtype.itemsize, limit)
     shift = getattr(xp, "__name__", "") == "numpy"  # the tap-shift path is tuned for NumPy's BLAS only
     if shift and whole_window(geo):  # (measured on NumPy: LeNet's C5 forward 0.15 -> 0.05 ms)
         return _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw)
+    if shift and conv1d(geo):  # (measured on NumPy: see conv1d)
+        return _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
     if want_dx and dx_as_conv(geo, shift):
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)
         want_dx = False
