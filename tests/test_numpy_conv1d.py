@@ -32,19 +32,21 @@ def _geo(x_shape, w_shape, params):
     )
 
 
-CASES = [  # (x_shape, w_shape, params); every case takes the path
-    ((3, 40, 17), (8, 40, 3), {}),  # 'valid': tap 0 covers every output
-    ((1, 33, 5), (4, 33, 5), {"padding": "full"}),  # batch 1, no tap covers every output
-    ((2, 32, 11), (5, 32, 3), {"dilation": 2, "padding": ((3, 1),)}),  # dilated, asymmetric padding
-    ((4, 64, 20), (16, 64, 4), {"padding": "same"}),  # even kernel: 'same' pads (1, 2)
-    ((2, 32, 2), (3, 32, 3), {"dilation": 5, "padding": ((10, 0),)}),  # taps 0 and 1 read only padding
-    ((5, 50, 30), (7, 50, 5), {"dilation": 3}),
-    ((9, 36, 13), (1, 36, 2), {"padding": 1}),  # one output channel, odd batch and length
+CASES = [  # (x_shape, w_shape, params, takes the path at the default CONV1D_MIN_L)
+    ((3, 40, 37), (8, 40, 3), {}, True),  # 'valid': tap 0 covers every output
+    ((1, 33, 5), (4, 33, 5), {"padding": "full"}, False),  # batch 1, no tap covers every output
+    ((2, 32, 11), (5, 32, 3), {"dilation": 2, "padding": ((3, 1),)}, False),  # dilated, asymmetric padding
+    ((4, 64, 32), (16, 64, 4), {"padding": "same"}, True),  # even kernel: 'same' pads (1, 2)
+    ((2, 32, 2), (3, 32, 3), {"dilation": 5, "padding": ((10, 0),)}, False),  # taps 0, 1 read only padding
+    ((5, 50, 33), (7, 50, 5), {"dilation": 3}, True),
+    ((9, 36, 13), (1, 36, 2), {"padding": 1}, False),  # one output channel, odd batch and length
 ]
 
 
-@pytest.mark.parametrize("x_shape, w_shape, params", CASES)
-def test_conv1d_path_matches_the_reference(monkeypatch, x_shape, w_shape, params):
+@pytest.mark.parametrize("x_shape, w_shape, params, default", CASES)
+def test_conv1d_path_matches_the_reference(monkeypatch, x_shape, w_shape, params, default):
+    assert K.conv1d(_geo(x_shape, w_shape, params)) == default
+    monkeypatch.setattr(K, "CONV1D_MIN_L", 1)  # every case takes the path
     assert K.conv1d(_geo(x_shape, w_shape, params))
     rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
     x, w, b = C.inputs(rng, x_shape, w_shape)
@@ -71,7 +73,7 @@ def test_conv1d_path_matches_the_reference(monkeypatch, x_shape, w_shape, params
 
 def test_weight_gradient_in_several_chunks_and_lanes(monkeypatch):
     """Small chunks (CONV1D_CHUNK) dealt to the lanes, each summing its chunks, then the lanes in order."""
-    x_shape, w_shape, params = (7, 32, 21), (6, 32, 4), {"padding": 2}
+    x_shape, w_shape, params = (7, 32, 41), (6, 32, 4), {"padding": 2}
     rng = np.random.default_rng(7)
     x, w, b = C.inputs(rng, x_shape, w_shape)
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
@@ -89,8 +91,8 @@ def test_conv_transpose_through_the_conv1d_path():
     """conv_transpose runs the input gradient alone, its backward the forward and the weight gradient
     with x = grad_out (C_in = 40 >= CONV1D_MIN_C)."""
     rng = np.random.default_rng(3)
-    y, w, b = rng.standard_normal((2, 24, 15)), rng.standard_normal((24, 40, 3)), rng.standard_normal(40)
-    geo = _geo((2, 40, 17), (24, 40, 3), {"padding": 1})
+    y, w, b = rng.standard_normal((2, 24, 33)), rng.standard_normal((24, 40, 3)), rng.standard_normal(40)
+    geo = _geo((2, 40, 35), (24, 40, 3), {"padding": 1})
     assert K.conv1d(geo)
     want = R.conv_transpose(y, w, b, padding=1)
     B = NumpyBackend()
@@ -108,4 +110,5 @@ def test_conv1d_path_selection():
     assert not K.conv1d(_geo((2, 32, 40), (32, 32, 3), {"stride": 2}))
     assert not K.conv1d(_geo((2, 32, 40), (32, 16, 3), {"groups": 2}))
     assert not K.conv1d(_geo((2, 32, 40), (32, 32, 1), {}))  # 1x1: the pointwise paths
+    assert not K.conv1d(_geo((64, 64, 8), (64, 64, 3), {"padding": 1}))  # short: thin per-sample products
     assert not K.conv1d(_geo((2, 32, 20, 20), (32, 32, 3, 3), {"padding": 1}))  # 2-d

@@ -1021,16 +1021,28 @@ def _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
 
 
 CONV1D_MIN_C = 32  # input channels from which 1-d convs take _conv1d_passes (the GEMMs' inner dimension)
-CONV1D_LANES = 2  # fixed lanes of the weight gradient's batch chunks (see _conv1d_passes)
+CONV1D_MIN_L = 32  # ... and input length (the forward's per-sample GEMMs have L columns)
+CONV1D_LANES = 2  # fixed lanes of the weight gradient's batch chunks (see _conv1d_backward)
 CONV1D_CHUNK = 1 << 20  # bytes of one lane's channel-major buffers per batch chunk, at most
 
 
 def conv1d(geo) -> bool:
     """Whether a 1-d conv runs as per-tap products without a column matrix (_conv1d_passes): one group,
-    stride 1, more than one tap and C_in >= CONV1D_MIN_C. im2col's column matrix is K times the input
-    (the sentence CNN's k5 300-100 layer at batch 50: 19 MiB of float32 for 3.8 MiB of x, built in
-    chunks of about x + y), which put its peak memory above torch's on every text1d layer."""
-    return geo.nd == 1 and geo.groups == 1 and geo.taps > 1 and geo.stride[0] == 1 and geo.c_in >= CONV1D_MIN_C
+    stride 1, more than one tap, C_in >= CONV1D_MIN_C and L >= CONV1D_MIN_L. im2col's column matrix is K
+    times the input (the sentence CNN's k5 300-100 layer at batch 50: 19 MiB of float32 for 3.8 MiB of x,
+    built in chunks of about x + y), which put its peak memory above torch's on every text1d layer
+    (float32, MiB fwd/bwd, k3: 7.2/14.9 against torch's 4.3/6.3; this path 1.4/3.4). It is faster too
+    (old/new in interleaved rounds, float32 at load 1.6-2: k3 forward 12.3 -> 5.1 ms, backward 15.3 ->
+    11.6 ms; 64 channels x 1000: 2.5 -> 1.2 and 4.9 -> 2.4 ms), except on short inputs, where the
+    forward's per-sample products are thin (64 channels x 8 at batch 64: 0.16 -> 0.26 ms)."""
+    return (
+        geo.nd == 1
+        and geo.groups == 1
+        and geo.taps > 1
+        and geo.stride[0] == 1
+        and geo.c_in >= CONV1D_MIN_C
+        and geo.in_sizes[0] >= CONV1D_MIN_L
+    )
 
 
 def _conv1d_ranges(geo):
