@@ -343,6 +343,16 @@ def col2im_cf(xp, dcol, geo, taps, m):
     return dx
 
 
+# Bytes of a forward-only chunk's buffers in _cf_passes and _cm_passes (column matrix, padded input copy and
+# y's buffers), at most, at least one sample: small enough to stay in the cache between the column copy and
+# the GEMM that reads it. The batch's chunk of about the layer's input + output (4 MiB and more) made the
+# forward's peak memory above torch's on LeNet's C1 and C3 (float32 5.1 and 2.1 MiB against 3.1 and 0.5)
+# and slower: old/new in interleaved rounds, float32 at load 2, C1 0.98 -> 0.51 ms, C3 0.48 -> 0.44 ms;
+# float64 C1 1.09 -> 0.86, C3 0.98 -> 0.87 ms. With _cm_passes writing y directly (no y buffer), ResNet's
+# 7x7/2 stem and VGG's first layer run a sample per chunk: peak 85.6 -> 7.6 and 36.0 -> 5.8 MiB (float32,
+# torch 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer,
+# torch 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
+CF_FWD_CHUNK = 512 << 10
 ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
 
 
@@ -421,6 +431,10 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = dtype.itemsize * (col_per_sample * int(want_y or want_dw) + P * K * C * int(want_dx))
+    if not (want_dx or want_dw):  # forward only: chunks of CF_FWD_CHUNK, counting x_t and y's buffers too
+        padded_size = prod(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+        per_sample = dtype.itemsize * (col_per_sample + C * padded_size + F * P * (2 if rows else 1))
+        limit = min(limit, CF_FWD_CHUNK)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
@@ -509,9 +523,11 @@ def im2col_cm(xp, X, geo):
 
 
 def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
-    """_cf_passes with sample-major columns (see channel_major): x, g, y and dx move between NCHW and
+    """_cf_passes with sample-major columns (see channel_major): x, g and dx move between NCHW and
     channel-major (C, m, *spatial) order, which swaps the two outer axes only; col2im is one strided add
-    per tap into the channel-major padded input gradient (deterministic, as col2im)."""
+    per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
+    in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
+    calls of mm, whose blocks go to the pool, when a sample's product is that large)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
@@ -525,6 +541,9 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
+    if not (want_dx or want_dw):  # forward only: chunks of CF_FWD_CHUNK, counting X too
+        per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
+        limit = min(limit, CF_FWD_CHUNK)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
@@ -534,9 +553,13 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             X = scratch(xp, "x", (C, m) + psizes, dtype, zero=has_pad)
             X[inner] = x[lo:hi].swapaxes(0, 1)
             col = im2col_cm(xp, X, geo)
-        if want_y:
-            yt = mm(xp, W, col, out=scratch(xp, "y", (F, m * P), dtype))
-            y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
+        if want_y:  # sample i's columns give y[i] (C_out, P) in NCHW order: no y buffer, no transpose
+            y3 = y[lo:hi].reshape(m, F, P)
+            if 2 * F * C * K * P >= SPLIT_MIN_FLOPS:  # per sample: mm's blocks over the pool
+                for i in range(m):
+                    mm(xp, W, col[:, i * P : (i + 1) * P], out=y3[i])
+            else:
+                xp.matmul(W, col.reshape(C * K, m, P).swapaxes(0, 1), out=y3)
         if want_dx or want_dw:
             gt = scratch(xp, "g", (F, m) + geo.out_sizes, dtype)
             gt[...] = g[lo:hi].swapaxes(0, 1)
