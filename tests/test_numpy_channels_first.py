@@ -1,7 +1,8 @@
-"""The NumPy conv's channels-first paths (backends/_xp/conv.py: _cm_passes, _cf_passes) in forward-only
-calls: batch chunks of CF_FWD_CHUNK bytes, and _cm_passes writing y in place (one stacked product, or per
-sample through mm's blocks when a sample's product is large). Against the reference in float64,
-bit-for-bit repeatable in float32 and within rounding of one chunk."""
+"""The NumPy conv's channels-first paths (backends/_xp/conv.py: _cm_passes, _cf_passes): forward-only
+calls in batch chunks of CM_FWD_CHUNK / CF_FWD_CHUNK bytes, _cm_passes writing y in place (one stacked
+product, or per sample through mm's blocks when a sample's product is large), and _cf_passes' per-kernel-row
+backward in chunks of CF_ROWS_BWD_CHUNK. Against the reference in float64, bit-for-bit repeatable in
+float32 and within rounding of one chunk."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def test_forward_in_chunks_matches_the_reference(monkeypatch, x_shape, w_shape, 
     assert chunks[-1] == [(0, x_shape[0])]  # these layers fit one chunk of CF_FWD_CHUNK
     limit = 1
     while True:  # the smallest power of 2 that takes 2 or more float32 samples per chunk
+        monkeypatch.setattr(K, "CM_FWD_CHUNK", limit)
         monkeypatch.setattr(K, "CF_FWD_CHUNK", limit)
         B.conv(x32, w32, b32, **params)
         if chunks[-1][0][1] >= 2:
@@ -89,13 +91,40 @@ def test_forward_in_chunks_matches_the_reference(monkeypatch, x_shape, w_shape, 
 
 
 def test_forward_chunks_cover_the_batch(monkeypatch):
-    """One sample per chunk when a sample's buffers pass CF_FWD_CHUNK; the backward keeps its chunks."""
+    """One sample per chunk when a sample's buffers pass CM_FWD_CHUNK; the backward keeps its chunks."""
     x_shape, w_shape = (4, 1, 16, 15), (6, 1, 5, 5)
     rng = np.random.default_rng(4)
     x, w, b = C.inputs(rng, x_shape, w_shape)
     g = rng.standard_normal(R.conv(x, w, b).shape)
-    monkeypatch.setattr(K, "CF_FWD_CHUNK", 1)
+    monkeypatch.setattr(K, "CM_FWD_CHUNK", 1)
     chunks = _spy_chunks(monkeypatch)
     C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-11, atol_backward=1e-10)
     assert chunks[0] == [(i, i + 1) for i in range(4)]  # the forward
     assert chunks[1] == [(0, 4)]  # the backward (one call: input and weight gradients)
+
+
+# per sample, float64: x_t and dx_t 6*14*14, R and dR 30*14*10, g^T 16*10*10, dR's GEMM buffer 30*10*10
+PER_SAMPLE = 8 * (2 * 6 * 14 * 14 + 2 * 30 * 14 * 10 + 16 * 10 * 10 + 30 * 10 * 10)
+
+
+@pytest.mark.parametrize(
+    "limit, chunks", [(1, [(i, i + 1) for i in range(5)]), (2 * PER_SAMPLE, [(0, 2), (2, 4), (4, 5)])]
+)
+def test_kernel_row_backward_in_chunks(monkeypatch, limit, chunks):
+    """_cf_passes' backward with row_shift in chunks of CF_ROWS_BWD_CHUNK (LeNet's C3 shape, 5 samples)."""
+    x_shape, w_shape = (5, 6, 14, 14), (16, 6, 5, 5)
+    geo = _geo(x_shape, w_shape, {})
+    assert K.prefer_channels_first(geo) and K.row_shift(geo) and not K.channel_major(geo, want_dx=True)
+    rng = np.random.default_rng(6)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b).shape)
+    whole = C.float32_runs(x, w, b, g, {})
+    monkeypatch.setattr(K, "CF_ROWS_BWD_CHUNK", limit)
+    seen = _spy_chunks(monkeypatch)
+    C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-11, atol_backward=1e-10)
+    assert seen[1] == chunks  # the backward call
+    one, again = C.float32_runs(x, w, b, g, {}), C.float32_runs(x, w, b, g, {})
+    for a, a2, h in zip(one, again, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)

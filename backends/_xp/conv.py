@@ -343,16 +343,22 @@ def col2im_cf(xp, dcol, geo, taps, m):
     return dx
 
 
-# Bytes of a forward-only chunk's buffers in _cf_passes and _cm_passes (column matrix, padded input copy and
-# y's buffers), at most, at least one sample: small enough to stay in the cache between the column copy and
-# the GEMM that reads it. The batch's chunk of about the layer's input + output (4 MiB and more) made the
-# forward's peak memory above torch's on LeNet's C1 and C3 (float32 5.1 and 2.1 MiB against 3.1 and 0.5)
-# and slower: old/new in interleaved rounds, float32 at load 2, C1 0.98 -> 0.51 ms, C3 0.48 -> 0.44 ms;
-# float64 C1 1.09 -> 0.86, C3 0.98 -> 0.87 ms. With _cm_passes writing y directly (no y buffer), ResNet's
-# 7x7/2 stem and VGG's first layer run a sample per chunk: peak 85.6 -> 7.6 and 36.0 -> 5.8 MiB (float32,
-# torch 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer,
-# torch 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
-CF_FWD_CHUNK = 512 << 10
+# Bytes of a chunk's buffers (column matrix, padded input copy, y's or the gradients' buffers), at most,
+# at least one sample: forward-only calls of _cm_passes (CM_FWD_CHUNK) and _cf_passes (CF_FWD_CHUNK), and
+# backward calls of _cf_passes with row_shift (CF_ROWS_BWD_CHUNK). The batch's chunk of about the layer's
+# input + output (4 MiB and more) put the peak memory above torch's on LeNet's C1 forward and C3 forward and
+# backward (float32 5.1, 2.1 and 3.3 MiB against 3.1, 0.5 and 1.6). Smaller chunks were also faster, their
+# buffers staying in the cache between the column copy and the GEMM that reads it (interleaved rounds,
+# float32, load 2-4: C3's forward 0.48 -> 0.39 ms at 448 KiB, 0.40 at 512, 0.42 at 384; its backward
+# 1.16 -> 1.02 ms at 1 MiB, 1.22 at 512 KiB; float64 1.88 -> 1.88 ms). C1's sample-major forward, which
+# writes y in place (no y buffer, no transpose: 0.98 -> 0.51 ms at 512 KiB), ran fastest in large chunks
+# (0.44, 0.41, 0.37, 0.36 ms at 0.5, 1, 2, 4 MiB): 2 MiB keeps it below torch's 3.1 MiB. ResNet's 7x7/2 stem
+# and VGG's first layer run a sample per chunk: forward peak 85.6 -> 7.6 and 36.0 -> 5.8 MiB (float32, torch
+# 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer, torch
+# 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
+CM_FWD_CHUNK = 2 << 20
+CF_FWD_CHUNK = 448 << 10
+CF_ROWS_BWD_CHUNK = 1 << 20
 ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
 
 
@@ -435,6 +441,10 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         padded_size = prod(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
         per_sample = dtype.itemsize * (col_per_sample + C * padded_size + F * P * (2 if rows else 1))
         limit = min(limit, CF_FWD_CHUNK)
+    elif rows and dx_rows:  # chunks of CF_ROWS_BWD_CHUNK: x_t, R, g^T, dR, its GEMM's buffer and dx_t
+        padded_size = prod(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+        per_sample = dtype.itemsize * (2 * C * padded_size + 2 * col_per_sample + F * P + C * kw * P)
+        limit = min(limit, CF_ROWS_BWD_CHUNK)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
@@ -541,9 +551,9 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
-    if not (want_dx or want_dw):  # forward only: chunks of CF_FWD_CHUNK, counting X too
+    if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too
         per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
-        limit = min(limit, CF_FWD_CHUNK)
+        limit = min(limit, CM_FWD_CHUNK)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
