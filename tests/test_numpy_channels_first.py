@@ -128,3 +128,29 @@ def test_kernel_row_backward_in_chunks(monkeypatch, limit, chunks):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(_bits(a), _bits(a2))
         np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, params",
+    [
+        ((3, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}),  # ResNet's stem
+        ((2, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}),  # VGG's first layer
+    ],
+)
+def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape, params):
+    """Products above SPLIT_MIN_FLOPS per sample: the backward runs a sample per chunk, with g[i] as g^T."""
+    geo = _geo(x_shape, w_shape, params)
+    assert K.prefer_channels_first(geo) and K.channel_major(geo, want_dx=True)
+    rng = np.random.default_rng(8)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    whole = C.float32_runs(x, w, b, g, params)
+    monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 1)
+    seen = _spy_chunks(monkeypatch)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    assert seen[1] == [(i, i + 1) for i in range(x_shape[0])]  # the backward call
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    for a, a2, h in zip(one, again, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
