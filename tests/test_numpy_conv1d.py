@@ -112,3 +112,14 @@ def test_conv1d_path_selection():
     assert not K.conv1d(_geo((2, 32, 40), (32, 32, 1), {}))  # 1x1: the pointwise paths
     assert not K.conv1d(_geo((64, 64, 8), (64, 64, 3), {"padding": 1}))  # short: thin per-sample products
     assert not K.conv1d(_geo((2, 32, 20, 20), (32, 32, 3, 3), {"padding": 1}))  # 2-d
+
+
+def test_empty_batch():
+    x, w = np.zeros((0, 40, 50)), np.ones((8, 40, 3))
+    assert K.conv1d(_geo(x.shape, w.shape, {}))
+    B = NumpyBackend()
+    assert B.conv(x, w).shape == (0, 8, 48)
+    dx, dw, db = B.conv_backward(np.zeros((0, 8, 48)), x, w, np.zeros(8))
+    assert dx.shape == (0, 40, 50)
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.zeros(8))

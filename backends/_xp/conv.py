@@ -1101,15 +1101,17 @@ def _conv1d_ranges(geo):
 
 
 def _batch_groups(n: int, parts: int):
-    step = -(-n // max(min(n, parts), 1))
+    """Up to `parts` consecutive sample ranges of about equal size (from n alone); none for an empty batch."""
+    step = max(1, -(-n // max(min(n, parts), 1)))
     return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
 def _conv1d_forward(xp, geo, x, w, ranges):
     """y of a conv1d layer straight from the NCL input, no copy of it: per sample group the stacked taps
     Z (m, K*C_out, L) = W_stack (K*C_out, C_in) @ x[group] (one batched product whose inner dimension is
-    C_in), then y[:, :, o0:o1] += Z[:, tap t, :, i0:i1] per tap (K shifted adds of y's size). Every
-    product Z computes is used: no waste at the padding or between samples. The samples are cut into up
+    C_in), then y[:, :, o0:o1] += Z[:, tap t, :, i0:i1] per tap (K shifted adds of y's size). Z's
+    columns that no window reads at a tap are its only waste (at most (K-1)*d of L per tap, none at the
+    padding, none between samples). The samples are cut into up
     to 8 fixed groups (from the batch size only) that the calling thread and the pool's helper take in
     turn; each output element is written by one group in tap order, whichever thread runs it."""
     n, C, F, K = geo.n, geo.c_in, geo.c_out, geo.taps
