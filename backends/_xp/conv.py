@@ -343,6 +343,22 @@ def col2im_cf(xp, dcol, geo, taps, m):
     return dx
 
 
+# Bytes of a chunk's buffers (column matrix, padded input copy, y's or the gradients' buffers), at most,
+# at least one sample: forward-only calls of _cm_passes (CM_FWD_CHUNK) and _cf_passes (CF_FWD_CHUNK), and
+# backward calls of _cf_passes with row_shift (CF_ROWS_BWD_CHUNK). The batch's chunk of about the layer's
+# input + output (4 MiB and more) put the peak memory above torch's on LeNet's C1 forward and C3 forward and
+# backward (float32 5.1, 2.1 and 3.3 MiB against 3.1, 0.5 and 1.6). Smaller chunks were also faster, their
+# buffers staying in the cache between the column copy and the GEMM that reads it (interleaved rounds,
+# float32, load 2-4: C3's forward 0.48 -> 0.39 ms at 448 KiB, 0.40 at 512, 0.42 at 384; its backward
+# 1.16 -> 1.02 ms at 1 MiB, 1.22 at 512 KiB; float64 1.88 -> 1.88 ms). C1's sample-major forward, which
+# writes y in place (no y buffer, no transpose: 0.98 -> 0.51 ms at 512 KiB), ran fastest in large chunks
+# (0.44, 0.41, 0.37, 0.36 ms at 0.5, 1, 2, 4 MiB): 2 MiB keeps it below torch's 3.1 MiB. ResNet's 7x7/2 stem
+# and VGG's first layer run a sample per chunk: forward peak 85.6 -> 7.6 and 36.0 -> 5.8 MiB (float32, torch
+# 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer, torch
+# 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
+CM_FWD_CHUNK = 2 << 20
+CF_FWD_CHUNK = 448 << 10
+CF_ROWS_BWD_CHUNK = 1 << 20
 ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
 
 
@@ -421,6 +437,14 @@ def _cf_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = dtype.itemsize * (col_per_sample * int(want_y or want_dw) + P * K * C * int(want_dx))
+    if not (want_dx or want_dw):  # forward only: chunks of CF_FWD_CHUNK, counting x_t and y's buffers too
+        padded_size = prod(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+        per_sample = dtype.itemsize * (col_per_sample + C * padded_size + F * P * (2 if rows else 1))
+        limit = min(limit, CF_FWD_CHUNK)
+    elif rows and dx_rows:  # chunks of CF_ROWS_BWD_CHUNK: x_t, R, g^T, dR, its GEMM's buffer and dx_t
+        padded_size = prod(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+        per_sample = dtype.itemsize * (2 * C * padded_size + 2 * col_per_sample + F * P + C * kw * P)
+        limit = min(limit, CF_ROWS_BWD_CHUNK)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
@@ -509,9 +533,11 @@ def im2col_cm(xp, X, geo):
 
 
 def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
-    """_cf_passes with sample-major columns (see channel_major): x, g, y and dx move between NCHW and
+    """_cf_passes with sample-major columns (see channel_major): x, g and dx move between NCHW and
     channel-major (C, m, *spatial) order, which swaps the two outer axes only; col2im is one strided add
-    per tap into the channel-major padded input gradient (deterministic, as col2im)."""
+    per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
+    in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
+    calls of mm, whose blocks go to the pool, when a sample's product is that large)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
@@ -525,6 +551,16 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
+    if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too
+        per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
+        limit = min(limit, CM_FWD_CHUNK)
+    elif 2 * F * C * K * P >= SPLIT_MIN_FLOPS:
+        # a sample per chunk when its products are large enough for mm's blocks: g[lo] is g^T for the chunk
+        # (no copy of g, the size of y) and the column matrices are a sample's. VGG's first layer, float64
+        # backward peak 95.2 -> 23.2 MiB (torch 79.9), ResNet's 7x7/2 stem 73.6 -> 15.5 MiB (float32); the
+        # backward as fast or faster (old/new interleaved, load 3.3: VGG's 13.4 -> 12.6 ms float32, 22.7 ->
+        # 19.8 ms float64; the stem's 99.9 -> 93.8 and 336 -> 336 ms)
+        limit = 1
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
@@ -534,10 +570,16 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             X = scratch(xp, "x", (C, m) + psizes, dtype, zero=has_pad)
             X[inner] = x[lo:hi].swapaxes(0, 1)
             col = im2col_cm(xp, X, geo)
-        if want_y:
-            yt = mm(xp, W, col, out=scratch(xp, "y", (F, m * P), dtype))
-            y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
-        if want_dx or want_dw:
+        if want_y:  # sample i's columns give y[i] (C_out, P) in NCHW order: no y buffer, no transpose
+            y3 = y[lo:hi].reshape(m, F, P)
+            if 2 * F * C * K * P >= SPLIT_MIN_FLOPS:  # per sample: mm's blocks over the pool
+                for i in range(m):
+                    mm(xp, W, col[:, i * P : (i + 1) * P], out=y3[i])
+            else:
+                xp.matmul(W, col.reshape(C * K, m, P).swapaxes(0, 1), out=y3)
+        if (want_dx or want_dw) and m == 1:  # one sample: g[lo] is already (C_out, P)
+            gt = g[lo].reshape(F, P)
+        elif want_dx or want_dw:
             gt = scratch(xp, "g", (F, m) + geo.out_sizes, dtype)
             gt[...] = g[lo:hi].swapaxes(0, 1)
             gt = gt.reshape(F, m * P)
@@ -1020,12 +1062,180 @@ def _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
     return y, dx, dw
 
 
+CONV1D_MIN_C = 32  # input channels from which 1-d convs take _conv1d_passes (the GEMMs' inner dimension)
+CONV1D_MIN_L = 32  # ... and input length (the forward's per-sample GEMMs have L columns)
+CONV1D_LANES = 2  # fixed lanes of the weight gradient's batch chunks (see _conv1d_backward)
+CONV1D_CHUNK = 1 << 20  # bytes of one lane's channel-major buffers per batch chunk, at most
+
+
+def conv1d(geo) -> bool:
+    """Whether a 1-d conv runs as per-tap products without a column matrix (_conv1d_passes): one group,
+    stride 1, more than one tap, C_in >= CONV1D_MIN_C and L >= CONV1D_MIN_L. im2col's column matrix is K
+    times the input (the sentence CNN's k5 300-100 layer at batch 50: 19 MiB of float32 for 3.8 MiB of x,
+    built in chunks of about x + y), which put its peak memory above torch's on every text1d layer
+    (float32, MiB fwd/bwd, k3: 7.2/14.9 against torch's 4.3/6.3; this path 1.4/3.4). It is faster too
+    (old/new in interleaved rounds, float32 at load 1.6-2: k3 forward 12.3 -> 5.1 ms, backward 15.3 ->
+    11.6 ms; 64 channels x 1000: 2.5 -> 1.2 and 4.9 -> 2.4 ms), except on short inputs, where the
+    forward's per-sample products are thin (64 channels x 8 at batch 64: 0.16 -> 0.26 ms)."""
+    return (
+        geo.nd == 1
+        and geo.groups == 1
+        and geo.taps > 1
+        and geo.stride[0] == 1
+        and geo.c_in >= CONV1D_MIN_C
+        and geo.in_sizes[0] >= CONV1D_MIN_L
+    )
+
+
+def _conv1d_ranges(geo):
+    """Per tap t: (o0, o1, i0, i1), the outputs o0 <= o < o1 whose window reads the unpadded input at
+    tap t, and the input positions i0 <= i < i1 they read (i = o + t*d - pad_begin): the padding is
+    never materialized."""
+    (L,), (out,), (d,), ((b, _),) = geo.in_sizes, geo.out_sizes, geo.dilation, geo.pads
+    ranges = []
+    for t in range(geo.taps):
+        o0, o1 = max(0, b - t * d), min(out, L + b - t * d)
+        o1 = max(o0, o1)
+        ranges.append((o0, o1, o0 + t * d - b, o1 + t * d - b))
+    return ranges
+
+
+def _batch_groups(n: int, parts: int):
+    """Up to `parts` consecutive sample ranges of about equal size (from n alone); none for an empty batch."""
+    step = max(1, -(-n // max(min(n, parts), 1)))
+    return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def _conv1d_forward(xp, geo, x, w, ranges):
+    """y of a conv1d layer straight from the NCL input, no copy of it: per sample group the stacked taps
+    Z (m, K*C_out, L) = W_stack (K*C_out, C_in) @ x[group] (one batched product whose inner dimension is
+    C_in), then y[:, :, o0:o1] += Z[:, tap t, :, i0:i1] per tap (K shifted adds of y's size). Z's
+    columns that no window reads at a tap are its only waste (at most (K-1)*d of L per tap, none at the
+    padding, none between samples). The samples are cut into up
+    to 8 fixed groups (from the batch size only) that the calling thread and the pool's helper take in
+    turn; each output element is written by one group in tap order, whichever thread runs it."""
+    n, C, F, K = geo.n, geo.c_in, geo.c_out, geo.taps
+    (L,), (out,) = geo.in_sizes, geo.out_sizes
+    Wst = xp.ascontiguousarray(w.transpose(2, 0, 1)).reshape(K * F, C)
+    y = xp.empty((n, F, out), dtype=x.dtype)
+    full = [t for t, (o0, o1, _, _) in enumerate(ranges) if o0 == 0 and o1 == out]
+    first = full[0] if full else None
+
+    def group(lohi):
+        lo, hi = lohi
+        Z = xp.matmul(Wst, x[lo:hi]).reshape(hi - lo, K, F, L)
+        yy = y[lo:hi]
+        if first is None:
+            yy[...] = 0
+        else:
+            yy[...] = Z[:, first, :, ranges[first][2] : ranges[first][3]]
+        for t, (o0, o1, i0, i1) in enumerate(ranges):
+            if t != first and o1 > o0:
+                yy[:, :, o0:o1] += Z[:, t, :, i0:i1]
+
+    work = 2 * n * out * F * C * K
+    _map(_pool() if work >= SPLIT_MIN_FLOPS else None, group, _batch_groups(n, 8))
+    return y
+
+
+def _conv1d_backward(xp, geo, x, w, g, want_dx, want_dw, limit):
+    """dx and dW of a conv1d layer over channel-major copies of batch chunks, G (C_out, m*S) holding g
+    and X (C_in, m*S) holding x, both on the padded length S = L + pads per sample (zeros elsewhere),
+    so that tap t's windows are the column shift t*d: dW_t^T = X[:, t*d + (0 .. Lc)] @ G[:, 0 .. Lc]^T
+    (inner dimension m*S) and dX[:, t*d + (0 .. Lc)] += W_t^T @ G[:, 0 .. Lc], Lc = m*S - (K-1)*d
+    (the windows that straddle two samples read only G's zeros). The chunks (about CONV1D_CHUNK bytes
+    of these buffers, from the shapes) are dealt to CONV1D_LANES fixed lanes, each summing its dW in
+    chunk order, then the lanes in lane order, whichever thread runs them: deterministic."""
+    n, C, F, K = geo.n, geo.c_in, geo.c_out, geo.taps
+    (L,), (out,), (d,), ((pb, pe),) = geo.in_sizes, geo.out_sizes, geo.dilation, geo.pads
+    S = L + pb + pe
+    dtype = g.dtype
+    Wt = xp.ascontiguousarray(w.transpose(2, 1, 0)) if want_dx else None  # (K, C_in, C_out)
+    dx = xp.empty((n, C, L), dtype=dtype) if want_dx else None
+    per_sample = S * dtype.itemsize * (F + (C if want_dw else 0) + (2 * C if want_dx else 0))
+    chunks = _chunks(n, per_sample, min(limit, CONV1D_CHUNK))
+    lanes = [chunks[j::CONV1D_LANES] for j in range(min(CONV1D_LANES, len(chunks)))]
+    span = (K - 1) * d
+
+    def lane(ranges_):
+        bufs = {}
+
+        def buf(name, shape):
+            size = prod(shape)
+            if name not in bufs or bufs[name].size < size:
+                bufs[name] = xp.empty(size, dtype=dtype)
+            return bufs[name][:size].reshape(shape)
+
+        dW = None
+        for lo, hi in ranges_:
+            m = hi - lo
+            if m == 0:
+                continue
+            Lc = m * S - span
+            G = buf("g", (F, m, S))
+            G[:, :, out:] = 0
+            G[:, :, :out] = g[lo:hi].swapaxes(0, 1)
+            G = G.reshape(F, m * S)
+            if want_dw:
+                X = buf("x", (C, m, S))
+                X[:, :, :pb] = 0
+                X[:, :, pb + L :] = 0
+                X[:, :, pb : pb + L] = x[lo:hi].swapaxes(0, 1)
+                X = X.reshape(C, m * S)
+                part = xp.empty((K, C, F), dtype=dtype)
+                for t in range(K):
+                    mm(xp, X[:, t * d : t * d + Lc], G[:, :Lc].T, out=part[t])
+                if dW is None:
+                    dW = part
+                else:  # in place: the sum is the same, in chunk order
+                    dW += part
+            if want_dx:
+                dX = buf("dx", (C, m * S))
+                mm(xp, Wt[0], G[:, :Lc], out=dX[:, :Lc])
+                dX[:, Lc:] = 0
+                tmp = buf("tmp", (C, Lc))
+                for t in range(1, K):
+                    dX[:, t * d : t * d + Lc] += mm(xp, Wt[t], G[:, :Lc], out=tmp)
+                dx[lo:hi] = dX.reshape(C, m, S)[:, :, pb : pb + L].swapaxes(0, 1)
+        return dW
+
+    work = 2 * n * out * F * C * K * (int(want_dx) + int(want_dw))
+    parts = _map(_pool() if work >= SPLIT_MIN_FLOPS else None, lane, lanes)
+    dw = None
+    if want_dw:
+        dW = None
+        for part in parts:
+            if part is None:
+                continue
+            if dW is None:
+                dW = part
+            else:
+                dW += part
+        if dW is None:
+            dW = xp.zeros((K, C, F), dtype=dtype)
+        dw = xp.ascontiguousarray(dW.transpose(2, 1, 0))
+    return dx, dw
+
+
+def _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+    """conv_passes for conv1d layers: the forward from the NCL input itself (_conv1d_forward), the
+    gradients over channel-major chunk copies (_conv1d_backward); no column matrix anywhere."""
+    ranges = _conv1d_ranges(geo)
+    y = _conv1d_forward(xp, geo, x, w, ranges) if want_y else None
+    dx = dw = None
+    if want_dx or want_dw:
+        dx, dw = _conv1d_backward(xp, geo, x, w, g, want_dx, want_dw, limit)
+    return y, dx, dw
+
+
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
     limit = io_limit(geo, (x if x is not None else g).dtype.itemsize, limit)
     shift = getattr(xp, "__name__", "") == "numpy"  # the tap-shift path is tuned for NumPy's BLAS only
     if shift and whole_window(geo):  # (measured on NumPy: LeNet's C5 forward 0.15 -> 0.05 ms)
         return _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw)
+    if shift and conv1d(geo):  # (measured on NumPy: see conv1d)
+        return _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
     if want_dx and dx_as_conv(geo, shift):
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)
         want_dx = False

@@ -1,0 +1,156 @@
+"""The NumPy conv's channels-first paths (backends/_xp/conv.py: _cm_passes, _cf_passes): forward-only
+calls in batch chunks of CM_FWD_CHUNK / CF_FWD_CHUNK bytes, _cm_passes writing y in place (one stacked
+product, or per sample through mm's blocks when a sample's product is large), and _cf_passes' per-kernel-row
+backward in chunks of CF_ROWS_BWD_CHUNK. Against the reference in float64, bit-for-bit repeatable in
+float32 and within rounding of one chunk."""
+
+from __future__ import annotations
+
+import conv_checks as C
+import numpy as np
+import pytest
+from convspec.backends._xp import conv as K
+from convspec.backends._xp.geometry import Conv
+from convspec.backends.numpy_backend import NumpyBackend
+
+from convspec import reference as R
+
+B = NumpyBackend()
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+
+
+def _geo(x_shape, w_shape, params):
+    return Conv(
+        x_shape,
+        w_shape,
+        (w_shape[0],),
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=1,
+    )
+
+
+def _spy_chunks(monkeypatch):
+    """The chunk lists of the conv calls that follow, in order."""
+    seen, real = [], K._chunks
+
+    def spy(n, per_sample, limit):
+        seen.append(real(n, per_sample, limit))
+        return seen[-1]
+
+    monkeypatch.setattr(K, "_chunks", spy)
+    return seen
+
+
+CASES = [  # (x_shape, w_shape, params, sample-major forward)
+    ((7, 1, 16, 15), (6, 1, 5, 5), {}, True),  # LeNet's C1
+    ((5, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}, True),  # ResNet's stem
+    ((5, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}, True),  # VGG's first layer
+    ((9, 6, 14, 14), (16, 6, 5, 5), {}, False),  # LeNet's C3: batch-last, per kernel row
+    ((6, 2, 13, 11), (5, 2, 3, 2), {"stride": (2, 3), "dilation": (2, 1), "padding": ((1, 0), (2, 1))}, True),
+    ((5, 3, 40), (9, 3, 5), {"stride": 3, "padding": 2}, True),  # 1-d
+    ((4, 4, 9, 9), (3, 4, 3, 3), {"padding": 1}, False),  # batch-last, the full column matrix
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params, sample_major", CASES)
+def test_forward_in_chunks_matches_the_reference(monkeypatch, x_shape, w_shape, params, sample_major):
+    geo = _geo(x_shape, w_shape, params)
+    assert K.prefer_channels_first(geo) and K.channel_major(geo, want_dx=False) == sample_major
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    want = R.conv(x, w, b, **params)
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
+    chunks = _spy_chunks(monkeypatch)
+    whole = B.conv(x32, w32, b32, **params)
+    assert chunks[-1] == [(0, x_shape[0])]  # these layers fit one chunk of CF_FWD_CHUNK
+    limit = 1
+    while True:  # the smallest power of 2 that takes 2 or more float32 samples per chunk
+        monkeypatch.setattr(K, "CM_FWD_CHUNK", limit)
+        monkeypatch.setattr(K, "CF_FWD_CHUNK", limit)
+        B.conv(x32, w32, b32, **params)
+        if chunks[-1][0][1] >= 2:
+            break
+        limit *= 2
+    assert 2 <= len(chunks[-1]) < x_shape[0]
+    np.testing.assert_allclose(B.conv(x, w, b, **params), want, rtol=1e-12, atol=1e-11)
+    one, again = B.conv(x32, w32, b32, **params), B.conv(x32, w32, b32, **params)
+    monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 0)  # sample-major: per-sample products through mm's blocks
+    monkeypatch.setattr(K, "TOGGLE_MIN_FLOPS", 0)
+    np.testing.assert_allclose(B.conv(x, w, b, **params), want, rtol=1e-12, atol=1e-11)
+    split = B.conv(x32, w32, b32, **params)
+    assert one.dtype == np.float32
+    np.testing.assert_array_equal(_bits(one), _bits(again))
+    np.testing.assert_allclose(whole, one, rtol=2e-5, atol=2e-4)
+    np.testing.assert_allclose(split, one, rtol=2e-5, atol=2e-4)
+
+
+def test_forward_chunks_cover_the_batch(monkeypatch):
+    """One sample per chunk when a sample's buffers pass CM_FWD_CHUNK; the backward keeps its chunks."""
+    x_shape, w_shape = (4, 1, 16, 15), (6, 1, 5, 5)
+    rng = np.random.default_rng(4)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b).shape)
+    monkeypatch.setattr(K, "CM_FWD_CHUNK", 1)
+    chunks = _spy_chunks(monkeypatch)
+    C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-11, atol_backward=1e-10)
+    assert chunks[0] == [(i, i + 1) for i in range(4)]  # the forward
+    assert chunks[1] == [(0, 4)]  # the backward (one call: input and weight gradients)
+
+
+# per sample, float64: x_t and dx_t 6*14*14, R and dR 30*14*10, g^T 16*10*10, dR's GEMM buffer 30*10*10
+PER_SAMPLE = 8 * (2 * 6 * 14 * 14 + 2 * 30 * 14 * 10 + 16 * 10 * 10 + 30 * 10 * 10)
+
+
+@pytest.mark.parametrize(
+    "limit, chunks", [(1, [(i, i + 1) for i in range(5)]), (2 * PER_SAMPLE, [(0, 2), (2, 4), (4, 5)])]
+)
+def test_kernel_row_backward_in_chunks(monkeypatch, limit, chunks):
+    """_cf_passes' backward with row_shift in chunks of CF_ROWS_BWD_CHUNK (LeNet's C3 shape, 5 samples)."""
+    x_shape, w_shape = (5, 6, 14, 14), (16, 6, 5, 5)
+    geo = _geo(x_shape, w_shape, {})
+    assert K.prefer_channels_first(geo) and K.row_shift(geo) and not K.channel_major(geo, want_dx=True)
+    rng = np.random.default_rng(6)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b).shape)
+    whole = C.float32_runs(x, w, b, g, {})
+    monkeypatch.setattr(K, "CF_ROWS_BWD_CHUNK", limit)
+    seen = _spy_chunks(monkeypatch)
+    C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-11, atol_backward=1e-10)
+    assert seen[1] == chunks  # the backward call
+    one, again = C.float32_runs(x, w, b, g, {}), C.float32_runs(x, w, b, g, {})
+    for a, a2, h in zip(one, again, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, params",
+    [
+        ((3, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}),  # ResNet's stem
+        ((2, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}),  # VGG's first layer
+    ],
+)
+def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape, params):
+    """Products above SPLIT_MIN_FLOPS per sample: the backward runs a sample per chunk, with g[i] as g^T."""
+    geo = _geo(x_shape, w_shape, params)
+    assert K.prefer_channels_first(geo) and K.channel_major(geo, want_dx=True)
+    rng = np.random.default_rng(8)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    whole = C.float32_runs(x, w, b, g, params)
+    monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 1)
+    seen = _spy_chunks(monkeypatch)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    assert seen[1] == [(i, i + 1) for i in range(x_shape[0])]  # the backward call
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    for a, a2, h in zip(one, again, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
