@@ -188,3 +188,37 @@ def test_explicit_values_of_a_sequence_input_one_list_per_array():
         with pytest.raises(CaseError) as err:
             Case.from_json(json.dumps(bad))
         assert where in str(err.value) and rule in str(err.value), str(err.value)
+
+
+_DRAW = """
+import hashlib, json, sys
+if len(sys.argv) > 1:  # a local module full of literals, imported before planning
+    sys.path.insert(0, sys.argv[1])
+    import many_constants  # noqa: F401
+from convspec.conformance.sources import properties
+ids = [c.id for op in ("conv", "softmax", "local_response_norm") for c in properties.draw_cases(op, 40, 7)]
+print(hashlib.sha256(json.dumps(ids).encode()).hexdigest())
+"""
+
+
+def test_property_draws_do_not_depend_on_what_the_process_imported(tmp_path):
+    """Hypothesis mixes the literals of the 'local' modules a process has imported into its draws; a plan
+    must not change with them (nor with an editable or regular install): the same seed, the same cases."""
+    import subprocess
+
+    values = [1, 2, 3, 4, 5, 7, 0.5, 1.5, 2.5, 1e-3, 1e-5, 0.0625, 0.75, 3.25, 1e30, -1e30, 6.5e-5, 127, 255, 4097]
+    (tmp_path / "many_constants.py").write_text("\n".join(f"C{i} = {v!r}" for i, v in enumerate(values)) + "\n")
+    plain, imported = (
+        subprocess.run([sys.executable, "-c", _DRAW, *args], capture_output=True, text=True, check=True).stdout
+        for args in ((), (str(tmp_path),))
+    )
+    assert plain == imported
+
+
+def test_property_draws_leave_other_hypothesis_users_their_local_constants():
+    """Planning empties hypothesis' pool of local constants only while it draws."""
+    from hypothesis.internal.conjecture import providers
+
+    before = providers._get_local_constants
+    properties.draw_cases("relu", 2, 0)
+    assert providers._get_local_constants is before

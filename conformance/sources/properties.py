@@ -3,6 +3,9 @@ run seed; failing configurations are minimised by shrink()."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 from hypothesis import HealthCheck, given, seed, settings
 
 from .. import registry
@@ -17,9 +20,43 @@ def _settings(n, derandomize=False):
     )
 
 
+_LOCK = threading.RLock()  # re-entrant: a shrink predicate may plan cases itself
+
+
+@contextlib.contextmanager
+def _process_independent():
+    """Hypothesis' draws without its pool of "local constants": since 6.1xx it mixes into generated
+    values (5% of draws) the literals of every module it deems local (outside site-packages and the
+    standard library) that is imported at the time, so the same seed drew different cases depending on
+    which modules a process had loaded (planning the quick profile before the full one changed 33 of the
+    full profile's cases) and on how convspec is installed (an editable install is local, a regular one
+    is not). The pool is emptied while our cases are drawn, and the cache of constants built from it is
+    cleared before and after, so other hypothesis users in the process see theirs again. Hypothesis
+    versions without the pool are left alone."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover  (a hypothesis without this module: nothing to do)
+        yield
+        return
+    get, cache, empty = (getattr(providers, n, None) for n in ("_get_local_constants", "CONSTANTS_CACHE", "Constants"))
+    if get is None or cache is None or empty is None:
+        yield
+        return
+    none = empty()
+    with _LOCK:
+        cache.cache.clear()
+        providers._get_local_constants = lambda: none
+        try:
+            yield
+        finally:
+            providers._get_local_constants = get
+            cache.cache.clear()
+
+
 def draw_cases(op: str, n: int, run_seed: int, derandomize: bool = False) -> list:
     """n configurations for op, deterministic for a given run seed (derandomize: hypothesis' own
-    derandomized search, the same whatever the seed)."""
+    derandomized search, the same whatever the seed), whatever else the process has imported or drawn
+    (_process_independent)."""
     out = []
 
     def collect(case):
@@ -27,7 +64,8 @@ def draw_cases(op: str, n: int, run_seed: int, derandomize: bool = False) -> lis
 
     test = given(strategy(op))(collect)
     test = _settings(n, derandomize)(test)
-    (test if derandomize else seed(run_seed)(test))()
+    with _process_independent():
+        (test if derandomize else seed(run_seed)(test))()
     seen, unique = set(), []
     for c in out:
         key = c.to_json()
@@ -46,7 +84,8 @@ def shrink(op: str, fails, run_seed: int, max_examples: int = 200):
     from hypothesis.errors import HypothesisException
 
     try:
-        return find(strategy(op), fails, settings=_settings(max_examples), random=random.Random(run_seed))
+        with _process_independent():
+            return find(strategy(op), fails, settings=_settings(max_examples), random=random.Random(run_seed))
     except HypothesisException:  # NoSuchExample, or Flaky when a time budget cut the search short
         return None
 
