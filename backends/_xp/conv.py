@@ -132,9 +132,9 @@ def weight_from_matrix(xp, dW, geo):
     return xp.ascontiguousarray(dW.reshape(G, K, Cg, Fg).transpose(0, 3, 2, 1)).reshape((geo.c_out, Cg) + geo.kernel)
 
 
-def im2col(xp, x_cl, geo, taps):
+def im2col(xp, x_cl, geo, taps, slot="col"):
     """(M, G, K*Cg) column matrix of a channels-last padded chunk, written by one copy of a strided
-    window view into the "col" scratch array (a view of x_cl itself when K == 1 allows)."""
+    window view into the `slot` scratch array (a view of x_cl itself when K == 1 allows)."""
     m = x_cl.shape[0]
     G, K, C = geo.groups, geo.taps, geo.c_in
     Cg = C // G
@@ -155,7 +155,7 @@ def im2col(xp, x_cl, geo, taps):
         + (item,)
     )
     win = xp.lib.stride_tricks.as_strided(x_cl, shape=shape, strides=strides)
-    col = scratch(xp, "col", shape, x_cl.dtype)
+    col = scratch(xp, slot, shape, x_cl.dtype)
     col[...] = win
     return col.reshape(M, G, K * Cg)
 
@@ -614,8 +614,8 @@ def _shift_items(n, out0, halo, row_cols, per_col, budget):
         return [(lo, hi, 0, out0) for lo, hi in _chunks(n, per_sample, budget) if hi > lo]
     rows = max(1, budget // (row_cols * per_col) - halo)
     bands = -(-out0 // rows)
-    step = -(-out0 // bands)
-    return [(i, i + 1, r0, min(r0 + step, out0)) for i in range(n) for r0 in range(0, out0, step)]
+    cut = [out0 * k // bands for k in range(bands + 1)]  # heights differ by one row at most
+    return [(i, i + 1, cut[k], cut[k + 1]) for i in range(n) for k in range(bands)]
 
 
 def _shift_input(xp, X, x, geo, lo, hi, r0):
@@ -1126,7 +1126,8 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         if m == 0:
             continue
         x_cl = _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=False)
-        col = im2col(xp, x_cl, geo, taps).reshape(m * P, K * C)
+        # in the "dcol" scratch array, which the input gradient's dcol (the same size per sample) has left
+        col = im2col(xp, x_cl, geo, taps, "dcol").reshape(m * P, K * C)
         g_cl = scratch(xp, "g", (m, P, F), dtype)
         g_cl[...] = g[lo:hi].reshape(m, F, P).transpose(0, 2, 1)
         g_cl = g_cl.reshape(m * P, F)
