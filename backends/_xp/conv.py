@@ -732,7 +732,9 @@ def pointwise(geo) -> bool:
 
 
 PW_SAMPLE_MIN_P = 128  # 1x1 stride-1 convs with at least this many positions run per sample (see below)
-PW_PARTS = 8 << 20  # bytes of per-group weight-gradient partial sums (see _pointwise_sample_passes)
+PW_PARTS = 4 << 20  # bytes of per-group weight-gradient partial sums (see _pointwise_sample_passes)
+PW_TMP_BLOCKS = 4  # output-channel blocks of each per-sample weight-gradient product (see there) ...
+PW_TMP_MIN = 1 << 20  # ... for weights of at least this many bytes
 
 
 def sample_pointwise(geo) -> bool:
@@ -777,9 +779,16 @@ def _pointwise_sample_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
         if not want_dw:
             return None
         part = _bmm(xp, g3[lo], x3[lo].T, xp.empty((F, C), dtype=dtype))
-        tmp = xp.empty((F, C), dtype=dtype) if hi - lo > 1 else None
+        # weights of PW_TMP_MIN bytes or more: the later samples' products in PW_TMP_BLOCKS blocks of output
+        # channels, a quarter of a weight as the temporary instead of a whole one (ResNet's s4 1x1 1024-256
+        # backward in float64: 10.0 -> 7.9 MiB of peak with PW_PARTS 8 -> 4 MiB, torch-cpu's 7.7); smaller
+        # weights in one product per sample (blocks cost 10-18% of the backward on ResNet's s2/s3 1x1 layers)
+        step = F if F * C * dtype.itemsize < PW_TMP_MIN else -(-F // PW_TMP_BLOCKS)
+        tmp = xp.empty((min(step, F), C), dtype=dtype) if hi - lo > 1 else None
         for i in range(lo + 1, hi):
-            part += _bmm(xp, g3[i], x3[i].T, tmp)
+            for f0 in range(0, F, step):
+                f1 = min(f0 + step, F)
+                part[f0:f1] += _bmm(xp, g3[i, f0:f1], x3[i].T, tmp[: f1 - f0])
         return part
 
     # up to 8 groups, fewer when their weight-sized partial sums (all kept until summed in group order)
@@ -819,6 +828,10 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         dx = (xp.empty if covered else xp.zeros)((n, C) + geo.in_sizes, dtype=dtype)
     dW = None
     per_sample = (C + F) * P * dtype.itemsize
+    if not (want_dx or want_dw):
+        # a forward keeps no weight-sized sums: chunks of COL_BUDGET bytes of x_t and y_t. io_limit (up to
+        # 64 MiB) let ResNet's 1x1/2 downsamples hold 60 MiB in float64, torch-cpu's peak 24.5 (s3, 256-512)
+        limit = min(limit, COL_BUDGET)
     for lo, hi in _chunks(n, per_sample, limit):
         m = hi - lo
         if m == 0:
