@@ -143,3 +143,38 @@ def test_shift_items_cover_every_output_row_once():
             size = (hi - lo) * (r1 - r0 + halo) * row_cols * per_col
             assert size <= budget or (hi - lo == 1 and r1 - r0 == 1)
     assert K._shift_items(0, 5, 2, 7, 10, 1 << 20) == []
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_pointwise_weight_gradient_in_blocks_matches_the_reference(monkeypatch, n):
+    """Per-sample 1x1 convs whose weight reaches PW_TMP_MIN add each later sample's weight-gradient
+    product in PW_TMP_BLOCKS blocks of output channels (F = 10: blocks of 3, 3, 3 and 1)."""
+    monkeypatch.setattr(K, "PW_TMP_MIN", 1)
+    x_shape, w_shape = (n, 7, 12, 11), (10, 7, 1, 1)
+    assert K.pointwise(_geo(x_shape, w_shape, {})) and K.sample_pointwise(_geo(x_shape, w_shape, {}))
+    rng = np.random.default_rng(n)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal((n, 10, 12, 11))
+    C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-12, atol_backward=1e-11)
+    one, again = C.float32_runs(x, w, b, g, {}), C.float32_runs(x, w, b, g, {})
+    monkeypatch.setattr(K, "PW_TMP_MIN", 1 << 62)
+    whole = C.float32_runs(x, w, b, g, {})
+    for a, a2, c in zip(one, again, whole):
+        np.testing.assert_array_equal(a, a2)
+        np.testing.assert_allclose(c, a, rtol=2e-5, atol=2e-4)
+
+
+def test_strided_pointwise_forward_chunks_within_the_column_budget():
+    """A 1x1/2 downsample's forward: channel-major copies of the strided input and of the output, x_t and
+    y_t, for as many samples as fit COL_BUDGET (io_limit alone would take the whole batch here)."""
+    rng = np.random.default_rng(2)
+    n, c, f, s = 16, 128, 256, 32
+    x, w, b = C.inputs(rng, (n, c, s, s), (f, c, 1, 1))
+    geo = _geo(x.shape, w.shape, {"stride": 2})
+    assert K.pointwise(geo) and not K.sample_pointwise(geo)
+    per_sample = (c + f) * (s // 2) ** 2 * 8
+    m = K.COL_BUDGET // per_sample
+    assert 1 <= m < n and K.io_limit(geo, 8, K.DEFAULT_LIMIT) >= n * per_sample
+    y, peak = _peak(lambda: NumpyBackend().conv(x, w, b, stride=2))
+    assert peak - y.nbytes <= m * per_sample + SMALL
+    np.testing.assert_allclose(y, R.conv(x, w, b, stride=2), rtol=1e-12, atol=1e-11)

@@ -826,13 +826,17 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     if want_dx:  # zeros where no output reads the input: strides, or conv_transpose's output_padding
         covered = not strided and tuple(geo.out_sizes) == tuple(geo.in_sizes)
         dx = (xp.empty if covered else xp.zeros)((n, C) + geo.in_sizes, dtype=dtype)
-    dW = None
+    # the weight gradient goes straight into the returned array: the first chunk's product written there,
+    # the later ones' added in PW_TMP_BLOCKS blocks of output channels (a quarter-weight temporary, where
+    # a per-chunk partial sum and a running sum were two weights)
+    dW = xp.empty((F, C), dtype=dtype) if want_dw else None
+    step = -(-F // PW_TMP_BLOCKS)
+    first = True
     per_sample = (C + F) * P * dtype.itemsize
-    if not (want_dx or want_dw):
-        # a forward keeps no weight-sized sums: chunks of COL_BUDGET bytes of x_t and y_t. io_limit (up to
-        # 64 MiB) let ResNet's 1x1/2 downsamples hold 60 MiB in float64, torch-cpu's peak 24.5 (s3, 256-512)
-        limit = min(limit, COL_BUDGET)
-    for lo, hi in _chunks(n, per_sample, limit):
+    # chunks of COL_BUDGET bytes of x_t and y_t (or g_t): io_limit (up to 64 MiB) let ResNet's 1x1/2
+    # downsamples hold 60 MiB in float64 in their forward, torch-cpu's peak 24.5 (s3, 256-512), and its
+    # s5 1x1 2048-512 13.8 MiB in its float32 backward (9.2; 7.8 now)
+    for lo, hi in _chunks(n, per_sample, min(limit, COL_BUDGET)):
         m = hi - lo
         if m == 0:
             continue
@@ -849,17 +853,22 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             yt = mm(xp, W, xt, out=scratch(xp, "y", (F, m * P), dtype))
             y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
         if want_dw:
-            part = mm(xp, gt, xt.T)
-            if dW is None:
-                dW = part
-            else:  # in place: no third weight-sized array (the sum is the same, in chunk order)
-                dW += part
+            if first:
+                mm(xp, gt, xt.T, out=dW)
+            else:  # the chunks' sums in chunk order (deterministic)
+                tmp = scratch(xp, "w", (min(step, F), C), dtype)
+                for f0 in range(0, F, step):
+                    f1 = min(f0 + step, F)
+                    dW[f0:f1] += mm(xp, gt[f0:f1], xt.T, out=tmp[: f1 - f0])
+        first = False
         if want_dx:
             dt = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C, m * P), dtype))
             dx[lo:hi][sel] = dt.reshape((C, m) + geo.out_sizes).swapaxes(0, 1)
     dw = None
     if want_dw:
-        dw = (xp.zeros((F, C), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
+        if first:  # an empty batch
+            dW.fill(0)
+        dw = dW.reshape((F, C) + geo.kernel)
     return y, dx, dw
 
 
