@@ -178,3 +178,22 @@ def test_strided_pointwise_forward_chunks_within_the_column_budget():
     y, peak = _peak(lambda: NumpyBackend().conv(x, w, b, stride=2))
     assert peak - y.nbytes <= m * per_sample + SMALL
     np.testing.assert_allclose(y, R.conv(x, w, b, stride=2), rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("params", [{}, {"stride": 2}])
+def test_channel_major_pointwise_chunks_match_the_reference(params):
+    """The channel-major 1x1 path (7x7 grid: below PW_SAMPLE_MIN_P) in one chunk and in one chunk per
+    sample: the first chunk's weight gradient written into the returned array, the later ones added in
+    blocks of output channels (F = 9: blocks of 3)."""
+    rng = np.random.default_rng(5)
+    x, w, b = C.inputs(rng, (3, 6, 7, 7), (9, 6, 1, 1))
+    geo = _geo(x.shape, w.shape, params)
+    assert K.pointwise(geo) and not K.sample_pointwise(geo)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    small = C.chunked_backend()
+    for got, want in zip(small.conv_backward(g, x, w, b, **params), R.conv_backward(g, x, w, b, **params)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-11)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-12, atol_backward=1e-11)
+    one, again = C.float32_runs(x, w, b, g, params, small), C.float32_runs(x, w, b, g, params, small)
+    for a, a2 in zip(one, again):
+        np.testing.assert_array_equal(a, a2)
