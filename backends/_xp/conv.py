@@ -18,7 +18,9 @@ The backward passes are the same GEMMs transposed: dW = col^T @ g_cl and dcol = 
 goes back to the input by one strided add per kernel tap (a deterministic gather, never an atomic
 scatter). Everything runs in the input dtype (float32 stays float32: the BLAS accumulates in it). The
 batch is processed in chunks so that the column matrices stay below about the bytes of the layer's own
-input and output (io_limit: at least CHUNK_MIN, at most `limit`).
+input and output (io_limit: at least CHUNK_MIN, at most `limit`), and below COL_BUDGET (im2col, 1x1) or
+SHIFT_BUDGET (tap shifts, in bands of image rows) bytes: issue #15 asks for a peak extra memory at most
+torch-cpu's on every layer.
 
 Every function takes the array module `xp` (numpy or cupy) as its first argument.
 """
