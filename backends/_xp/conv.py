@@ -659,15 +659,16 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
     64-64 @224 held a whole sample, 62 MiB in float32 against torch's 49 (7.4 MiB now). The weight is
     never copied whole: per outer tap its (C_out, k_last*C_in) block is copied into a scratch array before
     each item's GEMMs (0.8 ms for all taps of a 512-512 weight, against ~10 ms of GEMM per item), and each
-    item's weight gradient, G @ R_i^T per outer tap (as fast as R_i @ G^T in A/B rounds), is added
-    straight into the returned array's layout: a 512-512 3x3 weight is 9 MiB in float32, and the full
-    transposed copy, the per-chunk partial sum and the final transposed copy were three of them. Those
-    adds cost a pass over the weight per item, so weight-gradient items take at least SHIFT_DW_COLS grid
-    positions (VGG's 512-512 @28, float32: its weight gradient took 116 ms with 4 MiB items and R_i @ G^T
-    added transposed, 26 ms with G @ R_i^T and these items, 29-30 ms before, in A/B rounds).
-    Bands cost speed where they cut the GEMMs short: 512-512 @28's forward ran
-    ~20% slower in its two bands per sample than in one item per sample (the price of its forward peak
-    staying below torch's 12.1 MiB); VGG's 64-64 @224 ran ~10% faster in bands (cache reuse)."""
+    item's weight gradient (per outer tap, G @ R_i^T for weights of SHIFT_WIDE_DW bytes or more, else
+    R_i @ G^T) is added straight into the returned array's layout: a 512-512 3x3 weight is 9 MiB in
+    float32, and the full transposed copy, the per-chunk partial sum and the final transposed copy were
+    three of them. Those adds cost a pass over the weight per item, so weight-gradient items are sized by
+    the chunk limit (io_limit: about the layer's x and y) and take at least SHIFT_DW_COLS grid positions
+    (VGG's 512-512 @28, float32: its weight gradient took 116 ms with 4 MiB items and R_i @ G^T added
+    transposed, 26 ms with G @ R_i^T and these items, 29-30 ms before, in A/B rounds). Bands cost speed
+    where they cut the GEMMs short: 512-512 @28's forward ran ~20% slower in its two bands per sample than
+    in one item per sample (the price of its forward peak staying below torch's 12.1 MiB); VGG's 64-64
+    @224 ran ~10% faster in bands (cache reuse)."""
     n, C, F = geo.n, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     item = dtype.itemsize
