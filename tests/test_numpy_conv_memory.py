@@ -198,3 +198,21 @@ def test_channel_major_pointwise_chunks_match_the_reference(params):
     one, again = C.float32_runs(x, w, b, g, params, small), C.float32_runs(x, w, b, g, params, small)
     for a, a2 in zip(one, again):
         np.testing.assert_array_equal(a, a2)
+
+
+def test_small_grid_pointwise_forward_runs_per_sample(monkeypatch):
+    """A stride-1 1x1 forward below PW_SAMPLE_MIN_P positions runs per sample on the NCHW arrays (no
+    channel-major copies); its backward keeps the channel-major path."""
+    taken = []
+    real = K._pointwise_sample_passes
+    monkeypatch.setattr(K, "_pointwise_sample_passes", lambda *a: taken.append(a[5:8]) or real(*a))
+    rng = np.random.default_rng(6)
+    x, w, b = C.inputs(rng, (3, 40, 7, 7), (24, 40, 1, 1))
+    assert not K.sample_pointwise(_geo(x.shape, w.shape, {}))
+    B = NumpyBackend()
+    np.testing.assert_allclose(B.conv(x, w, b), R.conv(x, w, b), rtol=1e-12, atol=1e-11)
+    assert taken == [(True, False, False)]
+    B.conv_backward(rng.standard_normal((3, 24, 7, 7)), x, w, b)
+    assert taken == [(True, False, False)]
+    y32 = [B.conv(*(a.astype(np.float32) for a in (x, w, b))) for _ in range(2)]
+    np.testing.assert_array_equal(y32[0], y32[1])

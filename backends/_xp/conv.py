@@ -834,9 +834,14 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     at the strided positions, g_t (C_out, m*P) holds g; y_t = W @ x_t, dx_t = W^T @ g_t, dW = g_t @ x_t^T.
     The copies to and from channel-major order move inner runs of P elements (cheap), and one large
     GEMM per product keeps a threaded BLAS efficient where per-sample GEMMs would not be."""
+    strided = any(s != 1 for s in geo.stride)
+    if want_y and not (want_dx or want_dw) and not strided and getattr(xp, "__name__", "") == "numpy":
+        # a stride-1 forward on a small grid per sample too, straight on the NCHW arrays: no copies (peak
+        # ~0 against 3.9 MiB for ResNet's s5 1x1 2048-512 and 512-2048 at 7x7, batch 16, float64; torch-cpu
+        # 0.0-0.3), as fast within +-10% in both dtypes (A/B rounds at load 1)
+        return _pointwise_sample_passes(xp, geo, x, w, None, True, False, False)
     n, C, F, P = geo.n, geo.c_in, geo.c_out, prod(geo.out_sizes)
     dtype = (x if x is not None else g).dtype
-    strided = any(s != 1 for s in geo.stride)
     sel = (slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(geo.out_sizes, geo.stride))
     W = w.reshape(F, C) if w is not None else None
     y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
