@@ -79,3 +79,36 @@ def test_path_selection():
     assert not K.shifted(_geo((2, 32, 20, 20), (32, 16, 3, 3), {"padding": 1, "groups": 2}))
     assert not K.shifted(_geo((2, 32, 40), (32, 32, 3), {"padding": 1}))  # 1-d: im2col already
     assert not K.shifted(_geo((2, 32, 7, 7), (32, 32, 3, 3), {"padding": 1}))  # 81 grid positions for 49 outputs
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, params",
+    [
+        ((2, 32, 17, 13), (16, 32, 3, 3), {"padding": 1}),
+        ((1, 33, 15, 9), (20, 33, 5, 3), {"padding": ((3, 1), (1, 1))}),  # uneven padding rows in the bands
+        ((2, 32, 16, 12), (17, 32, 3, 3), {"dilation": 2, "padding": 2}),  # a halo of 4 rows
+        ((1, 32, 9, 6, 5), (16, 32, 3, 3, 2), {"padding": 1}),  # 3-d: bands of planes
+    ],
+)
+def test_row_bands_match_the_reference(monkeypatch, x_shape, w_shape, params):
+    """A SHIFT_BUDGET below one sample's work arrays: the forward and weight gradient run in bands of a
+    few output rows (asserted), each reading its rows plus the kernel's halo of the padded input."""
+    monkeypatch.setattr(K, "SHIFT_MAX_WASTE", 100.0)
+    monkeypatch.setattr(K, "SHIFT_DW_COLS", 1)
+    geo = _geo(x_shape, w_shape, params)
+    assert K.shifted(geo)
+    psizes = [v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads)]
+    row_cols = int(np.prod(psizes[1:]))
+    per_col = (geo.kernel[-1] * geo.c_in + 2 * geo.c_out) * 8
+    halo = (geo.kernel[0] - 1) * geo.dilation[0]
+    monkeypatch.setattr(K, "SHIFT_BUDGET", (3 + halo) * row_cols * per_col)  # bands of 3 rows
+    items = K._shift_items(geo.n, geo.out_sizes[0], halo, row_cols, per_col, K.SHIFT_BUDGET)
+    assert {r1 - r0 for _, _, r0, r1 in items} <= {2, 3} and len(items) > geo.n
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    B = NumpyBackend()
+    one, again = C.float32_runs(x, w, b, g, params, B), C.float32_runs(x, w, b, g, params, B)
+    for a, a2 in zip(one, again):
+        np.testing.assert_array_equal(a, a2)

@@ -18,7 +18,9 @@ The backward passes are the same GEMMs transposed: dW = col^T @ g_cl and dcol = 
 goes back to the input by one strided add per kernel tap (a deterministic gather, never an atomic
 scatter). Everything runs in the input dtype (float32 stays float32: the BLAS accumulates in it). The
 batch is processed in chunks so that the column matrices stay below about the bytes of the layer's own
-input and output (io_limit: at least CHUNK_MIN, at most `limit`).
+input and output (io_limit: at least CHUNK_MIN, at most `limit`), and below COL_BUDGET (im2col, 1x1) or
+SHIFT_BUDGET (tap shifts, in bands of image rows) bytes: issue #15 asks for a peak extra memory at most
+torch-cpu's on every layer.
 
 Every function takes the array module `xp` (numpy or cupy) as its first argument.
 """
@@ -35,6 +37,8 @@ from .arrays import crop, padded, tap_slices
 
 DEFAULT_LIMIT = 64 << 20  # bytes of column matrix (col + dcol) per batch chunk, at most
 CHUNK_MIN = 4 << 20  # ... and at least this much, else about the bytes of the layer's input + output (io_limit)
+COL_BUDGET = 4 << 20  # bytes of column matrix per batch chunk in the general im2col loop, at most (see below)
+HEAVY_WEIGHT = 4 << 20  # weights of at least this many bytes avoid weight-sized copies (see weight_heavy)
 SCRATCH_CACHE = 64 << 20  # NumPy scratch buffers up to this size are kept for the next call
 
 
@@ -130,9 +134,9 @@ def weight_from_matrix(xp, dW, geo):
     return xp.ascontiguousarray(dW.reshape(G, K, Cg, Fg).transpose(0, 3, 2, 1)).reshape((geo.c_out, Cg) + geo.kernel)
 
 
-def im2col(xp, x_cl, geo, taps):
+def im2col(xp, x_cl, geo, taps, slot="col"):
     """(M, G, K*Cg) column matrix of a channels-last padded chunk, written by one copy of a strided
-    window view into the "col" scratch array (a view of x_cl itself when K == 1 allows)."""
+    window view into the `slot` scratch array (a view of x_cl itself when K == 1 allows)."""
     m = x_cl.shape[0]
     G, K, C = geo.groups, geo.taps, geo.c_in
     Cg = C // G
@@ -153,7 +157,7 @@ def im2col(xp, x_cl, geo, taps):
         + (item,)
     )
     win = xp.lib.stride_tricks.as_strided(x_cl, shape=shape, strides=strides)
-    col = scratch(xp, "col", shape, x_cl.dtype)
+    col = scratch(xp, slot, shape, x_cl.dtype)
     col[...] = win
     return col.reshape(M, G, K * Cg)
 
@@ -249,8 +253,17 @@ def input_grad_as_conv(xp, geo, w, g, limit=DEFAULT_LIMIT):
     if any(b or e for b, e in crops):
         g = g[(slice(None), slice(None)) + tuple(slice(b, n - e) for (b, e), n in zip(crops, g.shape[2:]))]
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * geo.nd
-    # w2[g*Cg + c, f, j'] = w[g*Fg + f, c, k-1-j']
-    w2 = w.reshape((G, Fg, Cg) + geo.kernel).swapaxes(1, 2).reshape((G * Cg, Fg) + geo.kernel)[flip]
+    # w2[g*Cg + c, f, j'] = w[g*Fg + f, c, k-1-j']; for one group a view of w (no weight-sized copy: the
+    # paths below copy what they need of it, the tap-shift path one outer tap at a time)
+    if G == 1:
+        w2 = w.swapaxes(0, 1)[flip]
+        io = geo.n * (geo.c_in * prod(geo.in_sizes) + geo.c_out * prod(geo.out_sizes))
+        if w.size <= io:  # one contiguous copy, where it is no larger than the layer's x and y: the tap-shift
+            # path copies the view one tap at a time for every work item, each copy a transpose of the
+            # channel axes (VGG's 256-512 @28 input gradient: 25.5 ms with the view, 13.8 ms before)
+            w2 = xp.ascontiguousarray(w2)
+    else:
+        w2 = w.reshape((G, Fg, Cg) + geo.kernel).swapaxes(1, 2).reshape((G * Cg, Fg) + geo.kernel)[flip]
     geo2 = _SimpleGeometry(
         n=geo.n,
         c_in=geo.c_out,
@@ -636,9 +649,43 @@ def _shift_layout(geo, padded_sizes):
     return outer, geo.kernel[-1], geo.dilation[-1]
 
 
+SHIFT_BUDGET = 8 << 20  # bytes of the tap-shift path's work arrays per work item (see _shift_items)
+SHIFT_DW_COLS = 1024  # ... but at least this many grid positions per weight-gradient item (see _shifted_passes)
+SHIFT_WIDE_DW = 1 << 20  # weights of at least this many bytes: the weight-gradient products as G @ R_i^T
+
+
+def _shift_items(n, out0, halo, row_cols, per_col, budget):
+    """Work items (lo, hi, r0, r1) of the tap-shift path: samples lo..hi-1, output rows r0..r1-1 along
+    the first spatial dim, whose work arrays hold (r1 - r0 + halo) * row_cols columns of per_col bytes
+    per sample. Whole samples, as many as fit `budget`, when one does; else bands of rows of one sample
+    (a band of B output rows reads B + halo padded rows), about equal in height. From shapes only."""
+    per_sample = (out0 + halo) * row_cols * per_col
+    if per_sample <= budget:
+        return [(lo, hi, 0, out0) for lo, hi in _chunks(n, per_sample, budget) if hi > lo]
+    rows = max(1, budget // (row_cols * per_col) - halo)
+    bands = -(-out0 // rows)
+    cut = [out0 * k // bands for k in range(bands + 1)]  # heights differ by one row at most
+    return [(i, i + 1, cut[k], cut[k + 1]) for i in range(n) for k in range(bands)]
+
+
+def _shift_input(xp, X, x, geo, lo, hi, r0):
+    """X (C_in, m, nrows, *padded[1:]) <- the padded input of samples lo..hi-1, padded rows r0..r0+nrows-1,
+    channel-major."""
+    nrows = X.shape[2]
+    pads = geo.pads
+    if any(b or e for b, e in pads):
+        X.fill(0)
+    pb = pads[0][0]
+    a, b = max(0, pb - r0), min(nrows, geo.in_sizes[0] + pb - r0)  # rows of X inside the image
+    if b > a:
+        dst = X[:, :, a:b][crop_index(pads[1:], geo.in_sizes[1:], 3)]
+        dst[...] = x[lo:hi, :, a + r0 - pb : b + r0 - pb].swapaxes(0, 1)
+    return X
+
+
 def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
     """conv_passes for stride 1 and one group without a full column matrix, channel-major throughout.
-    The padded input of a batch chunk, (C_in, m, *padded), is a (C_in, m*prod(padded)) matrix X whose
+    The padded input of a work item, (C_in, m, *padded), is a (C_in, m*prod(padded)) matrix X whose
     column q is a position of the padded grid (row-major), and output window q reads tap t at column
     q + off_t. The taps along the last spatial dim are gathered once, R[j*C_in + c, q] = X[c, q + j*d]
     (k_last contiguous copies of X, against prod(kernel) for im2col), and the other taps are column
@@ -646,61 +693,96 @@ def _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit):
     range of R, added in tap order. Windows that leave the image are computed and cropped. The weight
     gradient is the adjoint, dW_i^T = R[:, off_i : off_i + L] @ G^T with G = g on the padded grid, zero
     at the cropped positions; the input gradient is a conv of g (input_grad_as_conv), which lands here
-    too. Every copy to and from the channel-major layout moves runs of a whole image row."""
+    too. Every copy to and from the channel-major layout moves runs of a whole image row.
+
+    Memory (issue #15: peak extra memory at most torch-cpu's): a work item is a group of whole samples or
+    a band of output rows of one sample (_shift_items), so that R, Y and its tmp (forward) or R and G
+    (weight gradient) stay within SHIFT_BUDGET bytes (and the chunk limit) whatever the image size: VGG's
+    64-64 @224 held a whole sample, 62 MiB in float32 against torch's 49 (7.4 MiB now). The weight is
+    never copied whole: per outer tap its (C_out, k_last*C_in) block is copied into a scratch array before
+    each item's GEMMs (0.8 ms for all taps of a 512-512 weight, against ~10 ms of GEMM per item), and each
+    item's weight gradient (per outer tap, G @ R_i^T for weights of SHIFT_WIDE_DW bytes or more, else
+    R_i @ G^T) is added straight into the returned array's layout: a 512-512 3x3 weight is 9 MiB in
+    float32, and the full transposed copy, the per-chunk partial sum and the final transposed copy were
+    three of them. Those adds cost a pass over the weight per item, so weight-gradient items are sized by
+    the chunk limit (io_limit: about the layer's x and y) and take at least SHIFT_DW_COLS grid positions
+    (VGG's 512-512 @28, float32: its weight gradient took 116 ms with 4 MiB items and R_i @ G^T added
+    transposed, 26 ms with G @ R_i^T and these items, 29-30 ms before, in A/B rounds). Bands cost speed
+    where they cut the GEMMs short: 512-512 @28's forward ran ~20% slower in its two bands per sample than
+    in one item per sample (the price of its forward peak staying below torch's 12.1 MiB); VGG's 64-64
+    @224 ran ~10% faster in bands (cache reuse)."""
     n, C, F = geo.n, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
+    item = dtype.itemsize
     psizes = tuple(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
-    S = prod(psizes)
     outer, kl, dl = _shift_layout(geo, psizes)
     KO = len(outer)
-    # w (F, C, *k) -> (KO, F, kl*C): column j*C + c of block i holds tap (i, j) of channel c
-    W = xp.ascontiguousarray(w.reshape(F, C, KO, kl).transpose(2, 0, 3, 1)).reshape(KO, F, kl * C) if want_y else None
-    lead = (slice(None), slice(None))
-    out_idx = lead + tuple(slice(0, o) for o in geo.out_sizes)
+    halo = (geo.kernel[0] - 1) * geo.dilation[0]
+    row_cols = prod(psizes[1:])
+    budget = min(limit, SHIFT_BUDGET)
+    w4 = w.reshape(F, C, KO, kl)
     y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
-    dW = None
-    per_sample = S * (kl * C + 2 * F + C) * dtype.itemsize
-    for lo, hi in _chunks(n, per_sample, limit):
-        m = hi - lo
-        if m == 0:
-            continue
-        # R[0] is the padded input itself, (C, m*S): no separate copy of it (its last (kl-1)*dl columns,
-        # and those of R[1:], are never read by a window)
+    dw = xp.empty((F, C) + geo.kernel, dtype=dtype) if want_dw else None
+    out_rest = tuple(slice(0, o) for o in geo.out_sizes[1:])
+
+    def shifts(lo, hi, r0, r1):
+        """R (kl*C, m*S) of an item, S its padded positions per sample; -> (R, S, L columns computed)."""
+        m, nrows = hi - lo, r1 - r0 + halo
+        S = nrows * row_cols
+        # R[0] is X itself (no separate copy of X); the last (kl-1)*dl columns of R[1:] are never read
         R = scratch(xp, "col", (kl, C, m * S), dtype)
-        X = R[0]
-        if any(b or e for b, e in geo.pads):
-            X.fill(0)
-        X.reshape((C, m) + psizes)[crop_index(geo.pads, geo.in_sizes, 2)] = x[lo:hi].swapaxes(0, 1)
+        _shift_input(xp, R[0].reshape((C, m, nrows) + psizes[1:]), x, geo, lo, hi, r0)
         LR = m * S - (kl - 1) * dl  # columns of R read
-        L = LR - outer[-1]  # columns of Y computed
         for j in range(1, kl):
-            R[j, :, :LR] = X[:, j * dl : j * dl + LR]
-        R = R.reshape(kl * C, m * S)
-        if want_y:
-            Y = scratch(xp, "y", (F, m * S), dtype)
-            mm(xp, W[0], R[:, outer[0] : outer[0] + L], out=Y[:, :L])
-            if KO > 1:
-                tmp = scratch(xp, "dcol", (F, L), dtype)
-                for i in range(1, KO):
-                    mm(xp, W[i], R[:, outer[i] : outer[i] + L], out=tmp)
+            R[j, :, :LR] = R[0, :, j * dl : j * dl + LR]
+        return R.reshape(kl * C, m * S), S, LR - outer[-1]
+
+    if want_y:
+        Wi = scratch(xp, "w", (F, kl, C), dtype)
+        for lo, hi, r0, r1 in _shift_items(n, geo.out_sizes[0], halo, row_cols, (kl * C + 2 * F) * item, budget):
+            R, S, L = shifts(lo, hi, r0, r1)
+            Y = scratch(xp, "y", (F, (hi - lo) * S), dtype)
+            tmp = scratch(xp, "dcol", (F, L), dtype) if KO > 1 else None
+            for i in range(KO):  # w[f, c, i, j] -> Wi[f, j, c]: W_i's column j*C + c
+                Wi[...] = w4[:, :, i, :].transpose(0, 2, 1)
+                Wm = Wi.reshape(F, kl * C)
+                if i == 0:
+                    mm(xp, Wm, R[:, outer[0] : outer[0] + L], out=Y[:, :L])
+                else:
+                    mm(xp, Wm, R[:, outer[i] : outer[i] + L], out=tmp)
                     Y[:, :L] += tmp
-            y[lo:hi] = Y.reshape((F, m) + psizes)[out_idx].swapaxes(0, 1)
-        if want_dw:
-            G = scratch(xp, "g", (F, m) + psizes, dtype, zero=True)
-            G[out_idx] = g[lo:hi].swapaxes(0, 1)
-            Gm = G.reshape(F, m * S)[:, :L]
-            part = xp.empty((KO, kl * C, F), dtype=dtype)
-            for i in range(KO):  # R_i @ G^T: OpenBLAS ran G @ R_i^T (the same product) up to 30x slower
-                mm(xp, R[:, outer[i] : outer[i] + L], Gm.T, out=part[i])
-            if dW is None:
-                dW = part
-            else:  # in place: no third weight-sized array (the sum is the same, in chunk order)
-                dW += part
-    dw = None
+            Yv = Y.reshape((F, hi - lo, r1 - r0 + halo) + psizes[1:])
+            y[lo:hi, :, r0:r1] = Yv[(slice(None), slice(None), slice(0, r1 - r0)) + out_rest].swapaxes(0, 1)
     if want_dw:
-        if dW is None:
-            dW = xp.zeros((KO, kl * C, F), dtype=dtype)
-        dw = xp.ascontiguousarray(dW.reshape(KO, kl, C, F).transpose(3, 2, 0, 1)).reshape((F, C) + geo.kernel)
+        dw4 = dw.reshape(F, C, KO, kl)
+        first = True
+        per_col = (kl * C + F) * item
+        dw_budget = max(limit, SHIFT_DW_COLS * per_col)
+        # the orientation of the per-tap products: the transposed add of R_i @ G^T costs ~2 ms per 512-512
+        # weight and item (VGG's 512-512 @28: 40 ms against 30 for G @ R_i^T), while on small weights
+        # R_i @ G^T ran faster (VGG's 128-128 @112: 29 against 32 ms, 64-64 @224: 36 against 39)
+        wide = w.size * item >= SHIFT_WIDE_DW
+        for lo, hi, r0, r1 in _shift_items(n, geo.out_sizes[0], halo, row_cols, per_col, dw_budget):
+            R, S, L = shifts(lo, hi, r0, r1)
+            G = scratch(xp, "g", (F, hi - lo, r1 - r0 + halo) + psizes[1:], dtype, zero=True)
+            G[(slice(None), slice(None), slice(0, r1 - r0)) + out_rest] = g[lo:hi, :, r0:r1].swapaxes(0, 1)
+            Gm = G.reshape(F, -1)[:, :L]
+            for i in range(KO):
+                Ri = R[:, outer[i] : outer[i] + L]
+                if wide:  # G @ R_i^T (F, kl*C): a cheap reorder into dw's (F, C, kl)
+                    part = mm(xp, Gm, Ri.T, out=scratch(xp, "w", (F, kl * C), dtype)).reshape(F, kl, C)
+                    part = part.transpose(0, 2, 1)
+                else:  # R_i @ G^T (kl*C, F), a full transpose away
+                    part = mm(xp, Ri, Gm.T, out=scratch(xp, "w", (kl * C, F), dtype)).reshape(kl, C, F)
+                    part = part.transpose(2, 1, 0)
+                dst = dw4[:, :, i, :]  # (F, C, kl)
+                if first:
+                    dst[...] = part
+                else:  # the items' sums in item order (shapes only: deterministic)
+                    dst += part
+            first = False
+        if first:  # an empty batch
+            dw.fill(0)
     return y, None, dw
 
 
@@ -710,7 +792,9 @@ def pointwise(geo) -> bool:
 
 
 PW_SAMPLE_MIN_P = 128  # 1x1 stride-1 convs with at least this many positions run per sample (see below)
-PW_PARTS = 8 << 20  # bytes of per-group weight-gradient partial sums (see _pointwise_sample_passes)
+PW_PARTS = 4 << 20  # bytes of per-group weight-gradient partial sums (see _pointwise_sample_passes)
+PW_TMP_BLOCKS = 4  # output-channel blocks of each per-sample weight-gradient product (see there) ...
+PW_TMP_MIN = 1 << 20  # ... for weights of at least this many bytes
 
 
 def sample_pointwise(geo) -> bool:
@@ -755,9 +839,16 @@ def _pointwise_sample_passes(xp, geo, x, w, g, want_y, want_dx, want_dw):
         if not want_dw:
             return None
         part = _bmm(xp, g3[lo], x3[lo].T, xp.empty((F, C), dtype=dtype))
-        tmp = xp.empty((F, C), dtype=dtype) if hi - lo > 1 else None
+        # weights of PW_TMP_MIN bytes or more: the later samples' products in PW_TMP_BLOCKS blocks of output
+        # channels, a quarter of a weight as the temporary instead of a whole one (ResNet's s4 1x1 1024-256
+        # backward in float64: 10.0 -> 7.9 MiB of peak with PW_PARTS 8 -> 4 MiB, torch-cpu's 7.7); smaller
+        # weights in one product per sample (blocks cost 10-18% of the backward on ResNet's s2/s3 1x1 layers)
+        step = F if F * C * dtype.itemsize < PW_TMP_MIN else -(-F // PW_TMP_BLOCKS)
+        tmp = xp.empty((min(step, F), C), dtype=dtype) if hi - lo > 1 else None
         for i in range(lo + 1, hi):
-            part += _bmm(xp, g3[i], x3[i].T, tmp)
+            for f0 in range(0, F, step):
+                f1 = min(f0 + step, F)
+                part[f0:f1] += _bmm(xp, g3[i, f0:f1], x3[i].T, tmp[: f1 - f0])
         return part
 
     # up to 8 groups, fewer when their weight-sized partial sums (all kept until summed in group order)
@@ -785,9 +876,14 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     at the strided positions, g_t (C_out, m*P) holds g; y_t = W @ x_t, dx_t = W^T @ g_t, dW = g_t @ x_t^T.
     The copies to and from channel-major order move inner runs of P elements (cheap), and one large
     GEMM per product keeps a threaded BLAS efficient where per-sample GEMMs would not be."""
+    strided = any(s != 1 for s in geo.stride)
+    if want_y and not (want_dx or want_dw) and not strided and getattr(xp, "__name__", "") == "numpy":
+        # a stride-1 forward on a small grid per sample too, straight on the NCHW arrays: no copies (peak
+        # ~0 against 3.9 MiB for ResNet's s5 1x1 2048-512 and 512-2048 at 7x7, batch 16, float64; torch-cpu
+        # 0.0-0.3), as fast within +-10% in both dtypes (A/B rounds at load 1)
+        return _pointwise_sample_passes(xp, geo, x, w, None, True, False, False)
     n, C, F, P = geo.n, geo.c_in, geo.c_out, prod(geo.out_sizes)
     dtype = (x if x is not None else g).dtype
-    strided = any(s != 1 for s in geo.stride)
     sel = (slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(geo.out_sizes, geo.stride))
     W = w.reshape(F, C) if w is not None else None
     y = xp.empty((n, F) + geo.out_sizes, dtype=dtype) if want_y else None
@@ -795,9 +891,17 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     if want_dx:  # zeros where no output reads the input: strides, or conv_transpose's output_padding
         covered = not strided and tuple(geo.out_sizes) == tuple(geo.in_sizes)
         dx = (xp.empty if covered else xp.zeros)((n, C) + geo.in_sizes, dtype=dtype)
-    dW = None
+    # the weight gradient goes straight into the returned array: the first chunk's product written there,
+    # the later ones' added in PW_TMP_BLOCKS blocks of output channels (a quarter-weight temporary, where
+    # a per-chunk partial sum and a running sum were two weights)
+    dW = xp.empty((F, C), dtype=dtype) if want_dw else None
+    step = -(-F // PW_TMP_BLOCKS)
+    first = True
     per_sample = (C + F) * P * dtype.itemsize
-    for lo, hi in _chunks(n, per_sample, limit):
+    # chunks of COL_BUDGET bytes of x_t and y_t (or g_t): io_limit (up to 64 MiB) let ResNet's 1x1/2
+    # downsamples hold 60 MiB in float64 in their forward, torch-cpu's peak 24.5 (s3, 256-512), and its
+    # s5 1x1 2048-512 13.8 MiB in its float32 backward (9.2; 7.8 now)
+    for lo, hi in _chunks(n, per_sample, min(limit, COL_BUDGET)):
         m = hi - lo
         if m == 0:
             continue
@@ -814,17 +918,22 @@ def _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
             yt = mm(xp, W, xt, out=scratch(xp, "y", (F, m * P), dtype))
             y[lo:hi] = yt.reshape((F, m) + geo.out_sizes).swapaxes(0, 1)
         if want_dw:
-            part = mm(xp, gt, xt.T)
-            if dW is None:
-                dW = part
-            else:  # in place: no third weight-sized array (the sum is the same, in chunk order)
-                dW += part
+            if first:
+                mm(xp, gt, xt.T, out=dW)
+            else:  # the chunks' sums in chunk order (deterministic)
+                tmp = scratch(xp, "w", (min(step, F), C), dtype)
+                for f0 in range(0, F, step):
+                    f1 = min(f0 + step, F)
+                    dW[f0:f1] += mm(xp, gt[f0:f1], xt.T, out=tmp[: f1 - f0])
+        first = False
         if want_dx:
             dt = mm(xp, W.T, gt, out=scratch(xp, "dcol", (C, m * P), dtype))
             dx[lo:hi][sel] = dt.reshape((C, m) + geo.out_sizes).swapaxes(0, 1)
     dw = None
     if want_dw:
-        dw = (xp.zeros((F, C), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
+        if first:  # an empty batch
+            dW.fill(0)
+        dw = dW.reshape((F, C) + geo.kernel)
     return y, dx, dw
 
 
@@ -967,7 +1076,10 @@ def mm(xp, a, b, out=None):
     pool = _pool()
     if getattr(xp, "__name__", "") != "numpy" or 2 * M * N * K < SPLIT_MIN_FLOPS:
         return xp.matmul(a, b, out=out)
-    if K >= 4 * max(M, N) and K >= 4096:  # thin product, long inner dimension: split K
+    # thin product, long inner dimension: split K (also from K >= 1024 when both output dims are below 512,
+    # which the output split below leaves whole: the tap-shift path's weight-gradient items of 1-4k grid
+    # positions on 128 channels ran on the calling thread alone, twice as long as in blocks)
+    if K >= 4 * max(M, N) and (K >= 4096 or (K >= 1024 and max(M, N) < 512)):
         step = K_BLOCK if K >= 4 * K_BLOCK else _block(K, 4, 256)
         bounds = [(lo, min(lo + step, K)) for lo in range(0, K, step)]
         parts = _map(pool, lambda lh: a[:, lh[0] : lh[1]] @ b[lh[0] : lh[1]], bounds)
@@ -1228,6 +1340,70 @@ def _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     return y, dx, dw
 
 
+def weight_heavy(geo, itemsize: int) -> bool:
+    """Whether a single-group conv that takes the im2col loop (no tap shifts, not channels-first) has a
+    weight of HEAVY_WEIGHT bytes or more: ResNet's 3x3 512-512 layers (9 MiB in float32) and VGG's
+    512-512 @14. The im2col loop copies such a weight into its (K*C_in, C_out) matrix, the input
+    gradient's conv of g copies the flipped weight twice, and the weight gradient keeps a per-chunk
+    partial sum and a running sum before the final transposed copy: two or three weight-sized arrays
+    where torch-cpu's peak holds about one (VGG's 512-512 @14 in float32: 14.5 / 31.4 MiB forward /
+    backward against torch's 9.9 / 12.1). _heavy_passes holds none."""
+    if geo.groups != 1 or geo.taps == 1 or geo.nd < 2 or shifted(geo) or prefer_channels_first(geo):
+        return False
+    return geo.c_out * geo.c_in * geo.taps * itemsize >= HEAVY_WEIGHT
+
+
+def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+    """conv_passes for weight_heavy layers, with no weight-sized temporary. y and dx run on the
+    channel-major column matrices of _cm_passes, whose products take w as it is, (C_out, C_in*K): y^T =
+    W @ col, dcol = W^T @ g^T, and dcol back to the input by one strided add per tap (the col2im route;
+    a conv of g would need the flipped weight reordered). The weight gradient runs as the im2col loop's
+    product transposed, dW^T = g_cl^T @ col (C_out, K*C_in), in HEAVY_BLOCKS blocks of output channels
+    added straight into the returned array's layout (chunks in order: deterministic). Peak extra memory
+    (the bench's RSS method, float32, forward / backward MiB): VGG's 512-512 @14 (batch 2) 14.5 / 31.4 ->
+    5.9 / 10.6, ResNet's s5 3x3 512-512 (batch 16) 14.3 / 22.9 -> 6.0 / 5.2, s5 3x3/2 22.2 / 38.4 -> 7.1 /
+    13.6; f+b time within about 10% of the im2col loop's either way (interleaved A/B rounds at load 3-4)."""
+    y = dx = dw = None
+    if want_y:
+        y = _cm_passes(xp, geo, x, w, None, True, False, False, limit)[0]
+    if want_dx:
+        dx = _cm_passes(xp, geo, None, w, g, False, True, False, limit)[1]
+    if not want_dw:
+        return y, dx, None
+    n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
+    dtype = x.dtype
+    taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
+    dw = xp.empty((F, C) + geo.kernel, dtype=dtype)
+    dw3 = dw.reshape(F, C, K)
+    step = -(-F // HEAVY_BLOCKS)
+    first = True
+    for lo, hi in _chunks(n, P * K * C * dtype.itemsize, limit):
+        m = hi - lo
+        if m == 0:
+            continue
+        x_cl = _padded_into(xp, x[lo:hi], geo.pads, "x", batch_last=False)
+        # in the "dcol" scratch array, which the input gradient's dcol (the same size per sample) has left
+        col = im2col(xp, x_cl, geo, taps, "dcol").reshape(m * P, K * C)
+        g_cl = scratch(xp, "g", (m, P, F), dtype)
+        g_cl[...] = g[lo:hi].reshape(m, F, P).transpose(0, 2, 1)
+        g_cl = g_cl.reshape(m * P, F)
+        for f0 in range(0, F, step):
+            f1 = min(f0 + step, F)
+            part = mm(xp, g_cl[:, f0:f1].T, col, out=scratch(xp, "w", (f1 - f0, K * C), dtype))
+            dst = dw3[f0:f1]  # (Fb, C, K) <- part (Fb, K, C)
+            if first:
+                dst[...] = part.reshape(f1 - f0, K, C).transpose(0, 2, 1)
+            else:
+                dst += part.reshape(f1 - f0, K, C).transpose(0, 2, 1)
+        first = False
+    if first:
+        dw.fill(0)
+    return y, dx, dw
+
+
+HEAVY_BLOCKS = 4  # output-channel blocks of the heavy weight gradient (a quarter of the weight at a time)
+
+
 def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx_direct = None
     limit = io_limit(geo, (x if x is not None else g).dtype.itemsize, limit)
@@ -1236,7 +1412,8 @@ def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         return _whole_window_passes(xp, geo, x, w, g, want_y, want_dx, want_dw)
     if shift and conv1d(geo):  # (measured on NumPy: see conv1d)
         return _conv1d_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
-    if want_dx and dx_as_conv(geo, shift):
+    heavy = shift and weight_heavy(geo, (x if x is not None else g).dtype.itemsize)
+    if want_dx and dx_as_conv(geo, shift) and not heavy:
         dx_direct = input_grad_as_conv(xp, geo, w, g, limit)
         want_dx = False
         if not (want_y or want_dw):
@@ -1254,6 +1431,8 @@ def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         return y, (dx if dx_direct is None else dx_direct), dw
     G, K = geo.groups, geo.taps
     Cg, Fg = geo.c_in // G, geo.c_out // G
+    if heavy:
+        return _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, min(limit, COL_BUDGET))
     dw_path = G > 1 and Cg == 1 and K > 1  # depthwise: tap loops instead of im2col + thin GEMMs
     n, nd, P = geo.n, geo.nd, prod(geo.out_sizes)
     dtype = (x if x is not None else g).dtype
@@ -1263,7 +1442,10 @@ def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     dx = xp.empty((n, geo.c_in) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = P * K * geo.c_in * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
-    for lo, hi in _chunks(n, per_sample, limit):
+    # chunks of at most COL_BUDGET bytes of column matrix: io_limit let ResNet's strided 3x3/2 layers (whose
+    # input is four times their output) build 30 MiB of it, 44.8 MiB of peak against torch-cpu's 25.1 for
+    # s3 3x3/2 128-128 in float32 (6.1 MiB now), at the same speed within noise (A/B rounds at load 3-6)
+    for lo, hi in _chunks(n, per_sample, min(limit, COL_BUDGET)):
         m = hi - lo
         M = m * P
         if M == 0:
