@@ -10,9 +10,11 @@ Layouts (G groups, Cg = C_in/G input and Fg = C_out/G output channels per group,
 Stride-1 single-group convs with C_in >= 32 on 2-d/3-d grids (VGG, ResNet's 3x3 layers) skip the full
 column matrix instead: tap shifts of the channel-major padded input (see _shifted_passes). Other NumPy
 paths by shape (see _conv_passes): a window over the whole input as a dense layer (whole_window), 1x1
-convs per sample or over channel-major copies (sample_pointwise), and convs with few input channels
-with a channels-first column matrix, sample-major (channel_major) or batch-last, the latter per kernel
-row when its rows are long enough (row_shift).
+convs per sample or over channel-major copies (sample_pointwise), 1-d convs with many channels as
+per-tap products with no column matrix (conv1d: the sentence CNN), convs with a weight of 4 MiB or more
+with no weight-sized temporary (weight_heavy: ResNet's and VGG's 512-512 layers), and convs with few
+input channels with a channels-first column matrix, sample-major (channel_major) or batch-last, the
+latter per kernel row when its rows are long enough (row_shift).
 
 The backward passes are the same GEMMs transposed: dW = col^T @ g_cl and dcol = g_cl @ W^T, and dcol
 goes back to the input by one strided add per kernel tap (a deterministic gather, never an atomic
