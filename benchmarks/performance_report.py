@@ -14,7 +14,7 @@ compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the 
         [--reuse-bench reports/performance.json]            # re-render: take every section that file holds
 
 Defaults are sized to keep the whole regeneration short on this project's 2-CPU machine (measured at load
-~2: 353 s; suite timings 42 s, reference 1 s, GEMM kernels 2 s, bench float32 103 s and float64 195 s,
+1.2-2.3: 373 s; suite timings 45 s, reference 1 s, GEMM kernels 2 s, bench float32 107 s and float64 208 s,
 training 10 s; more when other jobs share the machine): the bench runs ResNet-50's layers at batch 16
 (suite default 32) and VGG-16's at batch 2 (default 4), 1 warm-up and 3 timed rounds. `--suite tiny
 --repeats 1 --train-rounds 1 --profiles quick --reference-rounds 2` makes a smoke run of about a minute.
