@@ -1,4 +1,5 @@
-"""Checks of the NumPy backend's conv paths shared by test_bench.py and test_conv_shifted.py."""
+"""Checks of the NumPy backend's conv paths shared by the NumPy conv test files (test_bench.py, test_conv_shifted.py,
+test_numpy_*.py): geometry, bit views, the reference comparison, float32 runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ import numpy as np
 from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import reference as R
+
+
+def geometry(x_shape, w_shape, params):
+    """The backend's conv geometry (geometry.Conv, with a bias) of conv(x, w, b, **params)."""
+    from convspec.backends._xp.geometry import Conv
+
+    return Conv(
+        x_shape,
+        w_shape,
+        (w_shape[0],),
+        stride=params.get("stride", 1),
+        padding=params.get("padding", 0),
+        dilation=params.get("dilation", 1),
+        groups=params.get("groups", 1),
+    )
+
+
+def bits(a):
+    """The array's bit patterns as unsigned integers (bit-for-bit comparisons)."""
+    a = np.asarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
 
 
 def inputs(rng, x_shape, w_shape):

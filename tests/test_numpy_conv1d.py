@@ -9,27 +9,14 @@ import conv_checks as C
 import numpy as np
 import pytest
 from convspec.backends._xp import conv as K
-from convspec.backends._xp.geometry import Conv
 from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import reference as R
 
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+_bits = C.bits
 
 
-def _geo(x_shape, w_shape, params):
-    return Conv(
-        x_shape,
-        w_shape,
-        (w_shape[0],),
-        stride=params.get("stride", 1),
-        padding=params.get("padding", 0),
-        dilation=params.get("dilation", 1),
-        groups=params.get("groups", 1),
-    )
+_geo = C.geometry
 
 
 CASES = [  # (x_shape, w_shape, params, takes the path at the default CONV1D_MIN_L)

@@ -12,7 +12,6 @@ import conv_checks as C
 import numpy as np
 import pytest
 from convspec.backends._xp import conv as K
-from convspec.backends._xp.geometry import Conv
 from convspec.backends.numpy_backend import NumpyBackend
 
 from convspec import reference as R
@@ -20,16 +19,7 @@ from convspec import reference as R
 SMALL = 128 << 10  # Python objects of a call (views, index tuples, the BLAS thread limiter): below any work array
 
 
-def _geo(x_shape, w_shape, params):
-    return Conv(
-        x_shape,
-        w_shape,
-        (w_shape[0],),
-        stride=params.get("stride", 1),
-        padding=params.get("padding", 0),
-        dilation=params.get("dilation", 1),
-        groups=params.get("groups", 1),
-    )
+_geo = C.geometry
 
 
 def _peak(fn):

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import threading
 
+import conv_checks as C
 import numpy as np
 import pytest
 from convspec.backends._xp import conv as K
 
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+_bits = C.bits
 
 
 class _ThreadPool:

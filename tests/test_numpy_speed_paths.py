@@ -23,9 +23,7 @@ from convspec import reference as R
 B = NumpyBackend()
 
 
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+_bits = C.bits
 
 
 # ----------------------------------------------------------------------------- where_zero
