@@ -192,6 +192,17 @@ def _alive(pid):
         return False
 
 
+def _sig_ignored(pid: int) -> str:
+    """The signals process `pid` ignores (SigIgn in /proc/PID/status), for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+        valid = signal.valid_signals()
+        return ", ".join(signal.Signals(n).name for n in range(1, 65) if mask >> (n - 1) & 1 and n in valid)
+    except (OSError, StopIteration, ValueError) as exc:
+        return f"unknown ({exc})"
+
+
 def _wait_for(predicate, seconds=60):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -244,14 +255,22 @@ def test_ctrl_c_stops_cleanly_keeps_the_results_and_says_how_to_resume(tmp_path)
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: Ctrl-C not ignored (a process started with SIGINT ignored, as from a shell's
+        # `cmd &` or a test runner that ignores it, inherits that, and Python then installs no handler)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert _wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 5)
+        lines = len(out.read_text().splitlines())
+        sigign = _sig_ignored(p.pid)
         os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
         stdout, stderr = p.communicate(timeout=30)
     finally:
         p.kill()
-    assert p.returncode == 130, stderr
+    assert p.returncode == 130, (
+        f"{lines} lines when SIGINT was sent; the run's ignored signals then: {sigign}; stdout: {stdout[-2000:]}; "
+        f"stderr: {stderr[-2000:]}; SIGINT in this process: {signal.getsignal(signal.SIGINT)}"
+    )
     assert "Traceback" not in stderr + stdout and "Aborted" not in stderr
     assert "--resume --out " + str(out) in stderr
     kept = [json.loads(line) for line in out.read_text().splitlines()]
