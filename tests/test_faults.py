@@ -193,14 +193,23 @@ def _alive(pid):
 
 
 def _sig_ignored(pid: int) -> str:
-    """The signals process `pid` ignores (SigIgn in /proc/PID/status), for a failure message."""
+    """The signals process `pid` ignores and blocks (SigIgn, SigBlk in /proc/PID/status), for a failure
+    message."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            mask = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
-        valid = signal.valid_signals()
-        return ", ".join(signal.Signals(n).name for n in range(1, 65) if mask >> (n - 1) & 1 and n in valid)
-    except (OSError, StopIteration, ValueError) as exc:
+            masks = {k: int(v, 16) for k, v in (line.split() for line in f if line.startswith(("SigIgn:", "SigBlk:")))}
+    except (OSError, ValueError) as exc:
         return f"unknown ({exc})"
+    valid = signal.valid_signals()
+    return "; ".join(
+        f"{k} " + ", ".join(signal.Signals(n).name for n in range(1, 65) if m >> (n - 1) & 1 and n in valid)
+        for k, m in masks.items()
+    )
+
+
+def _sigint_as_from_a_terminal():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _wait_for(predicate, seconds=60):
@@ -255,9 +264,9 @@ def test_ctrl_c_stops_cleanly_keeps_the_results_and_says_how_to_resume(tmp_path)
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        # as from a terminal: Ctrl-C not ignored (a process started with SIGINT ignored, as from a shell's
-        # `cmd &` or a test runner that ignores it, inherits that, and Python then installs no handler)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # as from a terminal: Ctrl-C neither ignored nor blocked (a process inherits both from its parent, e.g.
+        # a shell's `cmd &` or a thread of the test runner; Python then installs no handler, or never sees it)
+        preexec_fn=_sigint_as_from_a_terminal,
     )
     try:
         assert _wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 5)
@@ -268,8 +277,8 @@ def test_ctrl_c_stops_cleanly_keeps_the_results_and_says_how_to_resume(tmp_path)
     finally:
         p.kill()
     assert p.returncode == 130, (
-        f"{lines} lines when SIGINT was sent; the run's ignored signals then: {sigign}; stdout: {stdout[-2000:]}; "
-        f"stderr: {stderr[-2000:]}; SIGINT in this process: {signal.getsignal(signal.SIGINT)}"
+        f"{lines} lines when SIGINT was sent; the run's ignored and blocked signals then: {sigign}; "
+        f"stdout: {stdout[-2000:]}; stderr: {stderr[-2000:]}; SIGINT in this process: {signal.getsignal(signal.SIGINT)}"
     )
     assert "Traceback" not in stderr + stdout and "Aborted" not in stderr
     assert "--resume --out " + str(out) in stderr
