@@ -3,6 +3,8 @@ test_numpy_*.py): geometry, bit views, the reference comparison, float32 runs.""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from convspec.backends.numpy_backend import NumpyBackend
 
@@ -54,3 +56,20 @@ def chunked_backend() -> NumpyBackend:
     small = NumpyBackend()
     small.col_limit = 1  # one sample per chunk
     return small
+
+
+class ThreadPool:
+    """A pool for conv._map with real helper threads (one per submitted job); join() checks they ended."""
+
+    def __init__(self):
+        self.threads = []
+
+    def submit(self, fn):
+        t = threading.Thread(target=fn)
+        t.start()
+        self.threads.append(t)
+
+    def join(self):
+        for t in self.threads:
+            t.join(10)
+            assert not t.is_alive()

@@ -18,21 +18,7 @@ from convspec.backends._xp import conv as K
 _bits = C.bits
 
 
-class _ThreadPool:
-    """A pool with real helper threads."""
-
-    def __init__(self):
-        self.threads = []
-
-    def submit(self, fn):
-        t = threading.Thread(target=fn)
-        t.start()
-        self.threads.append(t)
-
-    def join(self):
-        for t in self.threads:
-            t.join(10)
-            assert not t.is_alive()
+_ThreadPool = C.ThreadPool
 
 
 class _StalledHelper:

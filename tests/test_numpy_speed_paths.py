@@ -7,8 +7,6 @@ in float64, bit-for-bit repeatable in float32, and within rounding of the path i
 
 from __future__ import annotations
 
-import threading
-
 import conv_checks as C
 import numpy as np
 import pytest
@@ -126,16 +124,7 @@ class _LazyPool:
         self.submitted.append(fn)
 
 
-class _ThreadPool:
-    """A pool with one real helper thread."""
-
-    def __init__(self):
-        self.threads = []
-
-    def submit(self, fn):
-        t = threading.Thread(target=fn)
-        t.start()
-        self.threads.append(t)
+_ThreadPool = C.ThreadPool
 
 
 def test_map_shares_blocks_and_never_waits_for_an_idle_helper(monkeypatch):
@@ -252,15 +241,7 @@ CM_CASES = [  # (x_shape, w_shape, params); every case prefers a channels-first 
 
 @pytest.mark.parametrize("x_shape, w_shape, params", CM_CASES)
 def test_sample_major_columns_match_the_reference(monkeypatch, x_shape, w_shape, params):
-    geo = Conv(
-        x_shape,
-        w_shape,
-        (w_shape[0],),
-        stride=params.get("stride", 1),
-        padding=params.get("padding", 0),
-        dilation=params.get("dilation", 1),
-        groups=1,
-    )
+    geo = C.geometry(x_shape, w_shape, params)
     assert K.prefer_channels_first(geo) and K.channel_major(geo, want_dx=False)
     rng = np.random.default_rng(sum(x_shape))
     x, w, b = C.inputs(rng, x_shape, w_shape)
@@ -294,15 +275,7 @@ ROW_CASES = [  # (x_shape, w_shape, params); C_in * k_w >= ROW_SHIFT_MIN_K, stri
 @pytest.mark.parametrize("x_shape, w_shape, params", ROW_CASES)
 def test_kernel_row_products_match_the_reference(monkeypatch, x_shape, w_shape, params):
     monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: False)  # the batch-last layout
-    geo = Conv(
-        x_shape,
-        w_shape,
-        (w_shape[0],),
-        stride=params.get("stride", 1),
-        padding=params.get("padding", 0),
-        dilation=params.get("dilation", 1),
-        groups=1,
-    )
+    geo = C.geometry(x_shape, w_shape, params)
     assert K.prefer_channels_first(geo) and K.row_shift(geo)
     rng = np.random.default_rng(sum(x_shape))
     x, w, b = C.inputs(rng, x_shape, w_shape)
