@@ -290,6 +290,45 @@ def test_kernels_are_recorded(tiny_result):
     )
 
 
+TORCH_THREADS_PROBE = """
+import json, sys
+import torch
+from convspec.conformance import bench
+from convspec.conformance.commands.common import load_registry
+reg = load_registry((), ("torch-cpu",))
+seen = []
+class Probe(type(reg.backends["torch-cpu"])):  # torch's threads as each timed call finds them
+    def conv(self, *a, **k):
+        seen.append(torch.get_num_threads())
+        return super().conv(*a, **k)
+r = bench.run([Probe()], [bench.tiny_suite()], repeats=1, warmup=0, threads=2, memory=False, baseline="torch-cpu")
+print(json.dumps({"seen": seen, "threads": r["environment"]["threads"]}))
+"""
+
+
+def test_torch_is_timed_on_the_threads_asked_for(tmp_path):
+    """The torch backends set torch's threads from CONVSPEC_TORCH_THREADS (default 1) when they first import
+    torch: the bench's thread setting must survive that, or torch is timed on 1 thread against NumPy's 2 (as
+    every bench before this test did). A fresh interpreter, so that torch is first imported by the backend."""
+    pytest.importorskip("torch")
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CONVSPEC_TORCH_THREADS"}
+    out = subprocess.run(
+        [sys.executable, "-c", TORCH_THREADS_PROBE], capture_output=True, text=True, env=env, timeout=300, check=True
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["seen"] and set(got["seen"]) == {2}, got
+    assert got["threads"]["torch"] == 2 and got["threads"]["torch_after_run"] == 2
+    from convspec.conformance.report import perf
+
+    assert perf.torch_threads_text({"torch": 2, "torch_after_run": 2}) == "2 (read back after the run)"
+    assert "**1 in use after the run**" in perf.torch_threads_text({"torch": 2, "torch_after_run": 1})
+    assert perf.torch_threads_text({"torch": 2}) == "2"  # files from before the check
+
+
 def test_failing_backend_is_recorded_not_fatal():
     class Broken(NumpyBackend):
         name = "broken"

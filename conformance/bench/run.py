@@ -29,7 +29,7 @@ from .memory import METHOD, LayerCall, MemoryServer, Unavailable, calibrate, rss
 from .memory import extra as rss_extra
 from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .suites import Layer, Suite, layer_inputs
-from .timing import Gemm, blas_kernels, is_gpu, peak_extra, set_threads, timer_for
+from .timing import Gemm, blas_kernels, is_gpu, peak_extra, set_threads, timer_for, torch_threads
 
 
 class _Case:
@@ -282,6 +282,8 @@ def run(
         for lr in s["layers"]:
             add_ratios(lr, gemm_summary["machine_gflops"], baseline)
         s["summary"] = summarize(s, baseline)
+    if torch_threads() is not None:  # what torch ran on: a backend importing torch late must not reset it
+        threads_info["torch_after_run"] = torch_threads()
     environ = environment(threads_info)
     environ["kernels"] = blas_kernels()
     settings = {

@@ -30,9 +30,18 @@ from ..environment import blas_libraries
 GEMM_SIZE = 1024  # square float32 matmul for the machine's GEMM rate: 2*1024^3 = 2.1 GFLOP
 
 
+TORCH_THREADS_ENV = "CONVSPEC_TORCH_THREADS"  # read by the torch backends when they first import torch
+
+
 def set_threads(n: int) -> dict:
-    """Use n threads in torch (intra-op) and in NumPy's BLAS (via threadpoolctl when installed)."""
+    """Use n threads in torch (intra-op) and in NumPy's BLAS (via threadpoolctl when installed).
+
+    The torch backends set torch's thread count when they first import torch, from CONVSPEC_TORCH_THREADS
+    (default 1): that variable is set to n as well, else a backend first used after this call would put
+    torch back on one thread (as every bench before this fix did: torch-cpu was timed on 1 thread against
+    NumPy's 2). :func:`torch_threads` reads back what torch uses."""
     info = {"requested": n}
+    os.environ[TORCH_THREADS_ENV] = str(n)
     try:
         import torch
 
@@ -54,6 +63,12 @@ def set_threads(n: int) -> dict:
             "threadpoolctl not installed: BLAS threads not set (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide)"
         )
     return info
+
+
+def torch_threads() -> int | None:
+    """torch's intra-op thread count now (None when torch was never imported: never imports it)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.get_num_threads()
 
 
 def blas_kernels() -> dict:

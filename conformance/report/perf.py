@@ -244,7 +244,7 @@ def result_header_lines(result: dict) -> list:
     lines = [
         f"machine: {env['processor']} ({env.get('cpus_usable', env['cpus'])} usable CPUs), numpy {env['numpy']}"
         f"{numpy_txt}, torch {env.get('torch', '-')}{torch_txt}",
-        f"threads: torch {th.get('torch', '-')}, BLAS {blas_txt}",
+        f"threads: torch {torch_threads_text(th)}, BLAS {blas_txt}",
         f"float32 GEMM {g['size']}^3 (median, GFLOP/s): {libs}; machine rate {g['machine_gflops']:.1f}",
         f"load average: start {result['load_average']['start']}, end {result['load_average']['end']}",
         f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians; "
@@ -252,6 +252,16 @@ def result_header_lines(result: dict) -> list:
     ]
     memory = memory_line(result)
     return lines + ([memory] if memory else [])
+
+
+def torch_threads_text(th: dict) -> str:
+    """torch's threads as set, and as read back after the run (files written before that check: as set)."""
+    want, after = th.get("torch", "-"), th.get("torch_after_run")
+    if after is None:
+        return f"{want}"
+    if after == want:
+        return f"{want} (read back after the run)"
+    return f"{want} requested, **{after} in use after the run** (torch's figures are not on the requested threads)"
 
 
 def kernel_notes(kernels: dict | None) -> tuple:
