@@ -92,6 +92,7 @@ def test_result_structure(tiny_result):
         "dtype": "float32",
         "threads": 1,
         "baseline": "numpy",
+        "primed": True,
     }
     assert memory["method"] == "rss" and memory["unavailable"] is None
     cal = memory["calibration"]  # the method checked on known calls at the start of the run
@@ -288,6 +289,43 @@ def test_kernels_are_recorded(tiny_result):
         " (OPENBLAS_CORETYPE=SkylakeX)",
         "",
     )
+
+
+def test_each_backends_turn_is_primed_by_an_untimed_forward(monkeypatch):
+    """The other backend's threads still spin right after its calls (timing.prime): every turn of a backend
+    opens with one untimed forward, then the timed forward and backward run back to back."""
+    calls, timed = [], []
+
+    class Logged(NumpyBackend):
+        name = "logged"
+
+        def conv(self, *a, **k):
+            calls.append("conv")
+            return super().conv(*a, **k)
+
+        def conv_backward(self, *a, **k):
+            calls.append("conv_backward")
+            return super().conv_backward(*a, **k)
+
+    class Timer:
+        kind = "perf_counter"
+
+        def __init__(self, backend):
+            pass
+
+        def __call__(self, fn):
+            timed.append(len(calls))  # calls made before this timed one
+            fn()
+            return 1e-3
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["convspec.conformance.bench.run"], "timer_for", Timer)
+    suite = bench.tiny_suite()
+    bench.run([Logged()], [suite], repeats=2, warmup=1, threads=1, memory=False, baseline="logged")
+    turns = len(suite.layers) * (1 + 2)  # warm-up + timed rounds, per layer
+    assert calls == ["conv", "conv", "conv_backward"] * turns
+    assert timed == [i for t in range(turns) for i in (3 * t + 1, 3 * t + 2)]  # never the turn's first call
 
 
 TORCH_THREADS_PROBE = """

@@ -4,8 +4,10 @@ Every backend is timed through the backend contract only: inputs are converted w
 the clock, and the clock covers ``conv`` (forward) or ``conv_backward`` (backward) and the backend's
 ``synchronize()`` (see timing.py). Backends run interleaved (round robin, the order rotating every round)
 after warm-up calls, and each figure is the median over the rounds, so slow drifts of a shared machine's
-load hit every backend alike. GPU backends run at the suite's larger GPU batch. One GEMM sample is taken
-per layer round (timing.Gemm).
+load hit every backend alike. Each backend's turn starts with one untimed forward call (timing.prime): the
+previous backend's threads still spin then (OpenBLAS's for about 0.1 s after a threaded GEMM, torch's
+OpenMP threads for tens of ms) and a vCPU that idled wakes slowly; the timed calls follow back to back.
+GPU backends run at the suite's larger GPU batch. One GEMM sample is taken per layer round (timing.Gemm).
 
 After a layer's timed rounds, the peak extra memory of one forward and of one backward call is measured
 for every CPU backend alike, each in a forked child (memory.py: the kernel's peak-RSS mark, which sees
@@ -29,7 +31,7 @@ from .memory import METHOD, LayerCall, MemoryServer, Unavailable, calibrate, rss
 from .memory import extra as rss_extra
 from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .suites import Layer, Suite, layer_inputs
-from .timing import Gemm, blas_kernels, is_gpu, peak_extra, set_threads, timer_for, torch_threads
+from .timing import Gemm, blas_kernels, is_gpu, peak_extra, prime, set_threads, timer_for, torch_threads
 
 
 class _Case:
@@ -54,6 +56,7 @@ class _Case:
         return self.backend.conv_backward(self.g, self.x, self.w, self.b, **self.params)
 
     def run(self, record: bool, loaded: bool = False) -> None:
+        prime(self.forward)
         for phase, fn in (("forward", self.forward), ("backward", self.backward)):
             t = self.timer(fn)
             if record:
@@ -293,6 +296,7 @@ def run(
         "dtype": dtype,
         "threads": threads,
         "baseline": baseline,
+        "primed": True,  # each backend's turn starts with one untimed forward (timing.prime)
     }
     extra = {}
     if memory:

@@ -247,11 +247,15 @@ def result_header_lines(result: dict) -> list:
         f"threads: torch {torch_threads_text(th)}, BLAS {blas_txt}",
         f"float32 GEMM {g['size']}^3 (median, GFLOP/s): {libs}; machine rate {g['machine_gflops']:.1f}",
         f"load average: start {result['load_average']['start']}, end {result['load_average']['end']}",
-        f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians; "
+        f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians"
+        f"{PRIMED if settings.get('primed') else ''}; "
         f"ratio x = time per FLOP / {settings['baseline']}'s (> 1 slower)",
     ]
     memory = memory_line(result)
     return lines + ([memory] if memory else [])
+
+
+PRIMED = " (each backend's turn opens with one untimed forward: its timed calls run back to back)"
 
 
 def torch_threads_text(th: dict) -> str:
