@@ -88,14 +88,36 @@ def blas_kernels() -> dict:
     return out
 
 
+SETTLE_WINDOW = 0.005  # seconds per look at this process's CPU time (settle)
+SETTLE_IDLE = 0.2  # ... idle below this many CPUs' worth
+SETTLE_MAX = 1.0  # ... waiting at most this long
+
+
+def settle() -> float:
+    """Wait until this process's threads are idle (CPU time over SETTLE_WINDOW below SETTLE_IDLE of one CPU,
+    for at most SETTLE_MAX seconds): another library's threads spin after its calls. -> the seconds waited.
+    Measured here: OpenBLAS's threads for about 0.11 s after a threaded GEMM, torch's OpenMP threads for
+    about 0.07 s after a conv. A competing load runs in its own process and is not counted."""
+    start = time.perf_counter()
+    while True:
+        c0, t0 = time.process_time(), time.perf_counter()
+        time.sleep(SETTLE_WINDOW)
+        t1 = time.perf_counter()
+        if (time.process_time() - c0) / (t1 - t0) < SETTLE_IDLE or t1 - start > SETTLE_MAX:
+            return t1 - start
+
+
 def prime(fn) -> None:
-    """One untimed call before a backend's timed calls, so that these run back to back as in training.
+    """Before a backend's timed calls: wait until the previous backend's threads stop spinning (settle), then
+    one untimed call, so that the timed calls run back to back as in training.
 
     Measured here (2 vCPUs, torch 2 threads, one 3.7 GFLOP conv): right after a threaded NumPy GEMM the
-    conv took 20.9 ms median, 8.9 ms after 0.15 s and 8.6 ms back to back, because OpenBLAS's threads spin
-    about 0.1 s after a threaded call; a GEMM right after that conv ran at 219-229 GFLOP/s against 393-434
-    after 20-50 ms (torch's OpenMP threads spin tens of ms); and the same conv after 0.3 s idle took 9-25
-    ms (the idle vCPU wakes slowly). A sleep would not do: the first call after it is the slow one."""
+    conv took 20.9 ms median, 8.9 ms after 0.15 s and 8.6 ms back to back (OpenBLAS's threads spin); a GEMM
+    right after that conv ran at 219-229 GFLOP/s against 393-434 after 20-50 ms (torch's threads spin); the
+    same conv after 0.3 s idle took 9-25 ms (an idle vCPU wakes slowly: hence the untimed call). LeNet's C3
+    backward, 1.0 ms back to back, took 5.5 ms median when only its 0.5 ms forward stood between it and
+    torch's calls: an untimed call alone is too short to outlast the spinning."""
+    settle()
     fn()
 
 
