@@ -61,8 +61,9 @@ def test_forward_in_chunks_matches_the_reference(monkeypatch, x_shape, w_shape, 
     while True:  # the smallest power of 2 that takes 2 or more float32 samples per chunk
         monkeypatch.setattr(K, "CM_FWD_CHUNK", limit)
         monkeypatch.setattr(K, "CF_FWD_CHUNK", limit)
+        chunks.clear()
         B.conv(x32, w32, b32, **params)
-        if chunks[-1][0][1] >= 2:
+        if chunks and chunks[-1][0][1] >= 2:  # (no chunks: a sample's columns alone run in bands of rows)
             break
         limit *= 2
     assert 2 <= len(chunks[-1]) < x_shape[0]
@@ -84,11 +85,37 @@ def test_forward_chunks_cover_the_batch(monkeypatch):
     rng = np.random.default_rng(4)
     x, w, b = C.inputs(rng, x_shape, w_shape)
     g = rng.standard_normal(R.conv(x, w, b).shape)
-    monkeypatch.setattr(K, "CM_FWD_CHUNK", 1)
+    monkeypatch.setattr(K, "CM_FWD_CHUNK", 30000)  # one float64 sample: 26400 bytes of columns, 1920 of X
     chunks = _spy_chunks(monkeypatch)
     C.assert_matches_reference(x, w, b, g, {}, atol_forward=1e-11, atol_backward=1e-10)
     assert chunks[0] == [(i, i + 1) for i in range(4)]  # the forward
     assert chunks[1] == [(0, 4)]  # the backward (one call: input and weight gradients)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", [c[:3] for c in CASES if c[3] and len(c[0]) > 3])
+@pytest.mark.parametrize("min_cols", [1, 7])
+def test_forward_in_bands_of_rows_matches_the_reference(monkeypatch, x_shape, w_shape, params, min_cols):
+    """With `bands` (as _heavy_passes asks), a sample whose columns pass it runs in bands of output rows, each
+    band's product written into its columns of y: against the reference in float64, every row covered once,
+    bit-for-bit repeatable in float32 and within rounding of the whole-sample product."""
+    rng = np.random.default_rng(sum(x_shape) + min_cols)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    want = R.conv(x, w, b, **params)
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
+    whole = B.conv(x32, w32, b32, **params)
+    monkeypatch.setattr(K, "CM_BAND_MIN_COLS", min_cols)
+    real_passes = K._cm_passes
+    monkeypatch.setattr(K, "_cm_passes", lambda *a, **k: real_passes(*a, **dict(k, bands=1)))
+    bands, real = [], K.im2col_cm
+    monkeypatch.setattr(K, "im2col_cm", lambda xp, X, geo: bands.append(geo.out_sizes) or real(xp, X, geo))
+    np.testing.assert_allclose(B.conv(x, w, b, **params), want, rtol=1e-12, atol=1e-11)
+    out = want.shape[2:]
+    rows = max(1, -(-min_cols // int(np.prod(out[1:]))))
+    assert len(bands) == x_shape[0] * -(-out[0] // rows) and all(bd[1:] == out[1:] for bd in bands)
+    assert sum(bd[0] for bd in bands) == x_shape[0] * out[0]  # every output row once per sample
+    one, again = B.conv(x32, w32, b32, **params), B.conv(x32, w32, b32, **params)
+    np.testing.assert_array_equal(_bits(one), _bits(again))
+    np.testing.assert_allclose(one, whole, rtol=2e-5, atol=2e-4)
 
 
 # per sample, float64: x_t and dx_t 6*14*14, R and dR 30*14*10, g^T 16*10*10, dR's GEMM buffer 30*10*10

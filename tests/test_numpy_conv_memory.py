@@ -34,11 +34,12 @@ def _peak(fn):
     return out, peak
 
 
-HEAVY = [  # (x_shape, w_shape, params): single-group convs that take the im2col loop
+HEAVY = [  # (x_shape, w_shape, params): single-group convs that take the im2col loop or the tap shifts
     ((2, 40, 9, 9), (24, 40, 3, 3), {"padding": 1}),  # 9x9 'same': too small a grid for the tap shifts
     ((3, 40, 11, 10), (24, 40, 3, 3), {"padding": 1, "stride": 2}),  # ResNet's 3x3/2
     ((1, 33, 8, 9), (7, 33, 3, 2), {"padding": ((1, 0), (0, 1)), "dilation": (2, 1)}),  # batch 1, odd
     ((2, 32, 6, 5, 4), (9, 32, 2, 3, 2), {"padding": 1}),  # 3-d
+    ((2, 36, 20, 20), (40, 36, 3, 3), {"padding": 1}),  # a grid the tap shifts would take (VGG's 256-512 @28)
 ]
 
 
@@ -56,6 +57,18 @@ def test_weight_heavy_route_matches_the_reference(monkeypatch, x_shape, w_shape,
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
     C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
     assert (True, False, False) in taken and (False, True, True) in taken  # forward; dx and dw in one call
+    with monkeypatch.context() as m:  # the float32 forward in bands of one output row (HEAVY_BAND)
+        m.setattr(K, "HEAVY_BAND", 1)
+        m.setattr(K, "CM_BAND_MIN_COLS", 1)
+        banded = []
+        real_bands = K._cm_forward_bands
+        m.setattr(K, "_cm_forward_bands", lambda *a: banded.append(1) or real_bands(*a))
+        got = NumpyBackend().conv(x, w, b, **params)
+        assert not banded  # float64 runs whole samples
+        x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
+        got = NumpyBackend().conv(x32, w32, b32, **params)
+        np.testing.assert_allclose(got, R.conv(x, w, b, **params), rtol=2e-5, atol=2e-4)
+        assert len(banded) == x_shape[0]  # per sample
     B = NumpyBackend()
     one, again = C.float32_runs(x, w, b, g, params, B), C.float32_runs(x, w, b, g, params, B)
     chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())
@@ -72,7 +85,8 @@ def test_weight_heavy_selection():
     big = (512, 512, 3, 3)  # 9 MiB in float32
     assert K.weight_heavy(_geo((2, 512, 14, 14), big, {"padding": 1}), 4)  # VGG's 512-512 @14
     assert K.weight_heavy(_geo((16, 512, 14, 14), big, {"padding": 1, "stride": 2}), 4)  # ResNet's s5 3x3/2
-    assert not K.weight_heavy(_geo((2, 512, 28, 28), big, {"padding": 1}), 4)  # tap shifts take it
+    assert K.weight_heavy(_geo((2, 512, 28, 28), big, {"padding": 1}), 4)  # before the tap shifts
+    assert K.shifted(_geo((2, 512, 28, 28), big, {"padding": 1}))  # (which would take it otherwise)
     assert not K.weight_heavy(_geo((2, 512, 7, 7), (512, 512, 1, 1), {}), 8)  # pointwise
     assert not K.weight_heavy(_geo((2, 512, 14, 14), (512, 256, 3, 3), {"padding": 1, "groups": 2}), 8)
     assert not K.weight_heavy(_geo((2, 128, 14, 14), (128, 128, 3, 3), {"padding": 1}), 8)  # 1.1 MiB

@@ -547,12 +547,14 @@ def im2col_cm(xp, X, geo):
     return col.reshape(C * geo.taps, m * prod(geo.out_sizes))
 
 
-def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
+def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     """_cf_passes with sample-major columns (see channel_major): x, g and dx move between NCHW and
     channel-major (C, m, *spatial) order, which swaps the two outer axes only; col2im is one strided add
     per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
     in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
-    calls of mm, whose blocks go to the pool, when a sample's product is that large)."""
+    calls of mm, whose blocks go to the pool, when a sample's product is that large). `bands` (bytes, 0:
+    never): a forward whose sample has more columns than that runs per sample in bands of output rows of at
+    most that many bytes of columns (_cm_forward_bands)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
@@ -569,6 +571,12 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too
         per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
         limit = min(limit, CM_FWD_CHUNK)
+        if bands and P * K * C * dtype.itemsize > bands and geo.nd >= 2:  # bands of rows (_cm_forward_bands)
+            for i in range(n):
+                X = scratch(xp, "x", (C, 1) + psizes, dtype, zero=has_pad)
+                X[inner] = x[i : i + 1].swapaxes(0, 1)
+                _cm_forward_bands(xp, geo, X, W, y[i].reshape(F, P), bands)
+            return y, None, None
     elif 2 * F * C * K * P >= SPLIT_MIN_FLOPS:
         # a sample per chunk when its products are large enough for mm's blocks: g[lo] is g^T for the chunk
         # (no copy of g, the size of y) and the column matrices are a sample's. VGG's first layer, float64
@@ -620,6 +628,33 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     if want_dw:
         dw = (xp.zeros((F, C * K), dtype=dtype) if dW is None else dW).reshape((F, C) + geo.kernel)
     return y, dx, dw
+
+
+CM_BAND_MIN_COLS = 128  # output positions per band at least (thinner products lose speed)
+
+
+def _cm_forward_bands(xp, geo, X, W, y2, limit):
+    """y2 (C_out, P) = W @ the column matrix of one padded sample X (C_in, 1, *padded), in bands of output
+    rows (the first spatial dim) whose columns take at most `limit` bytes (and at least CM_BAND_MIN_COLS
+    positions): each band's product is written straight into its columns of y2. For weight_heavy layers:
+    a whole sample's column matrix was 14.5 MiB for VGG's 512-512 @28 in float32 once the tap shifts gave
+    those layers up (peak 18.6 MiB against torch-cpu's 12.3). Bands cost time elsewhere (2 MiB bands,
+    forward ms whole -> bands, float32 / float64: VGG's first layer 4.0-4.5 -> 5.1-5.7 / 9.3 -> 11.5-11.7,
+    ResNet's stem 52-56 -> 64 in float64), so only _heavy_passes asks for them, and in float32 only: 4 MiB
+    bands took VGG's float32 256-512 / 512-512 @28 forwards from 10.8 / 21.4-21.9 to 11.7-11.9 / 23.8 ms, but
+    the float64 512-512 @28 from 49 to 66 ms and 256-256 @56 from 58 to 70; torch-cpu's float64 convs (no
+    oneDNN kernel) hold more than a whole sample's columns anyway (27.6 MiB forward for 256-512 @28)."""
+    rest = prod(geo.out_sizes[1:])
+    per_row = W.shape[1] * rest * X.dtype.itemsize
+    rows = max(1, limit // per_row, -(-CM_BAND_MIN_COLS // rest))
+    s0, d0, k0 = geo.stride[0], geo.dilation[0], geo.kernel[0]
+    for r0 in range(0, geo.out_sizes[0], rows):
+        r1 = min(r0 + rows, geo.out_sizes[0])
+        band = _SimpleGeometry(
+            kernel=geo.kernel, stride=geo.stride, dilation=geo.dilation, out_sizes=(r1 - r0,) + geo.out_sizes[1:]
+        )
+        col = im2col_cm(xp, X[:, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1], band)
+        mm(xp, W, col, out=y2[:, r0 * rest : r1 * rest])
 
 
 SHIFT_ENABLED = True  # the tap-shift path (False: im2col everywhere; for comparisons)
@@ -1349,8 +1384,14 @@ def weight_heavy(geo, itemsize: int) -> bool:
     gradient's conv of g copies the flipped weight twice, and the weight gradient keeps a per-chunk
     partial sum and a running sum before the final transposed copy: two or three weight-sized arrays
     where torch-cpu's peak holds about one (VGG's 512-512 @14 in float32: 14.5 / 31.4 MiB forward /
-    backward against torch's 9.9 / 12.1). _heavy_passes holds none."""
-    if geo.groups != 1 or geo.taps == 1 or geo.nd < 2 or shifted(geo) or prefer_channels_first(geo):
+    backward against torch's 9.9 / 12.1). _heavy_passes holds none.
+
+    It also takes such layers from the tap-shift path: their GEMMs run over all K*C_in taps at once, where
+    the shifts' run over C_in per tap. Measured on NumPy (2 threads, f+b ms, two rounds each, shift ->
+    heavy): VGG 256-512 @28 float32 56.9 / 55.7 -> 38.6 / 38.1, 512-512 @28 105.1 / 105.9 -> 71.7 / 73.4;
+    float64 141.7 / 139.3 -> 95.5 / 96.4 and 264.5 / 262.4 -> 161.4 / 161.2. Lighter weights gained nothing
+    (VGG 256-256 @56, 128-256 @56 and AlphaGo's 192-192 float32 within 3% either way)."""
+    if geo.groups != 1 or geo.taps == 1 or geo.nd < 2 or prefer_channels_first(geo):
         return False
     return geo.c_out * geo.c_in * geo.taps * itemsize >= HEAVY_WEIGHT
 
@@ -1367,7 +1408,8 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     13.6; f+b time within about 10% of the im2col loop's either way (interleaved A/B rounds at load 3-4)."""
     y = dx = dw = None
     if want_y:
-        y = _cm_passes(xp, geo, x, w, None, True, False, False, limit)[0]
+        bands = HEAVY_BAND if x.dtype.itemsize <= 4 else 0  # (float64: see _cm_forward_bands)
+        y = _cm_passes(xp, geo, x, w, None, True, False, False, limit, bands=bands)[0]
     if want_dx:
         dx = _cm_passes(xp, geo, None, w, g, False, True, False, limit)[1]
     if not want_dw:
@@ -1403,6 +1445,7 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     return y, dx, dw
 
 
+HEAVY_BAND = 4 << 20  # bytes of a heavy forward's columns per band of output rows (see _cm_forward_bands)
 HEAVY_BLOCKS = 4  # output-channel blocks of the heavy weight gradient (a quarter of the weight at a time)
 
 
@@ -1424,7 +1467,7 @@ def _conv_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
         if shift and sample_pointwise(geo):
             return _pointwise_sample_passes(xp, geo, x, w, g, want_y, want_dx, want_dw)
         return _pointwise_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit)
-    if shift and not want_dx and shifted(geo) and (want_y or want_dw):
+    if shift and not want_dx and not heavy and shifted(geo) and (want_y or want_dw):
         y, _, dw = _shifted_passes(xp, geo, x, w, g, want_y, want_dw, limit)
         return y, dx_direct, dw
     if prefer_channels_first(geo):
