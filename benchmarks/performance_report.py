@@ -581,6 +581,15 @@ def bench_section(results: list, reused: str | None) -> list:
         "ResNet's 1x1 64-64 weight gradient took 274 ms median and 4.5 s worst with 2 OpenBLAS threads at load "
         "20, 10 ms in blocks. Block boundaries depend on the shapes only: results are deterministic.",
         "",
+        "**Threads and turns** (fixed on 2026-11-30; every earlier report is affected). torch-cpu now runs on the "
+        "threads the bench sets (read back after the run, in each dtype's 'threads' line): before, the torch "
+        "backend's first import reset torch to 1 thread (CONVSPEC_TORCH_THREADS' default), so torch was timed on 1 "
+        "thread against NumPy's 2 and its GEMM rate read about 105 GFLOP/s instead of about 205. And each "
+        "backend's turn now starts after this process's threads stop spinning, with one untimed forward, so that "
+        "the timed calls run back to back: right after a threaded GEMM OpenBLAS's threads spin about 0.1 s (a "
+        "torch conv took 20.9 ms there against 8.6 ms back to back), and after torch's calls its OpenMP threads "
+        "spin tens of ms (NumPy's GEMM ran at 219-229 GFLOP/s there against 393-434 later).",
+        "",
         "### Overview: every suite in every dtype (geometric means over each suite's layers)",
         "",
         *md_table(OVERVIEW_HEADER, overview_rows(results)),

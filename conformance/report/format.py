@@ -206,3 +206,12 @@ def backend_rows(run) -> list:
         status = "available" if b["available"] else f"unavailable: {b['reason']}"
         out.append((b["name"], status, b["version"], b["device"], ", ".join(b["dtypes"]), b["plugin"]))
     return out
+
+
+#: what the training tables' images/s are (and are not)
+TRAIN_SPEED_NOTE = (
+    "images/s: each backend as `convspec train` runs it, on its own default threads (torch-cpu on 1 intra-op "
+    "thread unless CONVSPEC_TORCH_THREADS says otherwise; NumPy's BLAS on its default, every CPU): a record "
+    "that the training ran, not a speed comparison. reports/performance.md compares training speed at equal "
+    "threads."
+)

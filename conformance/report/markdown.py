@@ -112,7 +112,7 @@ def render(report: Report, plot_names: dict | None = None) -> str:
     ) + [""]
 
     if report.trains or report.reference_train:
-        lines += ["## LeNet-5 training", ""]
+        lines += ["## LeNet-5 training", "", F.TRAIN_SPEED_NOTE, ""]
         header, trows = F.train_table(report)
         lines += table(header, [[esc(v) for v in r] for r in trows]) + [""]
     if report.benches:
