@@ -528,7 +528,7 @@ def channel_major(geo, want_dx: bool) -> bool:
     return geo.c_in * geo.taps <= (2 if want_dx else 4) * (geo.c_in + geo.c_out)
 
 
-def im2col_cm(xp, X, geo):
+def im2col_cm(xp, X, geo, slot="col"):
     """(C_in*K, m*prod(out)) column matrix of a channel-major padded chunk X (C_in, m, *padded): row
     c*K + t holds tap t of channel c, columns ordered (sample, *out). One copy of a strided view."""
     C, m = X.shape[:2]
@@ -542,7 +542,7 @@ def im2col_cm(xp, X, geo):
         + tuple(a * s for a, s in zip(sp, geo.stride))
     )
     win = xp.lib.stride_tricks.as_strided(X, shape=shape, strides=strides)
-    col = scratch(xp, "col", shape, X.dtype)
+    col = scratch(xp, slot, shape, X.dtype)
     col[...] = win
     return col.reshape(C * geo.taps, m * prod(geo.out_sizes))
 
@@ -1407,9 +1407,12 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     5.9 / 10.6, ResNet's s5 3x3 512-512 (batch 16) 14.3 / 22.9 -> 6.0 / 5.2, s5 3x3/2 22.2 / 38.4 -> 7.1 /
     13.6; f+b time within about 10% of the im2col loop's either way (interleaved A/B rounds at load 3-4)."""
     y = dx = dw = None
+    dtype = (x if x is not None else g).dtype
+    bands = HEAVY_BAND if dtype.itemsize <= 4 and geo.nd >= 2 else 0  # (float64: see _cm_forward_bands)
     if want_y:
-        bands = HEAVY_BAND if x.dtype.itemsize <= 4 else 0  # (float64: see _cm_forward_bands)
         y = _cm_passes(xp, geo, x, w, None, True, False, False, limit, bands=bands)[0]
+    if (want_dx or want_dw) and bands and prod(geo.out_sizes) * geo.taps * geo.c_in * dtype.itemsize > HEAVY_BWD_BAND:
+        return (y,) + _heavy_backward_bands(xp, geo, x, w, g, want_dx, want_dw, HEAVY_BWD_BAND)
     if want_dx:
         dx = _cm_passes(xp, geo, None, w, g, False, True, False, limit)[1]
     if not want_dw:
@@ -1445,6 +1448,59 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     return y, dx, dw
 
 
+def _heavy_backward_bands(xp, geo, x, w, g, want_dx, want_dw, band):
+    """The input and weight gradients of a weight_heavy float32 layer whose sample has more than `band`
+    bytes of columns: per sample, in the bands of output rows of _cm_forward_bands. Per band, dcol = W^T @
+    g_band goes back to the sample's padded input gradient by one strided add per tap, and the band's
+    columns give dW += g_band @ col^T in HEAVY_BLOCKS blocks of output channels (samples, bands and blocks
+    in order: deterministic). A whole sample's dcol and columns were 14.5 MiB each for VGG's 512-512 @28
+    (backward peak 21.6 MiB against torch-cpu's 18.2). -> (dx, dw)."""
+    n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
+    dtype = g.dtype
+    psizes = tuple(v + b + e for v, (b, e) in zip(geo.in_sizes, geo.pads))
+    has_pad = any(b or e for b, e in geo.pads)
+    inner = crop_index(geo.pads, geo.in_sizes, 2)
+    lead = (slice(None), slice(None))
+    W = w.reshape(F, C * K)
+    rest = prod(geo.out_sizes[1:])
+    rows = max(1, band // (C * K * rest * dtype.itemsize), -(-CM_BAND_MIN_COLS // rest))
+    s0, d0, k0 = geo.stride[0], geo.dilation[0], geo.kernel[0]
+    dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
+    dw = xp.zeros((F, C) + geo.kernel, dtype=dtype) if want_dw else None
+    dw2 = None if dw is None else dw.reshape(F, C * K)
+    step = -(-F // HEAVY_BLOCKS)
+    for i in range(n):
+        gi = g[i].reshape(F, P)
+        if want_dw:
+            X = scratch(xp, "x", (C, 1) + psizes, dtype, zero=has_pad)
+            X[inner] = x[i : i + 1].swapaxes(0, 1)
+        if want_dx:
+            dX = scratch(xp, "dx", (C, 1) + psizes, dtype, zero=True)
+        for r0 in range(0, geo.out_sizes[0], rows):
+            r1 = min(r0 + rows, geo.out_sizes[0])
+            out_b = (r1 - r0,) + geo.out_sizes[1:]
+            rows_in = slice(r0 * s0, (r1 - 1) * s0 + d0 * (k0 - 1) + 1)
+            gb = gi[:, r0 * rest : r1 * rest]
+            if want_dx:
+                dcol = mm(xp, W.T, gb, out=scratch(xp, "dcol", (C * K, gb.shape[1]), dtype))
+                d = dcol.reshape((C, K, 1) + out_b)
+                dXb = dX[:, :, rows_in]
+                for t, sl in enumerate(tap_slices(geo.kernel, geo.stride, geo.dilation, out_b)):
+                    dXb[lead + sl] += d[:, t]
+                del dcol, d
+            if want_dw:  # the band's columns in the "dcol" slot, which the band's dcol has left
+                bgeo = _SimpleGeometry(kernel=geo.kernel, stride=geo.stride, dilation=geo.dilation, out_sizes=out_b)
+                col = im2col_cm(xp, X[:, :, rows_in], bgeo, "dcol")
+                for f0 in range(0, F, step):
+                    f1 = min(f0 + step, F)
+                    dw2[f0:f1] += mm(xp, gb[f0:f1], col.T, out=scratch(xp, "w", (f1 - f0, C * K), dtype))
+                del col
+        if want_dx:
+            dx[i] = dX[inner][:, 0]
+    return dx, dw
+
+
+HEAVY_BWD_BAND = 8 << 20  # ... and of its backward's (see _heavy_backward_bands)
 HEAVY_BAND = 4 << 20  # bytes of a heavy forward's columns per band of output rows (see _cm_forward_bands)
 HEAVY_BLOCKS = 4  # output-channel blocks of the heavy weight gradient (a quarter of the weight at a time)
 
