@@ -321,11 +321,29 @@ def test_each_backends_turn_is_primed_by_an_untimed_forward(monkeypatch):
     import sys
 
     monkeypatch.setattr(sys.modules["convspec.conformance.bench.run"], "timer_for", Timer)
+    monkeypatch.setattr(sys.modules["convspec.conformance.bench.timing"], "PRIME_SECONDS", 0.0)  # one untimed call
     suite = bench.tiny_suite()
     bench.run([Logged()], [suite], repeats=2, warmup=1, threads=1, memory=False, baseline="logged")
     turns = len(suite.layers) * (1 + 2)  # warm-up + timed rounds, per layer
     assert calls == ["conv", "conv", "conv_backward"] * turns
     assert timed == [i for t in range(turns) for i in (3 * t + 1, 3 * t + 2)]  # never the turn's first call
+
+
+def test_the_untimed_calls_last_prime_seconds():
+    """prime() repeats the untimed call until PRIME_SECONDS have passed (at least once), after waiting for
+    the process's threads to be idle."""
+    import time
+
+    from convspec.conformance.bench import timing
+
+    calls = []
+    start = time.perf_counter()
+    timing.prime(lambda: calls.append(time.perf_counter()))
+    assert len(calls) >= 2 and calls[-1] - calls[0] < timing.PRIME_SECONDS + 0.05
+    assert calls[-1] - start >= timing.PRIME_SECONDS - 1e-3 or calls[-1] - calls[0] >= timing.PRIME_SECONDS - 1e-3
+    slow = []
+    timing.prime(lambda: slow.append(time.sleep(timing.PRIME_SECONDS)))
+    assert len(slow) == 1  # a call as long as PRIME_SECONDS runs once
 
 
 TORCH_THREADS_PROBE = """

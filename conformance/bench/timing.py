@@ -88,6 +88,7 @@ def blas_kernels() -> dict:
     return out
 
 
+PRIME_SECONDS = 0.02  # the untimed calls before a backend's timed ones last at least this long (prime)
 SETTLE_WINDOW = 0.005  # seconds per look at this process's CPU time (settle)
 SETTLE_IDLE = 0.2  # ... idle below this many CPUs' worth
 SETTLE_MAX = 1.0  # ... waiting at most this long
@@ -116,9 +117,15 @@ def prime(fn) -> None:
     right after that conv ran at 219-229 GFLOP/s against 393-434 after 20-50 ms (torch's threads spin); the
     same conv after 0.3 s idle took 9-25 ms (an idle vCPU wakes slowly: hence the untimed call). LeNet's C3
     backward, 1.0 ms back to back, took 5.5 ms median when only its 0.5 ms forward stood between it and
-    torch's calls: an untimed call alone is too short to outlast the spinning."""
+    torch's calls: an untimed call alone is too short to outlast the spinning. The untimed call repeats
+    until PRIME_SECONDS have passed: a thread that has just slept may wake on the CPU the competing load
+    holds and wait a scheduler tick (LeNet's C3 loaded: 1.84 / 5.95 / 6.10 ms min / median / max with one
+    0.5 ms call before the timed ones, 1.50-1.53 / 1.60-1.63 / 1.70-2.31 back to back)."""
     settle()
+    start = time.perf_counter()
     fn()
+    while time.perf_counter() - start < PRIME_SECONDS:
+        fn()
 
 
 class CpuTimer:
