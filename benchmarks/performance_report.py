@@ -585,10 +585,14 @@ def bench_section(results: list, reused: str | None) -> list:
         "threads the bench sets (read back after the run, in each dtype's 'threads' line): before, the torch "
         "backend's first import reset torch to 1 thread (CONVSPEC_TORCH_THREADS' default), so torch was timed on 1 "
         "thread against NumPy's 2 and its GEMM rate read about 105 GFLOP/s instead of about 205. And each "
-        "backend's turn now starts after this process's threads stop spinning, with one untimed forward, so that "
-        "the timed calls run back to back: right after a threaded GEMM OpenBLAS's threads spin about 0.1 s (a "
-        "torch conv took 20.9 ms there against 8.6 ms back to back), and after torch's calls its OpenMP threads "
-        "spin tens of ms (NumPy's GEMM ran at 219-229 GFLOP/s there against 393-434 later).",
+        "backend's turn now starts after this process's threads stop spinning, with untimed forwards for at least "
+        "20 ms, so that the timed calls run back to back: right after a threaded GEMM OpenBLAS's threads spin about "
+        "0.1 s (a torch conv took 20.9 ms there against 8.6 ms back to back), after torch's calls its OpenMP threads "
+        "spin tens of ms (NumPy's GEMM ran at 219-229 GFLOP/s there against 393-434 later), and a thread that has "
+        "just slept may wake on the loaded CPU and wait a scheduler tick (LeNet's C3 loaded: 5.95 ms median with "
+        "one 0.5 ms untimed call, 1.72 ms with 20 ms of them). Under the load torch's two OpenMP threads stall at "
+        "their barriers (LeNet's C1 and C3 float32: 2.8 -> 88 ms and 1.3 -> 112 ms median, quiet -> loaded, in "
+        "the 04:12 run).",
         "",
         "### Overview: every suite in every dtype (geometric means over each suite's layers)",
         "",

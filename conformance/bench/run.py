@@ -4,7 +4,7 @@ Every backend is timed through the backend contract only: inputs are converted w
 the clock, and the clock covers ``conv`` (forward) or ``conv_backward`` (backward) and the backend's
 ``synchronize()`` (see timing.py). Backends run interleaved (round robin, the order rotating every round)
 after warm-up calls, and each figure is the median over the rounds, so slow drifts of a shared machine's
-load hit every backend alike. Each backend's turn starts with one untimed forward call (timing.prime): the
+load hit every backend alike. Each backend's turn starts with untimed forward calls (timing.prime): the
 previous backend's threads still spin then (OpenBLAS's for about 0.1 s after a threaded GEMM, torch's
 OpenMP threads for tens of ms) and a vCPU that idled wakes slowly; the timed calls follow back to back.
 GPU backends run at the suite's larger GPU batch. One GEMM sample is taken per layer round (timing.Gemm).
@@ -296,7 +296,7 @@ def run(
         "dtype": dtype,
         "threads": threads,
         "baseline": baseline,
-        "primed": True,  # each backend's turn starts with one untimed forward (timing.prime)
+        "primed": True,  # each backend's turn starts with untimed forwards (timing.prime)
     }
     extra = {}
     if memory:

@@ -255,7 +255,10 @@ def result_header_lines(result: dict) -> list:
     return lines + ([memory] if memory else [])
 
 
-PRIMED = " (each backend's turn opens with one untimed forward: its timed calls run back to back)"
+PRIMED = (
+    " (each backend's turn opens, once this process's threads are idle, with untimed forwards for at least 20 ms:"
+    " its timed calls run back to back)"
+)
 
 
 def torch_threads_text(th: dict) -> str:
