@@ -591,8 +591,8 @@ def bench_section(results: list, reused: str | None) -> list:
         "spin tens of ms (NumPy's GEMM ran at 219-229 GFLOP/s there against 393-434 later), and a thread that has "
         "just slept may wake on the loaded CPU and wait a scheduler tick (LeNet's C3 loaded: 5.95 ms median with "
         "one 0.5 ms untimed call, 1.72 ms with 20 ms of them). Under the load torch's two OpenMP threads stall at "
-        "their barriers (LeNet's C1 and C3 float32: 2.8 -> 88 ms and 1.3 -> 112 ms median, quiet -> loaded, in "
-        "the 04:12 run).",
+        "their barriers (LeNet's C1 and C3 float32: 2.7 -> 88 ms and 1.3 -> 112 ms median, quiet -> loaded, in "
+        "the run of 2026-11-30 04:33 UTC).",
         "",
         "### Overview: every suite in every dtype (geometric means over each suite's layers)",
         "",
