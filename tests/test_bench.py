@@ -99,6 +99,11 @@ def test_result_structure(tiny_result):
     assert abs(cal["numpy"] - cal["expected"]) < 4 << 20 and cal["noop"] < 1 << 20
     assert [b["name"] for b in r["backends"]] == ["numpy", "numpy-b"]
     assert r["gemm"]["libraries"]["numpy"]["samples"] == 3 + 2  # 3 before the layers, one per layer round
+    # a wait for idle threads before each GEMM sample (5 per library: numpy, torch when installed) and each
+    # backend's turn (2 layers x 2 backends)
+    waits = 5 * len(r["gemm"]["libraries"]) + 4
+    assert r["settle"]["waits"] == waits and 0 <= r["settle"]["capped"] <= waits
+    assert r["settle"]["seconds"] >= r["settle"]["waits"] * 0.004
     assert r["gemm"]["machine_gflops"] == max(v["gflops"] for v in r["gemm"]["libraries"].values())
     assert len(r["load_average"]["start"]) == 3
     (suite,) = r["suites"]
@@ -344,6 +349,35 @@ def test_the_untimed_calls_last_prime_seconds():
     slow = []
     timing.prime(lambda: slow.append(time.sleep(timing.PRIME_SECONDS)))
     assert len(slow) == 1  # a call as long as PRIME_SECONDS runs once
+
+
+def test_settle_gives_up_on_threads_that_never_idle_and_says_so(monkeypatch):
+    """settle() waits for this process's threads to go idle, at most SETTLE_MAX seconds; a thread that keeps
+    a CPU busy makes it give up, counted in SETTLE_LOG and shown in the bench header."""
+    import threading
+
+    from convspec.conformance.bench import timing
+    from convspec.conformance.report import perf
+
+    monkeypatch.setattr(timing, "SETTLE_MAX", 0.05)
+    monkeypatch.setattr(timing, "SETTLE_LOG", {"waits": 0, "capped": 0, "seconds": 0.0})
+    assert timing.settle() < 0.05 and timing.SETTLE_LOG["capped"] == 0  # an idle process
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(1000))
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        waited = timing.settle()
+    finally:
+        stop.set()
+        t.join()
+    assert waited >= 0.05 and timing.SETTLE_LOG["waits"] == 2 and timing.SETTLE_LOG["capped"] == 1
+    assert perf.settle_text(timing.SETTLE_LOG) == " (**1 of 2 waits for idle threads gave up after 1 s**)"
+    assert perf.settle_text({"waits": 9, "capped": 0, "seconds": 0.1}) == "" and perf.settle_text(None) == ""
 
 
 TORCH_THREADS_PROBE = """

@@ -63,7 +63,8 @@ def test_forward_in_chunks_matches_the_reference(monkeypatch, x_shape, w_shape, 
         monkeypatch.setattr(K, "CF_FWD_CHUNK", limit)
         chunks.clear()
         B.conv(x32, w32, b32, **params)
-        if chunks and chunks[-1][0][1] >= 2:  # (no chunks: a sample's columns alone run in bands of rows)
+        assert chunks, "the forward no longer runs in batch chunks"
+        if chunks[-1][0][1] >= 2:
             break
         limit *= 2
     assert 2 <= len(chunks[-1]) < x_shape[0]

@@ -88,6 +88,14 @@ def test_weight_heavy_route_matches_the_reference(monkeypatch, x_shape, w_shape,
         again = NumpyBackend().conv_backward(g32, x32, w32, b32, **params)
         for a, a2 in zip(got, again):
             np.testing.assert_array_equal(a.view(np.uint32), a2.view(np.uint32))
+        # bands of three output rows (of two and one on some shapes: a shorter last band)
+        m.setattr(K, "CM_BAND_MIN_COLS", 2 * int(np.prod(g.shape[3:])) + 1)
+        np.testing.assert_allclose(
+            NumpyBackend().conv(x32, w32, b32, **params), R.conv(x, w, b, **params), rtol=2e-5, atol=2e-4
+        )
+        for a, e in zip(NumpyBackend().conv_backward(g32, x32, w32, b32, **params), want):
+            np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-4 * max(1.0, float(np.abs(e).max())))
+        assert len(back) == 3  # (the repeat above, and this one)
     B = NumpyBackend()
     one, again = C.float32_runs(x, w, b, g, params, B), C.float32_runs(x, w, b, g, params, B)
     chunked = C.float32_runs(x, w, b, g, params, C.chunked_backend())

@@ -8,11 +8,12 @@ Layouts (G groups, Cg = C_in/G input and Fg = C_out/G output channels per group,
     y_cl   (M, C_out) = col @ W        per group: (M, K*Cg) @ (K*Cg, Fg)
 
 Stride-1 single-group convs with C_in >= 32 on 2-d/3-d grids (VGG, ResNet's 3x3 layers) skip the full
-column matrix instead: tap shifts of the channel-major padded input (see _shifted_passes). Other NumPy
-paths by shape (see _conv_passes): a window over the whole input as a dense layer (whole_window), 1x1
-convs per sample or over channel-major copies (sample_pointwise), 1-d convs with many channels as
-per-tap products with no column matrix (conv1d: the sentence CNN), convs with a weight of 4 MiB or more
-with no weight-sized temporary (weight_heavy: ResNet's and VGG's 512-512 layers), and convs with few
+column matrix instead: tap shifts of the channel-major padded input (see _shifted_passes), unless their
+weight is 4 MiB or more. Other NumPy paths by shape (see _conv_passes): a window over the whole input as a
+dense layer (whole_window), 1x1 convs per sample or over channel-major copies (sample_pointwise), 1-d
+convs with many channels as per-tap products with no column matrix (conv1d: the sentence CNN), convs with
+a weight of 4 MiB or more with no weight-sized temporary and, in float32, in bands of output rows
+(weight_heavy: ResNet's and VGG's 256-512 and 512-512 layers; before the tap shifts), and convs with few
 input channels with a channels-first column matrix, sample-major (channel_major) or batch-last, the
 latter per kernel row when its rows are long enough (row_shift).
 
@@ -553,8 +554,8 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
     in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
     calls of mm, whose blocks go to the pool, when a sample's product is that large). `bands` (bytes, 0:
-    never): a forward whose sample has more columns than that runs per sample in bands of output rows of at
-    most that many bytes of columns (_cm_forward_bands)."""
+    never): a forward whose sample has more columns than that runs per sample in bands of output rows of
+    about that many bytes of columns (at least CM_BAND_MIN_COLS positions each: _cm_forward_bands)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
@@ -640,7 +641,7 @@ def _cm_forward_bands(xp, geo, X, W, y2, limit):
     a whole sample's column matrix was 14.5 MiB for VGG's 512-512 @28 in float32 once the tap shifts gave
     those layers up (peak 18.6 MiB against torch-cpu's 12.3). Bands cost time elsewhere (2 MiB bands,
     forward ms whole -> bands, float32 / float64: VGG's first layer 4.0-4.5 -> 5.1-5.7 / 9.3 -> 11.5-11.7,
-    ResNet's stem 52-56 -> 64 in float64), so only _heavy_passes asks for them, and in float32 only: 4 MiB
+    ResNet's stem 52-56 -> 64 in float64), so only _heavy_passes asks for them, and not in float64: 4 MiB
     bands took VGG's float32 256-512 / 512-512 @28 forwards from 10.8 / 21.4-21.9 to 11.7-11.9 / 23.8 ms, but
     the float64 512-512 @28 from 49 to 66 ms and 256-256 @56 from 58 to 70; torch-cpu's float64 convs (no
     oneDNN kernel) hold more than a whole sample's columns anyway (27.6 MiB forward for 256-512 @28)."""
@@ -1501,8 +1502,8 @@ def _heavy_backward_bands(xp, geo, x, w, g, want_dx, want_dw, band):
     return dx, dw
 
 
-HEAVY_BWD_BAND = 8 << 20  # ... and of its backward's (see _heavy_backward_bands)
 HEAVY_BAND = 4 << 20  # bytes of a heavy forward's columns per band of output rows (see _cm_forward_bands)
+HEAVY_BWD_BAND = 8 << 20  # ... and of its backward's (see _heavy_backward_bands)
 HEAVY_BLOCKS = 4  # output-channel blocks of the heavy weight gradient (a quarter of the weight at a time)
 
 

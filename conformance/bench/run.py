@@ -31,7 +31,7 @@ from .memory import METHOD, LayerCall, MemoryServer, Unavailable, calibrate, rss
 from .memory import extra as rss_extra
 from .records import BASELINE, SCHEMA, add_ratios, error_record, layer_record, summarize, timing_record
 from .suites import Layer, Suite, layer_inputs
-from .timing import Gemm, blas_kernels, is_gpu, peak_extra, prime, set_threads, timer_for, torch_threads
+from .timing import SETTLE_LOG, Gemm, blas_kernels, is_gpu, peak_extra, prime, set_threads, timer_for, torch_threads
 
 
 class _Case:
@@ -219,6 +219,7 @@ def run(
         raise SpecError("warmup", f"must be >= 0, got {warmup}")
     batches = {s.name: suite_batch(s, batch) for s in suites}
     threads_info = set_threads(threads)
+    SETTLE_LOG.update(waits=0, capped=0, seconds=0.0)
     gemm = Gemm(seed=seed)
     for _ in range(3):  # warm the BLAS up, and three samples before any layer
         gemm.sample()
@@ -325,5 +326,6 @@ def run(
         ],
         "gemm": gemm_summary,
         "suites": suite_recs,
+        "settle": dict(SETTLE_LOG),  # the waits for idle threads before each turn (timing.settle)
         **extra,
     }

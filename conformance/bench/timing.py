@@ -94,9 +94,13 @@ SETTLE_IDLE = 0.2  # ... idle below this many CPUs' worth
 SETTLE_MAX = 1.0  # ... waiting at most this long
 
 
+SETTLE_LOG = {"waits": 0, "capped": 0, "seconds": 0.0}  # settle()'s calls since the last reset (bench.run)
+
+
 def settle() -> float:
-    """Wait until this process's threads are idle (CPU time over SETTLE_WINDOW below SETTLE_IDLE of one CPU,
-    for at most SETTLE_MAX seconds): another library's threads spin after its calls. -> the seconds waited.
+    """Wait until this process's threads are idle (CPU time over SETTLE_WINDOW below SETTLE_IDLE of one CPU),
+    for at most SETTLE_MAX seconds: another library's threads spin after its calls. -> the seconds waited;
+    SETTLE_LOG counts the waits, those that reached SETTLE_MAX (threads that never went idle) and the time.
     Measured here: OpenBLAS's threads for about 0.11 s after a threaded GEMM, torch's OpenMP threads for
     about 0.07 s after a conv. A competing load runs in its own process and is not counted."""
     start = time.perf_counter()
@@ -104,13 +108,17 @@ def settle() -> float:
         c0, t0 = time.process_time(), time.perf_counter()
         time.sleep(SETTLE_WINDOW)
         t1 = time.perf_counter()
-        if (time.process_time() - c0) / (t1 - t0) < SETTLE_IDLE or t1 - start > SETTLE_MAX:
+        idle = (time.process_time() - c0) / (t1 - t0) < SETTLE_IDLE
+        if idle or t1 - start > SETTLE_MAX:
+            SETTLE_LOG["waits"] += 1
+            SETTLE_LOG["capped"] += 0 if idle else 1
+            SETTLE_LOG["seconds"] += t1 - start
             return t1 - start
 
 
 def prime(fn) -> None:
     """Before a backend's timed calls: wait until the previous backend's threads stop spinning (settle), then
-    one untimed call, so that the timed calls run back to back as in training.
+    untimed calls for PRIME_SECONDS, so that the timed calls run back to back as in training.
 
     Measured here (2 vCPUs, torch 2 threads, one 3.7 GFLOP conv): right after a threaded NumPy GEMM the
     conv took 20.9 ms median, 8.9 ms after 0.15 s and 8.6 ms back to back (OpenBLAS's threads spin); a GEMM

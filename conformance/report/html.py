@@ -222,7 +222,7 @@ def render(report: Report, plots: list) -> str:
 
     if report.trains or report.reference_train:
         header, trows = F.train_table(report)
-        body = f"<p>{_e(F.TRAIN_SPEED_NOTE)}</p>\n"
+        body = f"<p>{_e(F.TRAIN_SPEED_NOTE.replace('`', ''))}</p>\n"
         for anchor in ("plot-loss", "plot-weight-diff"):
             if anchor in plot:
                 body += _img(anchor, *plot[anchor]) + "\n"

@@ -248,7 +248,7 @@ def result_header_lines(result: dict) -> list:
         f"float32 GEMM {g['size']}^3 (median, GFLOP/s): {libs}; machine rate {g['machine_gflops']:.1f}",
         f"load average: start {result['load_average']['start']}, end {result['load_average']['end']}",
         f"dtype {settings['dtype']}, {settings['warmup']} warm-up + {settings['repeats']} interleaved rounds, medians"
-        f"{PRIMED if settings.get('primed') else ''}; "
+        f"{PRIMED if settings.get('primed') else ''}{settle_text(result.get('settle'))}; "
         f"ratio x = time per FLOP / {settings['baseline']}'s (> 1 slower)",
     ]
     memory = memory_line(result)
@@ -256,9 +256,16 @@ def result_header_lines(result: dict) -> list:
 
 
 PRIMED = (
-    " (each backend's turn opens, once this process's threads are idle, with untimed forwards for at least 20 ms:"
-    " its timed calls run back to back)"
+    " (each backend's turn opens, once this process's threads are idle or after 1 s, with untimed forwards for at"
+    " least 20 ms: its timed calls run back to back)"
 )
+
+
+def settle_text(log: dict | None) -> str:
+    """How many of the run's waits for idle threads gave up (empty when none did, or for older files)."""
+    if not log or not log.get("capped"):
+        return ""
+    return f" (**{log['capped']} of {log['waits']} waits for idle threads gave up after 1 s**)"
 
 
 def torch_threads_text(th: dict) -> str:
