@@ -645,17 +645,24 @@ def _cm_forward_bands(xp, geo, X, W, y2, limit):
     bands took VGG's float32 256-512 / 512-512 @28 forwards from 10.8 / 21.4-21.9 to 11.7-11.9 / 23.8 ms, but
     the float64 512-512 @28 from 49 to 66 ms and 256-256 @56 from 58 to 70; torch-cpu's float64 convs (no
     oneDNN kernel) hold more than a whole sample's columns anyway (27.6 MiB forward for 256-512 @28)."""
+    for cols, rows_in, band in _row_bands(geo, W.shape[1] * X.dtype.itemsize, limit):
+        mm(xp, W, im2col_cm(xp, X[:, :, rows_in], band), out=y2[:, cols])
+
+
+def _row_bands(geo, col_bytes: int, limit: int):
+    """The bands of output rows (the first spatial dim) of _cm_forward_bands and _heavy_backward_bands: about
+    `limit` bytes of columns each at `col_bytes` per output position, at least CM_BAND_MIN_COLS positions.
+    Yields (cols, rows_in, band): the band's slice of the flattened output positions, its slice of the padded
+    input's rows, and its geometry (for im2col_cm and tap_slices). From shapes only."""
     rest = prod(geo.out_sizes[1:])
-    per_row = W.shape[1] * rest * X.dtype.itemsize
-    rows = max(1, limit // per_row, -(-CM_BAND_MIN_COLS // rest))
+    rows = max(1, limit // (col_bytes * rest), -(-CM_BAND_MIN_COLS // rest))
     s0, d0, k0 = geo.stride[0], geo.dilation[0], geo.kernel[0]
     for r0 in range(0, geo.out_sizes[0], rows):
         r1 = min(r0 + rows, geo.out_sizes[0])
         band = _SimpleGeometry(
             kernel=geo.kernel, stride=geo.stride, dilation=geo.dilation, out_sizes=(r1 - r0,) + geo.out_sizes[1:]
         )
-        col = im2col_cm(xp, X[:, :, r0 * s0 : (r1 - 1) * s0 + d0 * (k0 - 1) + 1], band)
-        mm(xp, W, col, out=y2[:, r0 * rest : r1 * rest])
+        yield slice(r0 * rest, r1 * rest), slice(r0 * s0, (r1 - 1) * s0 + d0 * (k0 - 1) + 1), band
 
 
 SHIFT_ENABLED = True  # the tap-shift path (False: im2col everywhere; for comparisons)
@@ -1420,7 +1427,6 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     if not want_dw:
         return y, dx, None
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
-    dtype = x.dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
     dw = xp.empty((F, C) + geo.kernel, dtype=dtype)
     dw3 = dw.reshape(F, C, K)
@@ -1464,9 +1470,6 @@ def _heavy_backward_bands(xp, geo, x, w, g, want_dx, want_dw, band):
     inner = crop_index(geo.pads, geo.in_sizes, 2)
     lead = (slice(None), slice(None))
     W = w.reshape(F, C * K)
-    rest = prod(geo.out_sizes[1:])
-    rows = max(1, band // (C * K * rest * dtype.itemsize), -(-CM_BAND_MIN_COLS // rest))
-    s0, d0, k0 = geo.stride[0], geo.dilation[0], geo.kernel[0]
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dw = xp.zeros((F, C) + geo.kernel, dtype=dtype) if want_dw else None
     dw2 = None if dw is None else dw.reshape(F, C * K)
@@ -1478,20 +1481,16 @@ def _heavy_backward_bands(xp, geo, x, w, g, want_dx, want_dw, band):
             X[inner] = x[i : i + 1].swapaxes(0, 1)
         if want_dx:
             dX = scratch(xp, "dx", (C, 1) + psizes, dtype, zero=True)
-        for r0 in range(0, geo.out_sizes[0], rows):
-            r1 = min(r0 + rows, geo.out_sizes[0])
-            out_b = (r1 - r0,) + geo.out_sizes[1:]
-            rows_in = slice(r0 * s0, (r1 - 1) * s0 + d0 * (k0 - 1) + 1)
-            gb = gi[:, r0 * rest : r1 * rest]
+        for cols, rows_in, bgeo in _row_bands(geo, C * K * dtype.itemsize, band):
+            gb = gi[:, cols]
             if want_dx:
                 dcol = mm(xp, W.T, gb, out=scratch(xp, "dcol", (C * K, gb.shape[1]), dtype))
-                d = dcol.reshape((C, K, 1) + out_b)
+                d = dcol.reshape((C, K, 1) + bgeo.out_sizes)
                 dXb = dX[:, :, rows_in]
-                for t, sl in enumerate(tap_slices(geo.kernel, geo.stride, geo.dilation, out_b)):
+                for t, sl in enumerate(tap_slices(geo.kernel, geo.stride, geo.dilation, bgeo.out_sizes)):
                     dXb[lead + sl] += d[:, t]
                 del dcol, d
             if want_dw:  # the band's columns in the "dcol" slot, which the band's dcol has left
-                bgeo = _SimpleGeometry(kernel=geo.kernel, stride=geo.stride, dilation=geo.dilation, out_sizes=out_b)
                 col = im2col_cm(xp, X[:, :, rows_in], bgeo, "dcol")
                 for f0 in range(0, F, step):
                     f1 = min(f0 + step, F)

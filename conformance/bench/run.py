@@ -286,8 +286,8 @@ def run(
         for lr in s["layers"]:
             add_ratios(lr, gemm_summary["machine_gflops"], baseline)
         s["summary"] = summarize(s, baseline)
-    if torch_threads() is not None:  # what torch ran on: a backend importing torch late must not reset it
-        threads_info["torch_after_run"] = torch_threads()
+    if (after := torch_threads()) is not None:  # what torch ran on: a backend importing torch late must not reset it
+        threads_info["torch_after_run"] = after
     environ = environment(threads_info)
     environ["kernels"] = blas_kernels()
     settings = {
