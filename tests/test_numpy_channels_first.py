@@ -146,13 +146,13 @@ def test_kernel_row_backward_in_chunks(monkeypatch, limit, chunks):
         np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
 
 
-@pytest.mark.parametrize(
-    "x_shape, w_shape, params",
-    [
-        ((3, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}),  # ResNet's stem
-        ((2, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}),  # VGG's first layer
-    ],
-)
+SMALL_GRIDS = [  # (x_shape, w_shape, params): sample-major convs whose samples have few output positions
+    ((3, 3, 20, 19), (8, 3, 7, 7), {"stride": 2, "padding": 3}),  # ResNet's stem
+    ((2, 3, 12, 12), (16, 3, 3, 3), {"padding": 1}),  # VGG's first layer
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", SMALL_GRIDS)
 def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape, params):
     """Products above SPLIT_MIN_FLOPS per sample: the backward runs a sample per chunk, with g[i] as g^T."""
     geo = _geo(x_shape, w_shape, params)
@@ -162,6 +162,7 @@ def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape,
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
     whole = C.float32_runs(x, w, b, g, params)
     monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 1)
+    monkeypatch.setattr(K, "CM_MIN_COLS", 1)  # (grids this small take `few` samples: the next test)
     seen = _spy_chunks(monkeypatch)
     C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
     assert seen[1] == [(i, i + 1) for i in range(x_shape[0])]  # the backward call
@@ -170,3 +171,39 @@ def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape,
         assert a.dtype == np.float32
         np.testing.assert_array_equal(_bits(a), _bits(a2))
         np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", SMALL_GRIDS + [((7, 40, 7, 7), (24, 40, 3, 3), {"padding": 1})])
+def test_small_grids_take_products_over_several_samples(monkeypatch, x_shape, w_shape, params):
+    """Products above SPLIT_MIN_FLOPS on samples of fewer than CM_MIN_COLS output positions (ResNet's s5 3x3
+    layers at 7x7): the forward and the input gradient run chunks of several samples, the forward's product
+    over the whole chunk and then reordered into y, within CM_FEW_BUDGET bytes of column matrix."""
+    geo = _geo(x_shape, w_shape, params)
+    P = int(np.prod(geo.out_sizes))
+    rng = np.random.default_rng(9)
+    x, w, b = C.inputs(rng, x_shape, w_shape)
+    g = rng.standard_normal(R.conv(x, w, b, **params).shape)
+    monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 1)
+    monkeypatch.setattr(K, "CM_MIN_COLS", 4 * P + 1)  # 5 samples' positions
+    monkeypatch.setattr(K, "CM_FEW_BUDGET", 3 * P * geo.taps * geo.c_in * 8)  # ... but 3 samples' float64 columns
+    monkeypatch.setattr(K, "CM_FWD_CHUNK", 1)  # (which would otherwise take a whole small batch)
+    direct = K._cm_passes
+    seen = []  # (want_y, want_dx, chunks) of each _cm_passes call
+    chunks = _spy_chunks(monkeypatch)
+    monkeypatch.setattr(K, "_cm_passes", lambda *a, **k: seen.append(a[5:7]) or direct(*a, **k))
+    monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: True)
+    monkeypatch.setattr(K, "prefer_channels_first", lambda geo: True)
+    C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+    n = x_shape[0]
+    three = [(lo, min(lo + 3, n)) for lo in range(0, n, 3)]
+    assert seen[0] == (True, False) and chunks[0] == three  # the forward: 3 samples per chunk (float64)
+    assert three in chunks[1:]  # the backward's (after the input gradient's conv of g, where it takes one)
+    one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    monkeypatch.setattr(K, "CM_MIN_COLS", 1)  # a sample per product, as before
+    chunks.clear()
+    single = C.float32_runs(x, w, b, g, params)
+    assert chunks[0] == [(i, i + 1) for i in range(n)]  # the forward
+    for a, a2, s in zip(one, again, single):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(_bits(a), _bits(a2))
+        np.testing.assert_allclose(s, a, rtol=2e-5, atol=2e-4)

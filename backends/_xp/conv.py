@@ -373,6 +373,11 @@ def col2im_cf(xp, dcol, geo, taps, m):
 # 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer, torch
 # 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
 CM_FWD_CHUNK = 2 << 20
+# _cm_passes' products that mm splits take at least this many output positions (whole samples) when a sample
+# has fewer: ResNet's s5 3x3 512-512 (7x7, float32) ran W @ a sample's columns, (512, 4608) @ (4608, 49), at
+# 237 GFLOP/s and its input gradient's (4608, 512) @ (512, 49) at 296; at 294 columns (6 samples) 352 and 402
+CM_MIN_COLS = 256
+CM_FEW_BUDGET = 8 << 20  # ... with at most this many bytes of column matrix (float64's s5: 4 samples, 7.2 MiB)
 CF_FWD_CHUNK = 448 << 10
 CF_ROWS_BWD_CHUNK = 1 << 20
 ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
@@ -553,7 +558,9 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     channel-major (C, m, *spatial) order, which swaps the two outer axes only; col2im is one strided add
     per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
     in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
-    calls of mm, whose blocks go to the pool, when a sample's product is that large). `bands` (bytes, 0:
+    calls of mm, whose blocks go to the pool, when a sample's product is that large), except on grids of
+    fewer than CM_MIN_COLS positions, whose products span a chunk of a few samples (and the input
+    gradient's chunks too), then reordered into y. `bands` (bytes, 0:
     never): a forward whose sample has more columns than that runs per sample in bands of output rows of
     about that many bytes of columns (at least CM_BAND_MIN_COLS positions each: _cm_forward_bands)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
@@ -569,15 +576,23 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     dx = xp.empty((n, C) + geo.in_sizes, dtype=dtype) if want_dx else None
     dW = None
     per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
+    # products large enough for mm's blocks, on a grid too small for a sample's columns to make a good one
+    # (ResNet's s5 3x3 layers at 7x7): `few` samples per chunk, CM_MIN_COLS positions (see there)
+    few = 0
+    if 2 * F * C * K * P >= SPLIT_MIN_FLOPS and P < CM_MIN_COLS:
+        few = min(-(-CM_MIN_COLS // P), CM_FEW_BUDGET // (P * K * C * dtype.itemsize))
+        few = few if few > 1 else 0
     if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too
         per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
-        limit = min(limit, CM_FWD_CHUNK)
+        limit = max(min(limit, CM_FWD_CHUNK), few * per_sample)
         if bands and P * K * C * dtype.itemsize > bands and geo.nd >= 2:  # bands of rows (_cm_forward_bands)
             for i in range(n):
                 X = scratch(xp, "x", (C, 1) + psizes, dtype, zero=has_pad)
                 X[inner] = x[i : i + 1].swapaxes(0, 1)
                 _cm_forward_bands(xp, geo, X, W, y[i].reshape(F, P), bands)
             return y, None, None
+    elif few:
+        limit = few * per_sample
     elif 2 * F * C * K * P >= SPLIT_MIN_FLOPS:
         # a sample per chunk when its products are large enough for mm's blocks: g[lo] is g^T for the chunk
         # (no copy of g, the size of y) and the column matrices are a sample's. VGG's first layer, float64
@@ -596,7 +611,10 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
             col = im2col_cm(xp, X, geo)
         if want_y:  # sample i's columns give y[i] (C_out, P) in NCHW order: no y buffer, no transpose
             y3 = y[lo:hi].reshape(m, F, P)
-            if 2 * F * C * K * P >= SPLIT_MIN_FLOPS:  # per sample: mm's blocks over the pool
+            if few and m > 1:  # one product for the chunk, then into y's (sample, channel) order
+                yt = mm(xp, W, col, out=scratch(xp, "y", (F, m * P), dtype))
+                y3[...] = yt.reshape(F, m, P).swapaxes(0, 1)
+            elif 2 * F * C * K * P >= SPLIT_MIN_FLOPS:  # per sample: mm's blocks over the pool
                 for i in range(m):
                     mm(xp, W, col[:, i * P : (i + 1) * P], out=y3[i])
             else:
