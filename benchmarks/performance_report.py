@@ -1,8 +1,9 @@
 """Regenerate reports/performance.md, .json and .svg in one run: the conformance suite's wall time and where
 it goes, the reference's LeNet-5 step, `convspec bench` (NumPy against torch-cpu on every suite, in float32
 and float64, quiet and with a fixed competing load, per layer with each backend's peak extra memory, and
-LeNet-5's other ops) and LeNet-5 training images/s of both backends, with the machine's load, GEMM rate and
-compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the same run.
+LeNet-5's other ops), LeNet-5 training images/s of both backends and float32 conv's GEMM bound
+(benchmarks/gemm_bound.py), with the machine's load, GEMM rate and compute kernels (OpenBLAS's kernel set,
+torch's CPU capability) measured in the same run.
 
     python benchmarks/performance_report.py                 # everything below: ~6 min on the 2-CPU dev machine
         [--suite lenet --suite resnet50 ...]                # default: lenet resnet50 vgg alphago text1d
@@ -10,7 +11,7 @@ compute kernels (OpenBLAS's kernel set, torch's CPU capability) measured in the 
         [--repeats 3] [--warmup 1]                          # bench rounds per layer (each quiet, then loaded)
         [--batch resnet50=16 --batch vgg=2 ...]             # CPU batches (default: these two, the rest their own)
         [--train-rounds 3] [--train-steps 20] [--train-threads 2 1]
-        [--profiles quick full] [--out-dir reports]
+        [--profiles quick full] [--bound-rounds 5] [--out-dir reports]
         [--reuse-bench reports/performance.json]            # re-render: take every section that file holds
 
 Defaults are sized to keep the whole regeneration short on this project's 2-CPU machine (measured at load
@@ -21,7 +22,7 @@ training 10 s; more when other jobs share the machine): the bench runs ResNet-50
 
 performance.json is the first dtype's bench result (schema convspec-bench/1, so `convspec report --bench
 reports/performance.json` reads it) with the other sections beside it: "other_dtypes" (the other dtypes'
-bench results), "training", "suite_timings", "reference", "gemm_kernels" and "regeneration". --reuse-bench
+bench results), "training", "suite_timings", "reference", "gemm_kernels", "gemm_bound" and "regeneration". --reuse-bench
 FILE takes every section FILE holds from it and measures only the missing ones (none: nothing is measured).
 
 Every figure is measured side by side in this one run (never a timed test). On a shared machine read the
@@ -310,6 +311,39 @@ def run_training(args) -> dict:
         "load_average": {"start": started, "end": load()},
         "competing_load": described,
     }
+
+
+def _gemm_bound_module():
+    sys.path.insert(0, str(HERE))
+    import gemm_bound  # benchmarks/gemm_bound.py
+
+    return gemm_bound
+
+
+def run_gemm_bound(suites, batches, args) -> dict:
+    def progress(suite, rec):
+        print(f"  {suite} {rec['name']}: bound / torch {rec['bound_over_torch']:.2f}", file=sys.stderr)
+
+    return _gemm_bound_module().measure(suites, batches, "float32", args.bound_rounds, 2, progress)
+
+
+def gemm_bound_section(gb: dict) -> list:
+    return [
+        "## 5. The products alone: how close a GEMM-based conv gets to torch-cpu (float32)",
+        "",
+        "`benchmarks/gemm_bound.py`, run here: per layer, torch-cpu's training step (forward and backward under "
+        "autograd), the NumPy backend's forward + backward, and the three dense products a conv is made of "
+        "(forward, weight gradient, input gradient) at the layer's im2col shapes, timed alone with OpenBLAS's own "
+        "threads on operands built beforehand: no column matrix, no copies, no adds. Where the products are "
+        "compute-bound their sum is the least time an im2col-style kernel needs on this BLAS, so 'bound / torch' "
+        "above 1 means no GEMM-based NumPy conv reaches torch's step on that layer here (a direct or "
+        "Winograd-class kernel is not bounded by it), and 'NumPy / bound' is what the backend's copies, tap "
+        "shifts, blocks over its own threads and adds cost on top. Matrix-vector-thin products (LeNet's, AlphaGo's "
+        "1x1 192-1) are no bound: other routes beat them.",
+        "",
+        *_gemm_bound_module().render(gb),
+        "",
+    ]
 
 
 def run_suite_timings(args, env) -> dict:
@@ -675,6 +709,7 @@ def main() -> None:
         "--train-threads", type=int, nargs="+", default=[2, 1], help="thread counts to train with (default: 2 1)"
     )
     ap.add_argument("--reference-rounds", type=int, default=20, help="rounds of the reference's LeNet-5 step")
+    ap.add_argument("--bound-rounds", type=int, default=5, help="rounds of benchmarks/gemm_bound.py (default 5)")
     ap.add_argument("--out-dir", default=str(ROOT / "reports"))
     ap.add_argument("--profiles", nargs="+", default=["quick", "full"], help="suite profiles to time")
     ap.add_argument(
@@ -729,6 +764,8 @@ def main() -> None:
 
     # 4. training
     training = section("training", "LeNet-5 training", lambda: run_training(args))
+    # 5. the products alone
+    bound = section("gemm_bound", "GEMM bound", lambda: run_gemm_bound(suites, batches, args))
 
     total = time.perf_counter() - t_start
     bundle = dict(
@@ -738,6 +775,7 @@ def main() -> None:
         suite_timings=suite_timings,
         reference=ref,
         gemm_kernels=kernels,
+        gemm_bound=bound,
         regeneration=(
             old["regeneration"]  # nothing measured now: the file's own
             if old.get("regeneration") and seconds == old["regeneration"].get("seconds")
@@ -784,12 +822,13 @@ def main() -> None:
         *reference_section(ref),
         *bench_section(results, args.reuse_bench if "bench" in reused else None),
         *training_section(training),
+        *gemm_bound_section(bound),
     ]
     (out_dir / "performance.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out_dir / 'performance.md'}, performance.json, performance.svg ({total:.0f} s)", file=sys.stderr)
 
 
-SECTIONS = ("other_dtypes", "training", "suite_timings", "reference", "gemm_kernels", "regeneration")
+SECTIONS = ("other_dtypes", "training", "suite_timings", "reference", "gemm_kernels", "gemm_bound", "regeneration")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import base64
 import json
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from convspec.backends.numpy_backend import NumpyBackend
@@ -165,6 +166,68 @@ def test_training_compare_rows():
         assert r["ms_per_step"] > 0 and "loaded" not in r
 
 
+def _gemm_bound_record() -> dict:
+    layer = {
+        "name": "k3 2-3 @9",
+        "count": 1,
+        "batch": 4,
+        "gemm_shape": {"groups": 1, "M": 28, "K": 6, "F": 3},
+        "flops": 1,
+        "seconds": {"torch": 0.002, "numpy": 0.003, "bound": 0.001},
+        "samples": {},
+        "bound_over_torch": 0.5,
+        "numpy_over_torch": 1.5,
+        "numpy_over_bound": 3.0,
+    }
+    geo = {"bound_over_torch": 0.5, "numpy_over_torch": 1.5, "numpy_over_bound": 3.0}
+    return {
+        "schema": "convspec-gemm-bound/1",
+        "dtype": "float32",
+        "rounds": 1,
+        "threads": {"torch_after_run": 2, "blas": [{"library": "openblas", "threads": 2}]},
+        "kernels": {},
+        "gemm": {"libraries": {"numpy": {"gflops": 450.0, "samples": 1}}},
+        "load_average": {"start": [1.0, 1.0, 1.0], "end": [1.0, 1.0, 1.0]},
+        "seconds": 1.0,
+        "suites": [{"name": "one", "batch": 4, "layers": [layer], "geomean": geo}],
+    }
+
+
+def test_gemm_bound_times_the_im2col_products(monkeypatch):
+    """benchmarks/gemm_bound.py on the tiny suite: per layer the three products at the layer's im2col shapes
+    (M = batch * output positions, K = C_in/groups * taps, F = C_out/groups, one set per group), torch-cpu's
+    step and NumPy's forward + backward, each timed once per round, and the ratios of their medians."""
+    torch = pytest.importorskip("torch")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    gb = _script("gemm_bound")
+    monkeypatch.setenv("CONVSPEC_TORCH_THREADS", "1")  # (measure sets it: restored after the test)
+    torch_threads = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=None):  # the BLAS threads measure sets, restored on exit
+        try:
+            res = gb.measure(["tiny"], {}, "float32", rounds=2, threads=1)
+        finally:
+            torch.set_num_threads(torch_threads)
+    (suite,) = res["suites"]
+    assert suite["name"] == "tiny" and res["threads"]["torch_after_run"] == 1
+    for rec, layer in zip(suite["layers"], bench.resolve_suites(["tiny"])[0].layers):
+        n = rec["batch"]
+        G = layer.groups
+        want = {"groups": G, "M": n * int(np.prod(layer.out_sizes(n)))}
+        want.update(K=layer.c_in // G * int(np.prod(layer.kernel)), F=layer.c_out // G)
+        assert rec["gemm_shape"] == want, layer.name
+        for k in ("torch", "numpy", "bound"):
+            assert len(rec["samples"][k]) == 2 and rec["seconds"][k] == np.median(rec["samples"][k]) > 0
+        assert rec["bound_over_torch"] == rec["seconds"]["bound"] / rec["seconds"]["torch"]
+    p = gb.Products(suite_layer := bench.resolve_suites(["tiny"])[0].layers[0], 3, "float64")
+    p.all()  # the products are the im2col products of the operands it holds
+    np.testing.assert_allclose(p.y, p.col @ p.w)
+    np.testing.assert_allclose(p.dw, p.col.transpose(0, 2, 1) @ p.g)
+    np.testing.assert_allclose(p.dcol, p.g @ p.w.transpose(0, 2, 1))
+    assert p.shape[1] == 3 * int(np.prod(suite_layer.out_sizes(3)))
+    md = "\n".join(gb.render(res))
+    assert md.count("| tiny |") == len(suite["layers"]) and "| **tiny** | geometric mean |" in md
+
+
 def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch):
     """benchmarks/performance_report.py --reuse-bench FILE: every section FILE holds is rendered from it and
     nothing is measured; the bench of each dtype, the overview with the memory columns, the training table and
@@ -236,6 +299,7 @@ def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch
                 "SkylakeX": {"gflops": 450.0, "samples": [450.0], "architecture": "SkylakeX"},
             },
         },
+        gemm_bound=_gemm_bound_record(),
         regeneration={
             "command": "python benchmarks/performance_report.py",
             "started": "then",
@@ -249,7 +313,7 @@ def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch
     def measured(*a, **k):
         raise AssertionError("--reuse-bench measured a section the file holds")
 
-    for name in ("run_suite_timings", "run_reference", "gemm_kernels", "run_bench", "run_training"):
+    for name in ("run_suite_timings", "run_reference", "gemm_kernels", "run_bench", "run_training", "run_gemm_bound"):
         monkeypatch.setattr(pr, name, measured)
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["performance_report.py", "--reuse-bench", str(src), "--out-dir", str(out)])
@@ -263,6 +327,7 @@ def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch
         "### float32: bench",
         "### float64: bench",
         "## 4. LeNet-5 training",
+        "## 5. The products alone",
     ):
         assert heading in md, heading
     assert f"From `{src}`" in md and "Re-rendered by" in md
@@ -270,6 +335,8 @@ def test_performance_report_rerenders_from_its_json(files, tmp_path, monkeypatch
     assert "CPU capability" in md or "torch_cpu_capability" not in result["environment"].get("kernels", {})
     assert "| one | float32 | 2 | numpy-two |" in md and "| one | float64 | 2 | numpy-two |" in md
     assert "| float32 | 2 | numpy | 300 [300 - 300] | 10.0 | 100 [100 - 100] | 0.50 | 0.25 |" in md
+    assert "| one | k3 2-3 @9 | 4 | 28, 6, 3 | 2.00 | 3.00 | 1.00 | 0.50 | 1.50 | 3.00 |" in md
+    assert "| **one** | geometric mean | | | | | | **0.50** | **1.50** | **3.00** |" in md
     again = json.loads((out / "performance.json").read_text())
     assert again["schema"] == "convspec-bench/1" and again["other_dtypes"][0]["settings"]["dtype"] == "float64"
     perf.load_bench(out / "performance.json")  # still a bench file for `convspec report --bench`
