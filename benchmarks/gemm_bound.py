@@ -145,9 +145,12 @@ def measure(suites, batches: dict, dtype: str, rounds: int, threads: int, progre
 def render(res: dict) -> list:
     """Markdown lines: one table, a row per layer and a geometric-mean row per suite."""
     g = res["gemm"]["libraries"]
+    blas = res["threads"].get("blas")
+    if isinstance(blas, list):  # every BLAS threadpoolctl found in the process (torch may bring its own)
+        blas = ", ".join(f"{b.get('library')} {b.get('threads')}" for b in blas)
     lines = [
         f"{res['dtype']}, {res['rounds']} rounds, medians; threads: torch {res['threads'].get('torch_after_run')} "
-        f"(read back after the run), BLAS {res['threads'].get('blas')}; float32 GEMM 1024^3: "
+        f"(read back after the run), BLAS {blas}; float32 GEMM 1024^3: "
         + ", ".join(f"{k} {v['gflops']:.0f} GFLOP/s" for k, v in g.items())
         + f"; load average {res['load_average']['start']} -> {res['load_average']['end']}; {res['seconds']:.0f} s.",
         "",

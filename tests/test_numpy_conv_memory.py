@@ -120,34 +120,32 @@ def test_weight_heavy_selection():
 
 
 def test_weight_heavy_passes_hold_no_weight_sized_array():
-    """A 512-512 3x3 float64 weight (18.9 MB) on a 10x10 input, batch 2. A sample has 100 output
-    positions, fewer than CM_MIN_COLS, so the forward and the input gradient run chunks of m = 2 samples
-    (CM_FEW_BUDGET allows two samples' column matrices, 100*9*512 elements each: one product of 200
-    columns, not two of 100). The backward's work arrays are the input gradient's dcol of m samples (the
-    weight gradient's col, one sample below COL_BUDGET, reuses its scratch array), the padded input of one
-    sample, g and the padded input gradient of m samples, and a 1/HEAVY_BLOCKS block of the weight
-    gradient: 12.7 MB, two thirds of the weight. The im2col loop held the weight gradient's per-chunk and
-    running sums (two weights), and copied the weight for its input gradient's conv of g. The forward
-    copies no weight either: a chunk's padded input, column matrix and output (m samples each), and the
-    partial products of mm's four inner-dimension blocks (its inner dimension 9*512 is over four times its
-    outputs' 512)."""
+    """A 512-512 3x3 float64 weight (18.9 MB) on a 10x10 input, batch 2. A sample has 100 output positions,
+    fewer than CM_MIN_COLS, but its column matrix (100*9*512 elements) is over half of CM_FEW_BUDGET, so the
+    forward and the input gradient still run a sample per chunk (see _cm_passes). The backward's work arrays
+    are one sample's column matrix (below COL_BUDGET, above two samples' worth; the input gradient's dcol and
+    then the weight gradient's col in one scratch array), its padded input (12*12*512), g and padded input
+    gradient, and a 1/HEAVY_BLOCKS block of the weight gradient: 10 MB in all, about half the weight. The
+    im2col loop held the weight gradient's per-chunk and running sums (two weights), and copied the weight
+    for its input gradient's conv of g. The forward copies no weight: a chunk's padded input, column matrix
+    and channel-major output, and the partial products of mm's four inner-dimension blocks (its inner
+    dimension 9*512 is over four times its outputs' 512)."""
     rng = np.random.default_rng(0)
     n, c, s, item = 2, 512, 10, 8
     x, w, b = C.inputs(rng, (n, c, s, s), (c, c, 3, 3))
     assert K.weight_heavy(_geo(x.shape, w.shape, {"padding": 1}), item)
     col = s * s * 9 * c * item  # one sample's
     assert col <= K.COL_BUDGET < 2 * col
-    m = 2  # samples per chunk of the forward and the input gradient
-    assert s * s < K.CM_MIN_COLS and m * col <= K.CM_FEW_BUDGET < (m + 1) * col
+    assert s * s < K.CM_MIN_COLS and K.CM_FEW_BUDGET < 2 * col  # a sample per chunk all the same
     padded, plane = (s + 2) ** 2 * c * item, s * s * c * item
     block = -(-c // K.HEAVY_BLOCKS) * 9 * c * item
     g = rng.standard_normal((n, c, s, s))
     B = NumpyBackend()
     (dx, dw, db), peak = _peak(lambda: B.conv_backward(g, x, w, b, padding=1))
-    bound = m * col + padded + m * plane + m * padded + block + SMALL
+    bound = col + padded + plane + padded + block + SMALL
     assert peak - dx.nbytes - dw.nbytes - db.nbytes <= bound < w.nbytes
     y, peak = _peak(lambda: B.conv(x, w, b, padding=1))
-    assert peak - y.nbytes <= m * (padded + col + plane) + 4 * m * plane + SMALL < w.nbytes
+    assert peak - y.nbytes <= padded + col + plane + 4 * plane + SMALL < w.nbytes // 2
 
 
 def test_shifted_forward_work_arrays_stay_within_the_budget():

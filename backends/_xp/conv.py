@@ -377,7 +377,9 @@ CM_FWD_CHUNK = 2 << 20
 # has fewer: ResNet's s5 3x3 512-512 (7x7, float32) ran W @ a sample's columns, (512, 4608) @ (4608, 49), at
 # 237 GFLOP/s and its input gradient's (4608, 512) @ (512, 49) at 296; at 294 columns (6 samples) 352 and 402
 CM_MIN_COLS = 256
-CM_FEW_BUDGET = 8 << 20  # ... with at most this many bytes of column matrix (float64's s5: 4 samples, 7.2 MiB)
+# ... in at most this many bytes of column matrix (float32's s5: 4 samples, 196 positions, 3.5 MiB; as fast as 6
+# samples in 8 MiB, which took VGG's 512-512 @14 float32 forward peak above torch-cpu's: 11.0 against 9.8 MiB)
+CM_FEW_BUDGET = 4 << 20
 CF_FWD_CHUNK = 448 << 10
 CF_ROWS_BWD_CHUNK = 1 << 20
 ROW_SHIFT_MIN_K = 24  # C_in * kernel width below which the per-row GEMMs are too thin (see row_shift)
