@@ -20,7 +20,8 @@ routes beat them there.
 
 Each round times each of the three (torch step, NumPy f+b, GEMM bound) once, after its own untimed calls
 (timing.prime: the previous library's threads stop spinning first); figures are medians over the rounds.
-Needs torch (`pip install -e ".[torch]"`) and threadpoolctl (in the test extra) for the thread counts.
+Needs torch and threadpoolctl: `pip install -c constraints/ci.txt -e ".[torch,bench]"`. measure() leaves the
+process on `threads` threads (torch, the BLAS, CONVSPEC_TORCH_THREADS), as `convspec bench` does.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def measure(suites, batches: dict, dtype: str, rounds: int, threads: int, progre
             )
             for c in cases.values():
                 c.release()
+            del prods  # (VGG's 64-64 @224: 0.7 GB of operands)
             if progress:
                 progress(suite.name, layers[-1])
         geo = {
@@ -188,8 +190,8 @@ def main() -> None:
     batches = dict(DEFAULT_BATCHES)
     for v in args.batch or []:
         name, _, n = v.partition("=")
-        if not n.isdigit() or int(n) < 1:
-            raise SystemExit(f"--batch {v!r}: expected SUITE=N with N >= 1")
+        if name not in ALL_SUITES or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--batch {v!r}: expected SUITE=N with SUITE one of {', '.join(ALL_SUITES)}, N >= 1")
         batches[name] = int(n)
 
     def progress(suite, rec):

@@ -5,7 +5,7 @@ LeNet-5's other ops), LeNet-5 training images/s of both backends and float32 con
 (benchmarks/gemm_bound.py), with the machine's load, GEMM rate and compute kernels (OpenBLAS's kernel set,
 torch's CPU capability) measured in the same run.
 
-    python benchmarks/performance_report.py                 # everything below: ~6 min on the 2-CPU dev machine
+    python benchmarks/performance_report.py                 # everything below: ~12 min on the 2-CPU dev machine
         [--suite lenet --suite resnet50 ...]                # default: lenet resnet50 vgg alphago text1d
         [--dtype float32 --dtype float64]                   # default: both
         [--repeats 3] [--warmup 1]                          # bench rounds per layer (each quiet, then loaded)
@@ -15,10 +15,11 @@ torch's CPU capability) measured in the same run.
         [--reuse-bench reports/performance.json]            # re-render: take every section that file holds
 
 Defaults are sized to keep the whole regeneration short on this project's 2-CPU machine (measured at load
-1.2-2.3: 373 s; suite timings 45 s, reference 1 s, GEMM kernels 2 s, bench float32 107 s and float64 208 s,
-training 10 s; more when other jobs share the machine): the bench runs ResNet-50's layers at batch 16
-(suite default 32) and VGG-16's at batch 2 (default 4), 1 warm-up and 3 timed rounds. `--suite tiny
---repeats 1 --train-rounds 1 --profiles quick --reference-rounds 2` makes a smoke run of about a minute.
+0.8-1.5 on 2026-11-30: 715 s; suite timings 61 s, reference 1 s, GEMM kernels 2 s, bench float32 183 s and
+float64 318 s, training 12 s, GEMM bound 138 s; more when other jobs share the machine): the bench runs
+ResNet-50's layers at batch 16 (suite default 32) and VGG-16's at batch 2 (default 4), 1 warm-up and 3 timed
+rounds. `--suite tiny --repeats 1 --train-rounds 1 --profiles quick --reference-rounds 2 --bound-rounds 1`
+makes a smoke run of about a minute.
 
 performance.json is the first dtype's bench result (schema convspec-bench/1, so `convspec report --bench
 reports/performance.json` reads it) with the other sections beside it: "other_dtypes" (the other dtypes'

@@ -1,6 +1,7 @@
 """The NumPy conv's channels-first paths (backends/_xp/conv.py: _cm_passes, _cf_passes): forward-only
 calls in batch chunks of CM_FWD_CHUNK / CF_FWD_CHUNK bytes, _cm_passes writing y in place (one stacked
-product, or per sample through mm's blocks when a sample's product is large), and _cf_passes' per-kernel-row
+product, or per sample through mm's blocks when a sample's product is large, or per chunk of `few` samples on
+grids of fewer than CM_MIN_COLS positions), and _cf_passes' per-kernel-row
 backward in chunks of CF_ROWS_BWD_CHUNK. Against the reference in float64, bit-for-bit repeatable in
 float32 and within rounding of one chunk."""
 
@@ -173,36 +174,62 @@ def test_sample_major_backward_a_sample_per_chunk(monkeypatch, x_shape, w_shape,
         np.testing.assert_allclose(h, a, rtol=2e-5, atol=2e-4)
 
 
+def _spy_products(monkeypatch):
+    """The (rows, columns) of every mm() product that follows."""
+    seen, real = [], K.mm
+
+    def spy(xp, a, b, out=None):
+        seen.append((a.shape[0], b.shape[1]))
+        return real(xp, a, b, out=out)
+
+    monkeypatch.setattr(K, "mm", spy)
+    return seen
+
+
 @pytest.mark.parametrize("x_shape, w_shape, params", SMALL_GRIDS + [((7, 40, 7, 7), (24, 40, 3, 3), {"padding": 1})])
 def test_small_grids_take_products_over_several_samples(monkeypatch, x_shape, w_shape, params):
     """Products above SPLIT_MIN_FLOPS on samples of fewer than CM_MIN_COLS output positions (ResNet's s5 3x3
-    layers at 7x7): the forward and the input gradient run chunks of several samples, the forward's product
-    over the whole chunk and then reordered into y, within CM_FEW_BUDGET bytes of column matrix."""
+    layers at 7x7): the forward and the gradients run chunks of `few` samples, towards CM_MIN_COLS positions
+    and within CM_FEW_BUDGET bytes of the call's column matrices and the caller's limit; the forward's product
+    spans the whole chunk and is then reordered into y."""
     geo = _geo(x_shape, w_shape, params)
-    P = int(np.prod(geo.out_sizes))
+    n, F, P = x_shape[0], w_shape[0], int(np.prod(geo.out_sizes))
+    col64 = P * geo.taps * geo.c_in * 8  # one sample's float64 column matrix
     rng = np.random.default_rng(9)
     x, w, b = C.inputs(rng, x_shape, w_shape)
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
-    monkeypatch.setattr(K, "SPLIT_MIN_FLOPS", 1)
-    monkeypatch.setattr(K, "CM_MIN_COLS", 4 * P + 1)  # 5 samples' positions
-    monkeypatch.setattr(K, "CM_FEW_BUDGET", 3 * P * geo.taps * geo.c_in * 8)  # ... but 3 samples' float64 columns
-    monkeypatch.setattr(K, "CM_FWD_CHUNK", 1)  # (which would otherwise take a whole small batch)
-    direct = K._cm_passes
-    seen = []  # (want_y, want_dx, chunks) of each _cm_passes call
-    chunks = _spy_chunks(monkeypatch)
-    monkeypatch.setattr(K, "_cm_passes", lambda *a, **k: seen.append(a[5:7]) or direct(*a, **k))
+    for name, value in [("SPLIT_MIN_FLOPS", 1), ("CM_FWD_CHUNK", 1), ("CM_FEW_BUDGET", 1 << 40)]:
+        monkeypatch.setattr(K, name, value)
     monkeypatch.setattr(K, "channel_major", lambda geo, want_dx: True)
     monkeypatch.setattr(K, "prefer_channels_first", lambda geo: True)
+    monkeypatch.setattr(K, "dx_as_conv", lambda geo, shift=False: False)  # (the gradients in one call)
+    chunks = _spy_chunks(monkeypatch)
+    products = _spy_products(monkeypatch)
+    # three samples' positions
+    monkeypatch.setattr(K, "CM_MIN_COLS", 2 * P + 1)
     C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
-    n = x_shape[0]
     three = [(lo, min(lo + 3, n)) for lo in range(0, n, 3)]
-    assert seen[0] == (True, False) and chunks[0] == three  # the forward: 3 samples per chunk (float64)
-    assert three in chunks[1:]  # the backward's (after the input gradient's conv of g, where it takes one)
+    assert chunks[:2] == [three, three]  # the forward; the backward
+    chunks.clear()
+    products.clear()
+    B.conv(x, w, b, **params)
+    assert products[0] == (F, min(3, n) * P) and (F, P) not in products[: n // 3]  # one product per chunk
     one, again = C.float32_runs(x, w, b, g, params), C.float32_runs(x, w, b, g, params)
+    # within the budget: two samples' float64 column matrix for the forward, not for the backward's two
+    monkeypatch.setattr(K, "CM_FEW_BUDGET", 2 * col64)
+    chunks.clear()
+    B.conv(x, w, b, **params)
+    B.conv_backward(g, x, w, b, **params)
+    assert chunks == [[(lo, min(lo + 2, n)) for lo in range(0, n, 2)], [(i, i + 1) for i in range(n)]]
+    # within the caller's limit (a sample per chunk)
+    monkeypatch.setattr(K, "CM_FEW_BUDGET", 1 << 40)
+    chunks.clear()
+    C.chunked_backend().conv_backward(g, x, w, b, **params)
+    assert chunks == [[(i, i + 1) for i in range(n)]]
     monkeypatch.setattr(K, "CM_MIN_COLS", 1)  # a sample per product, as before
     chunks.clear()
     single = C.float32_runs(x, w, b, g, params)
-    assert chunks[0] == [(i, i + 1) for i in range(n)]  # the forward
+    assert chunks[:2] == [[(i, i + 1) for i in range(n)]] * 2
     for a, a2, s in zip(one, again, single):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(_bits(a), _bits(a2))

@@ -60,6 +60,15 @@ def test_weight_heavy_route_matches_the_reference(monkeypatch, x_shape, w_shape,
     g = rng.standard_normal(R.conv(x, w, b, **params).shape)
     C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
     assert (True, False, False) in taken and (False, True, True) in taken  # forward; dx and dw in one call
+    with monkeypatch.context() as m:  # the forward and dx in chunks of `few` samples (ResNet's s5 3x3 at 7x7)
+        m.setattr(K, "SPLIT_MIN_FLOPS", 1)
+        m.setattr(K, "CM_MIN_COLS", 1 << 30)
+        m.setattr(K, "CM_FEW_BUDGET", 1 << 30)
+        chunks, real_chunks = [], K._chunks
+        m.setattr(K, "_chunks", lambda *a: chunks.append(real_chunks(*a)) or chunks[-1])
+        C.assert_matches_reference(x, w, b, g, params, atol_forward=1e-11, atol_backward=1e-10)
+        if x_shape[0] > 1:
+            assert [(0, x_shape[0])] in chunks  # (the whole small batch: within the caller's limit)
     with monkeypatch.context() as m:  # the float32 forward in bands of one output row (HEAVY_BAND)
         m.setattr(K, "HEAVY_BAND", 1)
         m.setattr(K, "HEAVY_BWD_BAND", 1)

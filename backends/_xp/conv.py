@@ -373,12 +373,15 @@ def col2im_cf(xp, dcol, geo, taps, m):
 # 49.0 and 24.6), forward 31.5 -> 29.4 and 5.2 -> 3.7 ms (float64: 72.0 -> 11.5 MiB for VGG's layer, torch
 # 20.7; ResNet's stem 58-82 ms both ways, within the noise of the rounds).
 CM_FWD_CHUNK = 2 << 20
-# _cm_passes' products that mm splits take at least this many output positions (whole samples) when a sample
-# has fewer: ResNet's s5 3x3 512-512 (7x7, float32) ran W @ a sample's columns, (512, 4608) @ (4608, 49), at
-# 237 GFLOP/s and its input gradient's (4608, 512) @ (512, 49) at 296; at 294 columns (6 samples) 352 and 402
+# _cm_passes' products that mm splits aim for this many output positions (whole samples) when a sample has
+# fewer: ResNet's s5 3x3 512-512 (7x7, float32) ran W @ a sample's columns, (512, 4608) @ (4608, 49), at
+# 237 GFLOP/s and its input gradient's (4608, 512) @ (512, 49) at 296; at 294 columns (6 samples) 352 and 402.
+# Such chunks (`few` samples) override CM_FWD_CHUNK and the one-sample rule of the backward: ResNet's s5 3x3
+# 512-512 float32 forward peak 1.4 -> 5.6 MiB (torch-cpu 10.6)
 CM_MIN_COLS = 256
-# ... in at most this many bytes of column matrix (float32's s5: 4 samples, 196 positions, 3.5 MiB; as fast as 6
-# samples in 8 MiB, which took VGG's 512-512 @14 float32 forward peak above torch-cpu's: 11.0 against 9.8 MiB)
+# ... within this many bytes of the call's column matrices (float32's s5: 4 samples, 196 positions, 3.5 MiB; as
+# fast as 6 samples in 8 MiB, which took VGG's 512-512 @14 float32 forward peak above torch-cpu's: 11.0 against
+# 9.8 MiB) and the caller's chunk limit
 CM_FEW_BUDGET = 4 << 20
 CF_FWD_CHUNK = 448 << 10
 CF_ROWS_BWD_CHUNK = 1 << 20
@@ -561,8 +564,8 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     per tap into the channel-major padded input gradient (deterministic, as col2im). The forward writes y
     in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
     calls of mm, whose blocks go to the pool, when a sample's product is that large), except on grids of
-    fewer than CM_MIN_COLS positions, whose products span a chunk of a few samples (and the input
-    gradient's chunks too), then reordered into y. `bands` (bytes, 0:
+    fewer than CM_MIN_COLS positions, whose products span a chunk of a few samples (the gradients'
+    chunks too), then reordered into y. `bands` (bytes, 0:
     never): a forward whose sample has more columns than that runs per sample in bands of output rows of
     about that many bytes of columns (at least CM_BAND_MIN_COLS positions each: _cm_forward_bands)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
@@ -579,12 +582,13 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     dW = None
     per_sample = P * K * C * dtype.itemsize * (int(want_y or want_dw) + int(want_dx))
     # products large enough for mm's blocks, on a grid too small for a sample's columns to make a good one
-    # (ResNet's s5 3x3 layers at 7x7): `few` samples per chunk, CM_MIN_COLS positions (see there)
+    # (ResNet's s5 3x3 layers at 7x7): `few` samples per chunk, towards CM_MIN_COLS positions, within
+    # CM_FEW_BUDGET and the caller's limit (bytes of this call's column matrices)
     few = 0
     if 2 * F * C * K * P >= SPLIT_MIN_FLOPS and P < CM_MIN_COLS:
-        few = min(-(-CM_MIN_COLS // P), CM_FEW_BUDGET // (P * K * C * dtype.itemsize))
+        few = min(-(-CM_MIN_COLS // P), min(CM_FEW_BUDGET, limit) // per_sample)
         few = few if few > 1 else 0
-    if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too
+    if not (want_dx or want_dw):  # forward only: chunks of CM_FWD_CHUNK, counting X too (or of `few` samples)
         per_sample = (P * K * C + C * prod(psizes)) * dtype.itemsize
         limit = max(min(limit, CM_FWD_CHUNK), few * per_sample)
         if bands and P * K * C * dtype.itemsize > bands and geo.nd >= 2:  # bands of rows (_cm_forward_bands)
@@ -1434,7 +1438,9 @@ def _heavy_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit):
     added straight into the returned array's layout (chunks in order: deterministic). Peak extra memory
     (the bench's RSS method, float32, forward / backward MiB): VGG's 512-512 @14 (batch 2) 14.5 / 31.4 ->
     5.9 / 10.6, ResNet's s5 3x3 512-512 (batch 16) 14.3 / 22.9 -> 6.0 / 5.2, s5 3x3/2 22.2 / 38.4 -> 7.1 /
-    13.6; f+b time within about 10% of the im2col loop's either way (interleaved A/B rounds at load 3-4)."""
+    13.6, when this route came in (the 2026-11-30 report: s5 3x3 512-512 5.6 / 7.4 with CM_MIN_COLS's chunks,
+    torch-cpu 10.6 / 15.2); f+b time within about 10% of the im2col loop's either way (interleaved A/B rounds
+    at load 3-4)."""
     y = dx = dw = None
     dtype = (x if x is not None else g).dtype
     bands = HEAVY_BAND if dtype.itemsize <= 4 and geo.nd >= 2 else 0  # (float64: see _cm_forward_bands)
