@@ -38,9 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_BATCHES = {"resnet50": 16, "vgg": 2}  # the performance report's CPU batches
-ALL_SUITES = ("lenet", "resnet50", "vgg", "alphago", "text1d")
-
 
 class Products:
     """The three products of one layer at its im2col shapes, on contiguous operands built once."""
@@ -178,6 +175,8 @@ def render(res: dict) -> list:
 
 
 def main() -> None:
+    from performance_report import ALL_SUITES, parse_batches  # (benchmarks/: the script's own directory)
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", action="append", choices=ALL_SUITES, help="default: all five")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -187,12 +186,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--markdown", help="write the table here")
     args = ap.parse_args()
-    batches = dict(DEFAULT_BATCHES)
-    for v in args.batch or []:
-        name, _, n = v.partition("=")
-        if name not in ALL_SUITES or not n.isdigit() or int(n) < 1:
-            raise SystemExit(f"--batch {v!r}: expected SUITE=N with SUITE one of {', '.join(ALL_SUITES)}, N >= 1")
-        batches[name] = int(n)
+    batches = parse_batches(args.batch)  # the performance report's CPU batches unless given
 
     def progress(suite, rec):
         print(f"  {suite} {rec['name']}: bound / torch {rec['bound_over_torch']:.2f}", file=sys.stderr)

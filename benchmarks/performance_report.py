@@ -239,8 +239,8 @@ def parse_batches(values) -> dict:
     out = dict(DEFAULT_BATCHES)
     for v in values or []:
         name, sep, n = v.partition("=")
-        if not sep or not n.isdigit() or int(n) < 1:
-            raise SystemExit(f"--batch {v!r}: expected SUITE=N with N >= 1")
+        if name not in ALL_SUITES or not sep or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--batch {v!r}: expected SUITE=N with SUITE one of {', '.join(ALL_SUITES)}, N >= 1")
         out[name] = int(n)
     return out
 

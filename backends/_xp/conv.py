@@ -565,9 +565,9 @@ def _cm_passes(xp, geo, x, w, g, want_y, want_dx, want_dw, limit, bands=0):
     in place: W @ (sample i's columns) is y[i] as (C_out, prod(out)), one product per sample (per-sample
     calls of mm, whose blocks go to the pool, when a sample's product is that large), except on grids of
     fewer than CM_MIN_COLS positions, whose products span a chunk of a few samples (the gradients'
-    chunks too), then reordered into y. `bands` (bytes, 0:
-    never): a forward whose sample has more columns than that runs per sample in bands of output rows of
-    about that many bytes of columns (at least CM_BAND_MIN_COLS positions each: _cm_forward_bands)."""
+    chunks too), then reordered into y. `bands` (bytes, 0: never): a forward whose sample has more columns
+    than that runs per sample in bands of output rows of about that many bytes of columns (at least
+    CM_BAND_MIN_COLS positions each: _cm_forward_bands)."""
     n, P, K, C, F = geo.n, prod(geo.out_sizes), geo.taps, geo.c_in, geo.c_out
     dtype = (x if x is not None else g).dtype
     taps = tap_slices(geo.kernel, geo.stride, geo.dilation, geo.out_sizes)
